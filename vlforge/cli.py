@@ -1,0 +1,107 @@
+"""The `vlforge` command: parse arguments, call a pipeline. Nothing imports this module."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from vlforge.formats.tasks import TASKS
+
+
+def _add_render(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("render", help="render task JSONL records into WebDataset shards")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--input", required=True, nargs="+", type=Path, help="JSONL file(s); image paths relative to each")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--source", help="dataset name recorded with every sample (default: the input file's stem)")
+    p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="raise: stop at the first bad line; skip: record it as dropped in the manifest")
+    p.add_argument("--shard-samples", type=int, default=1000, help="samples per tar")
+    p.add_argument("--shard-bytes", type=int, default=512 * 1024 * 1024, help="bytes per tar (target)")
+    p.add_argument("--lines-per-unit", type=int, default=5000, help="input lines per resumable work unit")
+    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: local Ray")
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    from vlforge.pipelines.render import RenderOptions, run_render
+
+    options = RenderOptions(task=args.task, source=args.source, on_error=args.on_error,
+                            lines_per_unit=args.lines_per_unit, max_samples=args.shard_samples,
+                            max_bytes=args.shard_bytes)
+    report = run_render(args.input, args.out, options, args.ray_address)
+    _print_summary(report, args.out)
+    return 0
+
+
+def _print_summary(report, out: Path) -> None:
+    read = sum(s.get("read", 0) for s in report.stats)
+    kept = sum(s.get("kept", 0) for s in report.stats)
+    print(f"units run {len(report.stats)}, skipped (already committed) {len(report.skipped)}, "
+          f"debris removed {len(report.removed)}")
+    print(f"read {read}, kept {kept}, dropped {read - kept}  ->  {out}")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write rendered shards in another project's format")
+    p.add_argument("--format", required=True, choices=("qwenvl-json",))
+    p.add_argument("--input", required=True, nargs="+", help="shards: dir, brace pattern, files or fsspec URLs")
+    p.add_argument("--out", required=True, type=Path)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from vlforge.pipelines.export import export_qwenvl_json
+
+    count = export_qwenvl_json(args.input, args.out)
+    print(f"wrote {count} records to {args.out / 'data.json'} (images in {args.out / 'images'})")
+    return 0
+
+
+def _add_shards(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("shards", help="inspect and check shard directories")
+    shard_sub = p.add_subparsers(dest="shards_command", required=True)
+    verify = shard_sub.add_parser("verify", help="every tar complete, members match manifest, json/images decode")
+    verify.add_argument("dir", type=Path)
+    ls = shard_sub.add_parser("ls", help="samples, bytes and tasks per shard")
+    ls.add_argument("dir", type=Path)
+
+
+def _run_shards(args: argparse.Namespace) -> int:
+    if args.shards_command == "ls":
+        from vlforge.shards.listing import format_listing, list_shards
+
+        print(format_listing(list_shards(args.dir)))
+        return 0
+    from vlforge.shards.verify import verify_dir
+
+    report = verify_dir(args.dir)
+    for line in report.warnings:
+        print(f"warning: {line}")
+    for line in report.problems:
+        print(f"problem: {line}")
+    verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problems)"
+    print(f"{args.dir}: {report.tars} tars, {report.samples} samples, {report.manifest_rows} manifest rows: {verdict}")
+    return 0 if report.ok else 1
+
+
+COMMANDS = {"render": (_add_render, _run_render), "export": (_add_export, _run_export),
+            "shards": (_add_shards, _run_shards)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vlforge", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][1](args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"vlforge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""WebDataset shards: atomic writing, manifests, reading, verification."""

@@ -1,0 +1,109 @@
+"""`vlforge shards verify`: every tar complete, members match the manifest, JSON parses, images decode."""
+
+import io
+import json
+import tarfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from vlforge.shards.atomic import is_temp
+from vlforge.shards.manifest import KEPT, list_manifests, read_manifests
+
+IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"}
+
+
+@dataclass
+class VerifyReport:
+    tars: int = 0
+    samples: int = 0
+    manifest_rows: int = 0
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def split_member(name: str) -> tuple[str, str]:
+    """webdataset's rule: the key ends at the first dot of the basename."""
+    head, _, base = name.rpartition("/")
+    key, _, ext = base.partition(".")
+    return (f"{head}/{key}" if head else key), ext
+
+
+def _check_member(tar_name: str, name: str, ext: str, data: bytes) -> str | None:
+    last = ext.rsplit(".", 1)[-1].lower()
+    try:
+        if last == "json":
+            json.loads(data)
+        elif last in IMAGE_EXTENSIONS:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+    except Exception as exc:  # noqa: BLE001 - any failure is a finding, not a crash
+        return f"{tar_name}: {name}: does not decode ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _read_tar(path: Path, report: VerifyReport) -> dict[str, set[str]] | None:
+    """Members by key, or None when the tar is truncated or unreadable."""
+    members: dict[str, set[str]] = defaultdict(set)
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for info in tar:
+                if not info.isfile():
+                    report.problems.append(f"{path.name}: {info.name}: not a regular file")
+                    continue
+                data = tar.extractfile(info).read()
+                if len(data) != info.size:
+                    raise tarfile.ReadError(f"{info.name} truncated")
+                key, ext = split_member(info.name)
+                members[key].add(ext)
+                problem = _check_member(path.name, info.name, ext, data)
+                if problem:
+                    report.problems.append(problem)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        report.problems.append(f"{path.name}: unreadable or truncated tar ({exc})")
+        return None
+    return members
+
+
+def verify_dir(out_dir: str | Path) -> VerifyReport:
+    out = Path(out_dir)
+    report = VerifyReport()
+    if not out.is_dir():
+        report.problems.append(f"{out}: not a directory")
+        return report
+    if not list_manifests(out):
+        report.problems.append(f"{out}: no manifest (*.manifest.parquet): nothing committed")
+    manifest = read_manifests(out)
+    report.manifest_rows = manifest.num_rows
+    expected: dict[str, set[str]] = defaultdict(set)
+    for row in manifest.select(["status", "tar", "key"]).to_pylist():
+        if row["status"] == KEPT:
+            if row["key"] in expected[row["tar"]]:
+                report.problems.append(f"{row['tar']}: key {row['key']} listed twice in the manifest")
+            expected[row["tar"]].add(row["key"])
+    for path in sorted(out.iterdir()):
+        if is_temp(path):
+            report.warnings.append(f"{path.name}: leftover temporary file of a killed run (the next run removes it)")
+        elif path.suffix == ".tar" and path.name not in expected:
+            report.problems.append(f"{path.name}: tar not listed in any manifest (uncommitted unit)")
+    for tar_name, keys in sorted(expected.items()):
+        path = out / tar_name
+        if not path.exists():
+            report.problems.append(f"{tar_name}: listed in the manifest but missing")
+            continue
+        report.tars += 1
+        members = _read_tar(path, report)
+        if members is None:
+            continue
+        report.samples += len(members)
+        for key in sorted(keys - members.keys()):
+            report.problems.append(f"{tar_name}: sample {key} in the manifest but not in the tar")
+        for key in sorted(members.keys() - keys):
+            report.problems.append(f"{tar_name}: sample {key} in the tar but not in the manifest")
+    return report

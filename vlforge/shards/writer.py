@@ -1,0 +1,138 @@
+"""Atomic WebDataset shard writer with a per-unit manifest.
+
+webdataset is imported on first write, not at import, because it pulls in torch
+whenever torch is installed. Tars are written under hidden temporary names and renamed when complete; the unit's
+manifest is renamed into place last, so a killed writer leaves either a committed unit
+or only debris that `units.cleanup_uncommitted` removes.
+"""
+
+import json
+import re
+from pathlib import Path
+from types import TracebackType
+
+from vlforge.shards.atomic import commit, temp_path
+from vlforge.shards.keys import KeyAllocator
+from vlforge.shards.manifest import DROPPED, KEPT, write_manifest
+
+TAR_HEADER_BYTES = 512
+_EXTENSION = re.compile(r"^[a-z0-9]+(\.[a-z0-9]+)*$")
+
+
+def encode_member(value: bytes | str | dict | list) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False).encode("utf-8")
+    raise TypeError(f"cannot store a {type(value).__name__} in a shard member")
+
+
+class ShardWriter:
+    """Writes `{prefix}-{k:06d}.tar` shards and `{prefix}.manifest.parquet`.
+
+    Members carry a fixed mtime, owner and mode so the same samples give the same bytes.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        prefix: str,
+        max_samples: int | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        if max_samples is not None and max_samples < 1:
+            raise ValueError("max_samples must be >= 1")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.prefix = prefix
+        self.max_samples = max_samples
+        self.max_bytes = max_bytes
+        self.rows: list[dict] = []
+        self.tars: list[Path] = []
+        self._index = 0
+        self._tar = None  # a webdataset.TarWriter while a shard is open
+        self._tar_final: Path | None = None
+        self._tar_samples = 0
+        self._tar_bytes = 0
+        self._keys = KeyAllocator()
+        self._closed = False
+
+    def write(self, key: str, files: dict[str, bytes | str | dict | list], row: dict | None = None) -> str:
+        """Add one sample; returns the key it was stored under."""
+        if not files:
+            raise ValueError("a sample needs at least one member")
+        members = {}
+        for ext, value in files.items():
+            if not _EXTENSION.match(ext):
+                raise ValueError(f"bad member extension {ext!r}")
+            members[ext] = encode_member(value)
+        size = sum(len(v) + TAR_HEADER_BYTES for v in members.values())
+        if self._tar is not None and self._full_after(size):
+            self._finish_tar()
+        if self._tar is None:
+            self._open_tar()
+        stored_key = self._keys.allocate(key)
+        self._tar.write({"__key__": stored_key, **members})
+        self._tar_samples += 1
+        self._tar_bytes += size
+        self.rows.append(
+            {**(row or {}), "status": KEPT, "reason": None, "stage": None,
+             "tar": self._tar_final.name, "key": stored_key}
+        )
+        return stored_key
+
+    def drop(self, row: dict, reason: str, stage: str) -> None:
+        """Record a sample that produced no tar member."""
+        self.rows.append({**row, "status": DROPPED, "reason": reason, "stage": stage, "tar": None, "key": None})
+
+    def close(self) -> None:
+        """Commit: last tar first, then the manifest."""
+        if self._closed:
+            return
+        if self._tar is not None:
+            self._finish_tar()
+        write_manifest(self.out_dir, self.prefix, self.rows)
+        self._closed = True
+
+    def abort(self) -> None:
+        """Remove the temporary tar; finished tars stay until cleanup sees no manifest."""
+        if self._tar is not None:
+            self._tar.close()
+            temp_path(self._tar_final).unlink(missing_ok=True)
+            self._tar = None
+        self._closed = True
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _full_after(self, size: int) -> bool:
+        if self.max_samples is not None and self._tar_samples >= self.max_samples:
+            return True
+        return self.max_bytes is not None and self._tar_bytes + size > self.max_bytes
+
+    def _open_tar(self) -> None:
+        self._tar_final = self.out_dir / f"{self.prefix}-{self._index:06d}.tar"
+        self._index += 1
+        import webdataset  # lazy: webdataset imports torch when it is installed
+
+        self._tar = webdataset.TarWriter(str(temp_path(self._tar_final)), encoder=False, mtime=0.0,
+                                  user="vlforge", group="vlforge")
+        self._tar_samples = 0
+        self._tar_bytes = 0
+        self._keys = KeyAllocator()
+
+    def _finish_tar(self) -> None:
+        self._tar.close()
+        commit(temp_path(self._tar_final), self._tar_final)
+        self.tars.append(self._tar_final)
+        self._tar = None
