@@ -1,6 +1,8 @@
 """Manifests: one parquet row for every input sample of a work unit, kept or dropped.
 
 A unit's manifest is written last, after its tars, so its presence is the commit mark.
+Manifests live in `_manifests/` beside the tars: Ray Data and Hugging Face datasets skip
+paths that start with `_`, so both read a shard directory as nothing but its tars.
 """
 
 import json
@@ -12,13 +14,14 @@ import pyarrow.parquet as pq
 
 from vlforge.shards.atomic import commit, temp_path
 
+MANIFEST_DIR = "_manifests"
 MANIFEST_SUFFIX = ".manifest.parquet"
 CORE_COLUMNS = ("uid", "source", "status", "reason", "stage", "tar", "key")
 KEPT, DROPPED = "kept", "dropped"
 
 
 def manifest_path(out_dir: Path, prefix: str) -> Path:
-    return Path(out_dir) / f"{prefix}{MANIFEST_SUFFIX}"
+    return Path(out_dir) / MANIFEST_DIR / f"{prefix}{MANIFEST_SUFFIX}"
 
 
 def _column(values: list) -> pa.Array:
@@ -49,6 +52,7 @@ def rows_to_table(rows: Sequence[dict]) -> pa.Table:
 
 def write_manifest(out_dir: Path, prefix: str, rows: Sequence[dict]) -> Path:
     final = manifest_path(out_dir, prefix)
+    final.parent.mkdir(exist_ok=True)
     tmp = temp_path(final)
     pq.write_table(rows_to_table(rows), tmp)
     commit(tmp, final)
@@ -56,7 +60,7 @@ def write_manifest(out_dir: Path, prefix: str, rows: Sequence[dict]) -> Path:
 
 
 def list_manifests(out_dir: Path) -> list[Path]:
-    return sorted(Path(out_dir).glob(f"*{MANIFEST_SUFFIX}"))
+    return sorted((Path(out_dir) / MANIFEST_DIR).glob(f"*{MANIFEST_SUFFIX}"))
 
 
 def read_manifests(out_dir: Path) -> pa.Table:

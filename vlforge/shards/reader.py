@@ -9,7 +9,8 @@ from braceexpand import braceexpand
 def _expand_one(spec: str) -> list[str]:
     fs, path = fsspec.core.url_to_fs(spec)
     if fs.isdir(path):
-        found = sorted(p for p in fs.ls(path, detail=False) if p.endswith(".tar") and not p.rsplit("/", 1)[-1].startswith("."))
+        names = fs.ls(path, detail=False)
+        found = sorted(p for p in names if p.endswith(".tar") and not p.rsplit("/", 1)[-1].startswith("."))
         return [fs.unstrip_protocol(p) if "://" in spec else p for p in found]
     if not fs.exists(path):
         raise FileNotFoundError(f"no shard at {spec}")

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from vlforge.shards.atomic import is_temp
-from vlforge.shards.manifest import MANIFEST_SUFFIX, list_manifests
+from vlforge.shards.manifest import MANIFEST_DIR, MANIFEST_SUFFIX, list_manifests
 
 
 def committed_units(out_dir: str | Path) -> set[str]:
@@ -22,9 +22,11 @@ def cleanup_uncommitted(out_dir: str | Path) -> list[str]:
         return []
     committed = committed_units(out)
     removed = []
-    for path in sorted(out.iterdir()):
+    manifest_dir = out / MANIFEST_DIR
+    paths = sorted(out.iterdir()) + (sorted(manifest_dir.iterdir()) if manifest_dir.is_dir() else [])
+    for path in paths:
         orphan_tar = path.suffix == ".tar" and tar_unit(path) not in committed
         if path.is_file() and (is_temp(path) or orphan_tar):
             path.unlink()
-            removed.append(path.name)
+            removed.append(str(path.relative_to(out)))
     return removed

@@ -43,7 +43,7 @@ def _check_member(tar_name: str, name: str, ext: str, data: bytes) -> str | None
         elif last in IMAGE_EXTENSIONS:
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
-    except Exception as exc:  # noqa: BLE001 - any failure is a finding, not a crash
+    except Exception as exc:
         return f"{tar_name}: {name}: does not decode ({type(exc).__name__}: {exc})"
     return None
 
@@ -78,7 +78,7 @@ def verify_dir(out_dir: str | Path) -> VerifyReport:
         report.problems.append(f"{out}: not a directory")
         return report
     if not list_manifests(out):
-        report.problems.append(f"{out}: no manifest (*.manifest.parquet): nothing committed")
+        report.problems.append(f"{out}: no manifest (_manifests/*.manifest.parquet): nothing committed")
     manifest = read_manifests(out)
     report.manifest_rows = manifest.num_rows
     expected: dict[str, set[str]] = defaultdict(set)

@@ -1,0 +1,157 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES
+from PIL import Image
+
+from vlforge.cli import main
+from vlforge.formats.tasks import TASKS
+from vlforge.pipelines.render import RenderOptions, run_render
+from vlforge.pipelines.runner import UnitFailure
+from vlforge.shards.manifest import read_manifests
+from vlforge.shards.reader import iter_samples
+from vlforge.shards.verify import verify_dir
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+
+
+def render(tmp_path: Path, task: str, lines: list, on_error: str = "raise", **kw) -> Path:
+    src = tmp_path / "in"
+    if not src.exists():
+        shutil.copytree(EXAMPLES / "images", src / "images")
+    jsonl = src / f"{task}.jsonl"
+    jsonl.write_text("".join((x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) + "\n" for x in lines))
+    out = tmp_path / "out"
+    run_render([jsonl], out, RenderOptions(task=task, on_error=on_error, **kw))
+    return out
+
+
+def test_every_bundled_task_renders_verifies_and_reads_back(tmp_path):
+    out = tmp_path / "out"
+    inputs = sorted(EXAMPLES.glob("*.jsonl"))
+    assert {p.stem for p in inputs} == set(TASKS)
+    for path in inputs:
+        run_render([path], out, RenderOptions(task=path.stem))
+    report = verify_dir(out)
+    assert report.ok, report.problems
+    samples = {json.loads(s["json"])["task"]: s for s in iter_samples(str(out))}
+    assert set(samples) == set(TASKS)
+    grounding = json.loads(samples["grounding"]["json"])
+    assert "".join(s["text"] for s in grounding["segments"]) == (
+        "<img></img>Generate the caption in English with grounding:<ref> Woman</ref><box>(52,20),(734,999)</box>"
+        " in an orange suit next to<ref> her helmet</ref><box>(533,664),(999,999)</box> and<ref> a shuttle model"
+        "</ref><box>(682,0),(911,559)</box>")
+    assert samples["grounding"]["0.jpg"] == (EXAMPLES / "images/astronaut.jpg").read_bytes()  # JPEG kept as is
+    assert "0.jpg" not in samples["text"]
+    assert json.loads(samples["grounding"]["json"])["meta"]["sizes"] == [[384, 384]]
+
+
+def test_multi_image_chat_keeps_image_order(tmp_path):
+    record = {"conversations": [
+        {"from": "user", "value": "Picture 1: <img>images/chelsea.jpg</img>\nPicture 2: <img>images/rocket.jpg</img>\n"
+                                  "Which one flies?"},
+        {"from": "assistant", "value": "The second."}]}
+    out = render(tmp_path, "chat", [record])
+    (sample,) = iter_samples(str(out))
+    assert Image.open(EXAMPLES / "images/chelsea.jpg").tobytes() == Image.open(
+        __import__("io").BytesIO(sample["0.jpg"])).tobytes()
+    assert sample["1.jpg"] == (EXAMPLES / "images/rocket.jpg").read_bytes()
+    text = "".join(s["text"] for s in json.loads(sample["json"])["segments"])
+    assert "Picture 1: <img></img>\nPicture 2: <img></img>\nWhich one flies?" in text
+    assert "images/" not in text
+
+
+def test_png_with_alpha_is_stored_as_jpeg_on_white(tmp_path):
+    (tmp_path / "in/images").mkdir(parents=True)
+    Image.new("RGBA", (40, 20), (255, 0, 0, 0)).save(tmp_path / "in/images/clear.png")
+    out = render(tmp_path, "caption", [{"image": "images/clear.png", "caption": "nothing"}])
+    (sample,) = iter_samples(str(out))
+    im = Image.open(__import__("io").BytesIO(sample["0.jpg"]))
+    assert (im.format, im.size) == ("JPEG", (40, 20))
+    assert min(im.getpixel((20, 10))) > 245  # transparent pixels became white, not black
+
+
+BAD_LINES = [
+    ("{not json", "line"),
+    ({"caption": "no image"}, "image"),
+    ({"image": "images/missing.jpg", "caption": "x"}, "image"),
+    ({"image": "images/not-an-image.jpg", "caption": "x"}, "image"),
+    ({"image": "images/chelsea.jpg", "caption": 7}, "caption"),
+    ({"image": "images/chelsea.jpg", "caption": "x", "lang": "fr"}, "lang"),
+]
+
+
+@pytest.mark.parametrize(("line", "field"), BAD_LINES)
+def test_bad_line_raises_with_line_number_and_field(tmp_path, line, field):
+    (tmp_path / "in/images").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "images/chelsea.jpg", tmp_path / "in/images")
+    (tmp_path / "in/images/not-an-image.jpg").write_text("<html>404</html>")
+    good = {"image": "images/chelsea.jpg", "caption": "a cat"}
+    with pytest.raises(UnitFailure) as info:
+        render(tmp_path, "caption", [good, line])
+    assert f"caption.jsonl:2: field {field}:" in str(info.value)
+    assert read_manifests(tmp_path / "out").num_rows == 0  # the failed unit committed nothing
+
+
+def test_on_error_skip_records_rejected_lines(tmp_path):
+    (tmp_path / "in/images").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "images/chelsea.jpg", tmp_path / "in/images")
+    (tmp_path / "in/images/not-an-image.jpg").write_text("<html>404</html>")
+    good = {"image": "images/chelsea.jpg", "caption": "a cat"}
+    lines = [good] + [line for line, _ in BAD_LINES] + [good]
+    out = render(tmp_path, "caption", lines, on_error="skip", lines_per_unit=3)
+    rows = sorted(read_manifests(out).to_pylist(), key=lambda r: r["line"])
+    assert [r["line"] for r in rows] == list(range(1, 9))
+    assert [r["status"] for r in rows] == ["kept"] + ["dropped"] * 6 + ["kept"]
+    assert [r["reason"] for r in rows[1:7]] == [f"bad_field:{field}" for _, field in BAD_LINES]
+    assert "no such image file" in rows[3]["error"]
+    assert verify_dir(out).ok
+
+
+def test_rerun_resumes_only_uncommitted_units(tmp_path):
+    lines = [{"text": f"line {i}"} for i in range(10)]
+    out = render(tmp_path, "text", lines, lines_per_unit=4)
+    manifests = sorted((out / "_manifests").iterdir())
+    assert len(manifests) == 3
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")}
+    manifests[1].unlink()  # as if killed between its tars and its manifest
+    report = run_render([tmp_path / "in/text.jsonl"], out, RenderOptions(task="text", lines_per_unit=4))
+    assert report.skipped == ["text-text-00000", "text-text-00002"]
+    assert [s["unit"] for s in report.stats] == ["text-text-00001"]
+    assert report.removed == ["text-text-00001-000000.tar"]
+    after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")}
+    assert after["text-text-00000-000000.tar"] == before["text-text-00000-000000.tar"]
+    texts = sorted(json.loads(s["json"])["segments"][0]["text"] for s in iter_samples(str(out)))
+    assert texts == sorted(f"line {i}" for i in range(10))
+
+
+def test_export_qwenvl_json_round_trips_chat(tmp_path):
+    chat = [json.loads(line) for line in (EXAMPLES / "chat.jsonl").read_text().splitlines()]
+    out = render(tmp_path, "chat", chat[:1])
+    assert main(["export", "--format", "qwenvl-json", "--input", str(out), "--out", str(tmp_path / "qwen")]) == 0
+    (record,) = json.loads((tmp_path / "qwen/data.json").read_text())
+    image = Path(record["conversations"][0]["value"].split("<img>")[1].split("</img>")[0])
+    assert image.is_absolute() and image.read_bytes() == (EXAMPLES / "images/coffee.jpg").read_bytes()
+    expected = chat[0]["conversations"]
+    assert [t["from"] for t in record["conversations"]] == [t["from"] for t in expected]
+    assert record["conversations"][0]["value"] == expected[0]["value"].replace("images/coffee.jpg", str(image))
+    assert [t["value"] for t in record["conversations"][1:]] == [t["value"] for t in expected[1:]]
+
+
+def test_cli_render_verify_ls(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["render", "--task", "vqa", "--input", str(EXAMPLES / "vqa.jsonl"), "--out", str(out)]) == 0
+    assert main(["shards", "verify", str(out)]) == 0
+    assert main(["shards", "ls", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 samples" in printed and "vqa=2" in printed
+    next(out.glob("*.tar")).write_bytes(b"garbage")
+    assert main(["shards", "verify", str(out)]) == 1
+
+
+def test_cli_unknown_task_fails_before_work(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["render", "--task", "captions", "--input", str(EXAMPLES / "vqa.jsonl"), "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()

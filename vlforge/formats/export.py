@@ -1,0 +1,57 @@
+"""Rendered samples -> Qwen-VL fine-tuning records, so Qwen-VL's own finetune.py can read vlforge data.
+
+Chat samples are parsed back into their turns. Any other task becomes a conversation by alternating turns:
+each unsupervised run of segments is a user turn, each supervised run an assistant turn (one leading space
+dropped: the answer no longer continues its prompt's line), and each image slot becomes
+`Picture N: <img>PATH</img>\\n` as Qwen-VL writes images. A sample that starts supervised (the `text` task,
+pure autoregression) gets an empty user turn first, because finetune.py drops a leading non-user turn; the
+text is then learnt as the answer to an empty prompt, which keeps the loss on all of it.
+"""
+
+from itertools import groupby
+
+from vlforge.formats.chat import parse_chatml
+from vlforge.formats.segments import IMAGE_SLOT, join_text
+
+
+def _task_turns(segments: list[dict]) -> list[dict]:
+    turns = []
+    for train, run in groupby(segments, key=lambda s: s["train"]):
+        text = join_text(list(run))
+        if train and not turns:
+            turns.append({"from": "user", "value": ""})
+        if train:
+            turns.append({"from": "assistant", "value": text.removeprefix(" ")})
+        else:
+            turns.append({"from": "user", "value": text})
+    return turns
+
+
+def _fill_images(turns: list[dict], image_paths: list[str], labelled: bool) -> list[dict]:
+    """The k-th `<img></img>` becomes `<img>PATH_k</img>` where the text is `labelled` already (chat values
+    carry their `Picture k: ` labels), else `Picture k: <img>PATH_k</img>\\n`."""
+    slots = sum(turn["value"].count(IMAGE_SLOT) for turn in turns)
+    if slots != len(image_paths):
+        raise ValueError(f"sample has {slots} image slots but {len(image_paths)} image paths were given")
+    images = iter(enumerate(image_paths, start=1))
+    filled = []
+    for turn in turns:
+        first, *rest = turn["value"].split(IMAGE_SLOT)
+        value = first
+        for piece in rest:
+            n, path = next(images)
+            value += (f"<img>{path}</img>" if labelled else f"Picture {n}: <img>{path}</img>\n") + piece
+        filled.append({"from": turn["from"], "value": value})
+    return filled
+
+
+def to_qwenvl_conversation(sample_json: dict, image_paths: list[str], sample_id: str) -> dict:
+    """A rendered sample (its KEY.json: task, segments, meta) as a Qwen-VL fine-tuning record
+    {"id", "conversations": [{"from": "user"|"assistant", "value"}]}; image_paths are where its images
+    0, 1, ... were written, as finetune.py should open them."""
+    segments = sample_json["segments"]
+    if sample_json["task"] == "chat":
+        turns = _fill_images(parse_chatml(join_text(segments)), image_paths, labelled=True)
+    else:
+        turns = _fill_images(_task_turns(segments), image_paths, labelled=False)
+    return {"id": sample_id, "conversations": turns}
