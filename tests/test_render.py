@@ -118,11 +118,11 @@ def test_rerun_resumes_only_uncommitted_units(tmp_path):
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")}
     manifests[1].unlink()  # as if killed between its tars and its manifest
     report = run_render([tmp_path / "in/text.jsonl"], out, RenderOptions(task="text", lines_per_unit=4))
-    assert report.skipped == ["text-text-00000", "text-text-00002"]
-    assert [s["unit"] for s in report.stats] == ["text-text-00001"]
-    assert report.removed == ["text-text-00001-000000.tar"]
+    assert report.skipped == ["text-00000", "text-00002"]
+    assert [s["unit"] for s in report.stats] == ["text-00001"]
+    assert report.removed == ["text-00001-000000.tar"]
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")}
-    assert after["text-text-00000-000000.tar"] == before["text-text-00000-000000.tar"]
+    assert after["text-00000-000000.tar"] == before["text-00000-000000.tar"]
     texts = sorted(json.loads(s["json"])["segments"][0]["text"] for s in iter_samples(str(out)))
     assert texts == sorted(f"line {i}" for i in range(10))
 

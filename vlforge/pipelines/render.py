@@ -68,7 +68,7 @@ def load_image(path: Path) -> tuple[bytes, tuple[int, int]]:
             rgb.paste(rgba, mask=rgba.getchannel("A"))
     except FieldError:
         raise
-    except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for bad bytes
+    except Exception as exc:
         raise FieldError("image", f"{path}: cannot decode ({type(exc).__name__}: {exc})") from exc
     buf = io.BytesIO()
     rgb.save(buf, format="JPEG", quality=95)
@@ -97,7 +97,7 @@ def render_line(text: str, base: Path, task: str) -> tuple[dict, list[bytes], di
 
 def split_units(path: Path, options: RenderOptions, out_dir: Path) -> list[Unit]:
     """Byte ranges of `lines_per_unit` lines each; ids are stable for the same file."""
-    stem = sanitize_key(path.stem)
+    name = "-".join(dict.fromkeys([options.task, sanitize_key(path.stem)]))  # `caption`, not `caption-caption`
     units, start, line, first_line = [], 0, 0, 1
     with open(path, "rb") as f:
         offset = 0
@@ -111,7 +111,7 @@ def split_units(path: Path, options: RenderOptions, out_dir: Path) -> list[Unit]
             units.append((start, offset, first_line))
     return [
         Unit(
-            id=f"{options.task}-{stem}-{i:05d}",
+            id=f"{name}-{i:05d}",
             payload={"path": str(path), "start": s, "end": e, "first_line": fl, "out_dir": str(out_dir),
                      "options": options},
         )

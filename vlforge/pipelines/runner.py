@@ -5,6 +5,7 @@ manifest into place. Before running, leftovers of killed runs are deleted and co
 units are skipped, so running the same command again resumes without loss or duplicates.
 """
 
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -46,9 +47,9 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         return
     t0 = time.perf_counter()
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING)
     started = time.perf_counter() - t0
     try:
         yield started, stop

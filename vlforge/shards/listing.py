@@ -34,13 +34,13 @@ def list_shards(out_dir: str | Path) -> list[ShardInfo]:
 
 
 def format_listing(infos: list[ShardInfo]) -> str:
-    lines = [f"{'shard':<40} {'samples':>8} {'bytes':>12}  tasks"]
+    lines = [f"{'shard':<52} {'samples':>8} {'bytes':>12}  tasks"]
     for info in infos:
         tasks = ", ".join(f"{t}={n}" for t, n in sorted(info.tasks.items()))
-        lines.append(f"{info.name:<40} {info.samples:>8} {info.bytes:>12}  {tasks}")
+        lines.append(f"{info.name:<52} {info.samples:>8} {info.bytes:>12}  {tasks}")
     total = Counter()
     for info in infos:
         total.update(info.tasks)
-    lines.append(f"{'total (' + str(len(infos)) + ' shards)':<40} {sum(i.samples for i in infos):>8} "
+    lines.append(f"{'total (' + str(len(infos)) + ' shards)':<52} {sum(i.samples for i in infos):>8} "
                  f"{sum(i.bytes for i in infos):>12}  " + ", ".join(f"{t}={n}" for t, n in sorted(total.items())))
     return "\n".join(lines)
