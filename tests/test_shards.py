@@ -208,3 +208,9 @@ def test_killed_writer_never_leaves_partial_tar_under_final_name(tmp_path):
     assert verify_dir(out).ok
     assert read_manifests(out).num_rows == 7
     assert not list(out.glob(".*")) and not list(out.glob("_manifests/.*"))  # no temp files left
+
+
+def test_importing_shards_loads_neither_torch_nor_ray():
+    code = ("import sys, tempfile; import vlforge.shards.writer, vlforge.shards.reader, vlforge.shards.verify; "
+            "assert not any(m in sys.modules for m in ('torch', 'ray')), 'heavy import'; print('light')")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "light\n"
