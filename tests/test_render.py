@@ -110,6 +110,21 @@ def test_on_error_skip_records_rejected_lines(tmp_path):
     assert verify_dir(out).ok
 
 
+def test_oversized_and_non_utf8_lines_are_rejected_without_losing_neighbours(tmp_path):
+    (tmp_path / "in").mkdir()
+    jsonl = tmp_path / "in/text.jsonl"
+    jsonl.write_bytes(b'{"text": "first"}\n{"text": "' + b"x" * 1000 + b'"}\n{"text": "\xff\xfe"}\r\n'
+                      b'{"text": "carriage\rreturn"}\n\n{"text": "last"}')
+    out = tmp_path / "out"
+    run_render([jsonl], out, RenderOptions(task="text", on_error="skip", lines_per_unit=2, max_line_bytes=200))
+    rows = sorted(read_manifests(out).to_pylist(), key=lambda r: r["line"])
+    assert [(r["line"], r["status"], r["reason"]) for r in rows] == [
+        (1, "kept", None), (2, "dropped", "bad_field:line"), (3, "dropped", "bad_field:line"),
+        (4, "dropped", "bad_field:line"), (6, "kept", None)]  # a bare CR ends no line; JSON rejects it
+    assert "longer than 200 bytes" in rows[1]["error"] and rows[2]["error"] == "not valid UTF-8"
+    assert rows[3]["error"].startswith("invalid JSON")
+
+
 def test_rerun_resumes_only_uncommitted_units(tmp_path):
     lines = [{"text": f"line {i}"} for i in range(10)]
     out = render(tmp_path, "text", lines, lines_per_unit=4)

@@ -6,8 +6,10 @@ work unit that reads its own lines, so units are independent and resumable.
 
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image
 
@@ -18,6 +20,7 @@ from vlforge.shards.keys import sanitize_key
 from vlforge.shards.writer import ShardWriter
 
 MAX_IMAGE_PIXELS = 89_478_485  # PIL's own decompression-bomb bound
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
 ON_ERROR = ("raise", "skip")
 
 
@@ -40,6 +43,7 @@ class RenderOptions:
     lines_per_unit: int = 5000
     max_samples: int | None = 1000
     max_bytes: int | None = 512 * 1024 * 1024
+    max_line_bytes: int = 16 * 1024 * 1024  # a record with a 1 MB caption fits; a runaway line is rejected unread
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -54,6 +58,8 @@ def load_image(path: Path) -> tuple[bytes, tuple[int, int]]:
     """JPEG bytes and (width, height); JPEGs pass through untouched, other formats are re-encoded."""
     if not path.is_file():
         raise FieldError("image", f"no such image file: {path}")
+    if path.stat().st_size > MAX_IMAGE_BYTES:
+        raise FieldError("image", f"{path}: file larger than {MAX_IMAGE_BYTES} bytes")
     data = path.read_bytes()
     try:
         with Image.open(io.BytesIO(data)) as im:
@@ -95,27 +101,38 @@ def render_line(text: str, base: Path, task: str) -> tuple[dict, list[bytes], di
     return {"task": task, "segments": segments}, images, meta
 
 
+def iter_lines(f: BinaryIO, start: int, end: int, max_bytes: int) -> Iterator[bytes | None]:
+    """The lines in [start, end) of a file; None for a line over max_bytes, which is skipped, not read whole."""
+    f.seek(start)
+    while f.tell() < end:
+        raw = f.readline(max_bytes + 1)
+        if len(raw) > max_bytes:
+            while raw and not raw.endswith(b"\n"):
+                raw = f.readline(1 << 20)
+            yield None
+        else:
+            yield raw
+
+
 def split_units(path: Path, options: RenderOptions, out_dir: Path) -> list[Unit]:
     """Byte ranges of `lines_per_unit` lines each; ids are stable for the same file."""
     name = "-".join(dict.fromkeys([options.task, sanitize_key(path.stem)]))  # `caption`, not `caption-caption`
-    units, start, line, first_line = [], 0, 0, 1
+    ranges, start, count = [], 0, 0
     with open(path, "rb") as f:
-        offset = 0
-        for raw in f:
-            offset += len(raw)
-            line += 1
-            if line - first_line + 1 == options.lines_per_unit:
-                units.append((start, offset, first_line))
-                start, first_line = offset, line + 1
-        if offset > start:
-            units.append((start, offset, first_line))
+        for _ in iter_lines(f, 0, path.stat().st_size, options.max_line_bytes):
+            count += 1
+            if count % options.lines_per_unit == 0:
+                ranges.append((start, f.tell(), count - options.lines_per_unit + 1))
+                start = f.tell()
+        if f.tell() > start:
+            ranges.append((start, f.tell(), count - count % options.lines_per_unit + 1))
     return [
         Unit(
             id=f"{name}-{i:05d}",
-            payload={"path": str(path), "start": s, "end": e, "first_line": fl, "out_dir": str(out_dir),
+            payload={"path": str(path), "start": s, "end": e, "first_line": first, "out_dir": str(out_dir),
                      "options": options},
         )
-        for i, (s, e, fl) in enumerate(units)
+        for i, (s, e, first) in enumerate(ranges)
     ]
 
 
@@ -126,14 +143,14 @@ def process_unit(unit: Unit) -> dict:
     source = options.source or sanitize_key(path.stem)
     stats = {"unit": unit.id, "read": 0, "kept": 0, "dropped": 0}
     with open(path, "rb") as f, ShardWriter(p["out_dir"], unit.id, options.max_samples, options.max_bytes) as w:
-        f.seek(p["start"])
-        chunk = f.read(p["end"] - p["start"])
-        for n, raw in enumerate(chunk.splitlines(), start=p["first_line"]):
-            if not raw.strip():
+        for n, raw in enumerate(iter_lines(f, p["start"], p["end"], options.max_line_bytes), start=p["first_line"]):
+            if raw is not None and not raw.strip():
                 continue
             stats["read"] += 1
             row = {"uid": f"{path.name}:{n}", "source": source, "task": options.task, "line": n}
             try:
+                if raw is None:
+                    raise FieldError("line", f"longer than {options.max_line_bytes} bytes")
                 sample, images, meta = render_line(raw.decode("utf-8"), path.parent, options.task)
             except (FieldError, UnicodeDecodeError) as exc:
                 field = exc.field if isinstance(exc, FieldError) else "line"
