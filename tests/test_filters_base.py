@@ -1,0 +1,87 @@
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from vlforge.filters import Filter, FilterResult, FilterStats, run_filters
+
+
+class Parity(Filter):
+    """Drops odd values, measures value * 10."""
+
+    name = "parity"
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        v = batch["v"].to_numpy()
+        out = batch.append_column("tenfold", pa.array(v * 10))
+        return FilterResult.from_reasons(out, np.where(v % 2 == 1, "odd", None))
+
+
+class Big(Filter):
+    """Drops values above 4; records which rows it saw."""
+
+    name = "big"
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        v = batch["v"].to_numpy()
+        self.seen.extend(v.tolist())
+        out = batch.append_column("half", pa.array(v / 2))
+        return FilterResult.from_reasons(out, np.where(v > 4, "v>4", None))
+
+
+def table(values):
+    return pa.table({"v": pa.array(values, pa.int64()), "uid": [f"u{x}" for x in values]})
+
+
+def test_chain_runs_later_filters_on_survivors_only():
+    big = Big()
+    kept, _, stats = run_filters(table(range(10)), [Parity(), big])
+    assert big.seen == [0, 2, 4, 6, 8]
+    assert kept["v"].to_pylist() == [0, 2, 4]
+    assert kept["tenfold"].to_pylist() == [0, 20, 40]
+    assert kept["half"].to_pylist() == [0.0, 1.0, 2.0]
+    assert stats.read == 10 and stats.kept == 3 and stats.dropped == 7
+
+
+def test_dropped_rows_carry_reason_stage_and_measures_known_then():
+    _, dropped, _ = run_filters(table(range(10)), [Parity(), Big()])
+    rows = {r["v"]: r for r in dropped.to_pylist()}
+    assert sorted(rows) == [1, 3, 5, 6, 7, 8, 9]
+    assert rows[3]["reason"] == "odd" and rows[3]["stage"] == "parity"
+    assert rows[3]["tenfold"] == 30 and rows[3]["half"] is None  # "big" never saw row 3
+    assert rows[6]["reason"] == "v>4" and rows[6]["stage"] == "big"
+    assert rows[6]["half"] == 3.0 and rows[6]["uid"] == "u6"
+
+
+def test_first_reason_wins_each_row_dropped_once():
+    _, dropped, stats = run_filters(table([5, 7, 8]), [Parity(), Big()])
+    assert sorted(dropped["v"].to_pylist()) == [5, 7, 8]
+    assert dict(zip(dropped["v"].to_pylist(), dropped["reason"].to_pylist(), strict=True)) == {
+        5: "odd", 7: "odd", 8: "v>4"}
+    assert stats.stages["parity"].reasons == {"odd": 2}
+    assert stats.stages["big"].read == 1 and stats.stages["big"].reasons == {"v>4": 1}
+
+
+def test_stats_merge_adds_counts_and_reasons():
+    _, _, a = run_filters(table(range(10)), [Parity(), Big()])
+    _, _, b = run_filters(table([1, 6]), [Parity(), Big()])
+    merged = a.merge(b)
+    assert (merged.read, merged.kept, merged.dropped) == (12, 3, 9)
+    assert merged.stages["parity"].reasons == {"odd": 6}
+    assert merged.stages["big"].read == 6 and merged.stages["big"].reasons == {"v>4": 3}
+    assert merged.to_dict()["stages"]["big"]["dropped"] == 3
+    assert FilterStats().merge(a).to_dict() == a.to_dict()
+
+
+def test_empty_batch_keeps_schema_and_counts_zero():
+    kept, dropped, stats = run_filters(table([]), [Parity(), Big()])
+    assert kept.num_rows == 0 and set(kept.column_names) == {"v", "uid", "tenfold", "half"}
+    assert dropped.num_rows == 0 and {"reason", "stage"} <= set(dropped.column_names)
+    assert stats.read == 0 and stats.stages["big"].read == 0
+
+
+def test_result_must_cover_every_row():
+    with pytest.raises(ValueError, match="one entry per row"):
+        FilterResult(table([1, 2]), np.array([True]), [None])

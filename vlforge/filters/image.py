@@ -1,0 +1,157 @@
+"""Image validation after download: decode safely, measure the real size, normalise to upright RGB.
+
+Hostile bytes are the norm on the web: HTML error pages served as images, truncated transfers,
+decompression bombs. The pixel count is read from the header and capped before any pixel is decoded.
+Images that are already upright RGB JPEG/PNG/WebP keep their original bytes and are only validated:
+JPEGs decode at 1/8 scale (PIL `draft`), which still reads every entropy-coded byte, so truncation is
+caught at a fraction of the cost. Everything else (CMYK, palette, alpha, 16-bit, grey, EXIF-rotated,
+other formats) is decoded in full, rotated upright, composited on white, and re-encoded as JPEG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from vlforge.filters.base import Filter, FilterResult, set_column, transpose
+
+# Formats PIL may open: common web formats only (no plugins that shell out or parse exotic containers).
+DEFAULT_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # JPEG covers MPO (phone JPEGs)
+_KEEP_AS_IS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
+_ORIENTATION_TAG = 0x0112
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# (output bytes, file extension, width, height, drop reason) of one image
+Checked = tuple[bytes | None, str | None, int | None, int | None, str | None]
+
+
+def _looks_like_html(data: bytes) -> bool:
+    """An HTML or XML page (error pages, S3 'AccessDenied' XML) served where an image was expected."""
+    head = data[:256].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
+
+
+def _orientation(im: Image.Image) -> int:
+    """EXIF orientation 1..8; 1 when absent or unreadable (a broken EXIF block is not a broken image)."""
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """RGB copy of a decoded image: alpha composited on white, 16-bit scaled (not clipped) to 8-bit."""
+    if im.mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(im, dtype=np.float64) / 257.0
+        im = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return im.convert("RGB")
+
+
+class ImageFilter(Filter):
+    """Validate downloaded image bytes; drop what does not decode, with the cause as reason.
+
+    Replaces `image` with the (possibly re-encoded) bytes and `width`/`height` with the real upright
+    size (the sizes the dump claimed move to `meta_width`/`meta_height`); adds `image_ext` (file
+    extension for the shard), `image_reencoded`, and fills `sha256` of the downloaded bytes where absent.
+    Reasons: image_missing, image_empty, image_html, image_unidentified, image_pixels>N, image_truncated,
+    image_corrupt.
+    """
+
+    def __init__(self, max_pixels: int = 50_000_000, quality: int = 95, *,
+                 formats: tuple[str, ...] = DEFAULT_FORMATS, image_col: str = "image",
+                 name: str = "image") -> None:
+        if max_pixels <= 0:
+            raise ValueError(f"max_pixels must be > 0, got {max_pixels!r}")
+        if not 1 <= quality <= 100:
+            raise ValueError(f"quality must be in 1..100, got {quality!r}")
+        self.max_pixels, self.quality = max_pixels, quality
+        Image.init()
+        unknown = sorted(set(formats) - set(Image.OPEN))
+        if unknown:
+            raise ValueError(f"formats: PIL cannot open {unknown}; known: {sorted(Image.OPEN)}")
+        self.formats = tuple(formats)
+        self.image_col = image_col
+        self.name = name
+
+    def check(self, data: bytes | None) -> Checked:
+        """(output bytes, extension, width, height, reason) for one image."""
+        if data is None:
+            return None, None, None, None, "image_missing"
+        if not data:
+            return data, None, None, None, "image_empty"
+        if _looks_like_html(data):
+            return data, None, None, None, "image_html"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # per-image PIL warnings (EXIF, bomb size) are reasons or noise
+            try:
+                with Image.open(io.BytesIO(data), formats=self.formats) as im:
+                    if im.format != "PNG":
+                        return self._decode(im, data)
+                    im.verify()  # chunk CRCs: PNG's own corruption check, which load() skips
+                with Image.open(io.BytesIO(data), formats=("PNG",)) as im:
+                    return self._decode(im, data)
+            except Image.DecompressionBombError:
+                return data, None, None, None, f"image_pixels>{self.max_pixels}"
+            except UnidentifiedImageError:
+                return data, None, None, None, "image_unidentified"
+            except OSError as error:
+                reason = "image_truncated" if "truncated" in str(error).lower() else "image_corrupt"
+                return data, None, None, None, reason
+            except (ValueError, SyntaxError, EOFError, IndexError, TypeError, ZeroDivisionError, KeyError):
+                return data, None, None, None, "image_corrupt"
+
+    def _decode(self, im: Image.Image, data: bytes) -> Checked:
+        width, height = im.size
+        if width <= 0 or height <= 0:
+            return data, None, None, None, "image_corrupt"
+        if width * height > self.max_pixels:
+            return data, None, width, height, f"image_pixels>{self.max_pixels}"
+        orientation = _orientation(im)
+        ext = _KEEP_AS_IS.get(im.format or "")
+        if ext is not None and im.mode == "RGB" and orientation == 1:
+            if im.format in ("JPEG", "MPO"):
+                im.draft(None, (1, 1))  # decode at 1/8 scale: validates every byte, skips most of the IDCT
+            im.load()
+            return data, ext, width, height, None
+        im.load()
+        upright = to_rgb(ImageOps.exif_transpose(im) if orientation != 1 else im)
+        out = io.BytesIO()
+        upright.save(out, "JPEG", quality=self.quality)
+        return out.getvalue(), "jpg", upright.width, upright.height, None
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        n = batch.num_rows
+        raw = batch[self.image_col].to_pylist() if self.image_col in batch.column_names else [None] * n
+        checked = [self.check(data) for data in raw]
+        images, exts, widths, heights, reasons = transpose(checked, 5)
+        out = batch
+        for name in ("width", "height"):
+            if name in batch.column_names:
+                out = set_column(out, f"meta_{name}", batch[name])
+        out = set_column(out, self.image_col, pa.array(images, pa.binary()))
+        out = set_column(out, "image_ext", pa.array(exts, pa.string()))
+        out = set_column(out, "width", pa.array(widths, pa.int64()))
+        out = set_column(out, "height", pa.array(heights, pa.int64()))
+        out = set_column(out, "image_reencoded", pa.array(
+            [img is not None and img is not data for img, data in zip(images, raw, strict=True)], pa.bool_()))
+        out = set_column(out, "sha256", pa.array(_sha256_column(batch, raw), pa.string()))
+        return FilterResult.from_reasons(out, reasons)
+
+
+def _sha256_column(batch: pa.Table, raw: list[bytes | None]) -> list[str | None]:
+    """The existing sha256 values, filled in from the downloaded bytes where null or absent."""
+    given = batch["sha256"].to_pylist() if "sha256" in batch.column_names else [None] * len(raw)
+    return [digest if digest else (hashlib.sha256(data).hexdigest() if data is not None else None)
+            for digest, data in zip(given, raw, strict=True)]

@@ -1,0 +1,175 @@
+"""Language filter: keep English and Chinese captions, then remove characters that are neither.
+
+Language is decided in three steps, cheapest first, and the step is recorded in `lang_by`:
+1. "script": the writing system settles it. Kana means Japanese, Hangul Korean, Cyrillic/Arabic/... mean
+   neither language (`und-<Script>`), Han ideographs outweighing the Latin words mean Chinese. Latin
+   script alone settles nothing (French, German, Indonesian... are Latin too), so it goes on to step 2.
+2. "ngram": langdetect's own n-gram profiles scored over every n-gram of the text at once (naive Bayes,
+   langdetect's smoothing). langdetect samples these same n-grams at random to approximate this
+   posterior, so a clear result here is langdetect's result too (tests check this on a corpus), at
+   ~0.2 ms instead of ~2-20 ms. Clear means: one language leads all others by a log-likelihood margin
+   >= MARGIN, or every kept language trails the leader by that margin (the row is dropped either way;
+   its `lang` is then the n-gram model's best guess, which langdetect might name differently).
+3. "langdetect": seeded langdetect (seed 0, deterministic) for the close calls.
+Results are cached per text in a bounded LRU, so repeated captions cost a lookup.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import unicodedata
+
+import numpy as np
+import pyarrow as pa
+
+from vlforge.filters.base import Filter, FilterResult, set_column, string_values, transpose
+from vlforge.filters.caption import count_words
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+_LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")
+_LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_NOT_EN_ZH = re.compile("[^" + "".join([
+    r"\x20-\x7e",  # ASCII
+    r"\u00a0-\u024f",  # Latin-1 and Latin Extended letters and signs
+    r"\u2000-\u206f\u20a0-\u20cf\u2100-\u214f",  # general punctuation, currency (€), letterlike (™)
+    r"\u3000-\u303f",  # CJK symbols and punctuation
+    r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff",  # Han ideographs
+    r"\uff01-\uff65",  # fullwidth ASCII and CJK brackets
+]) + "]+")
+_SPACE = re.compile(r"\s+")
+
+CACHE_SIZE = 50_000
+MARGIN = 10.0  # log-likelihood lead (e^10 odds) at which the full n-gram evidence settles the language
+
+
+class _NgramModel:
+    """langdetect's profiles, loaded once per process: a seeded factory and a log-probability matrix."""
+
+    _lock = threading.Lock()
+    _instance: _NgramModel | None = None
+
+    def __init__(self) -> None:
+        from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+        self.factory = DetectorFactory()
+        self.factory.load_profile(PROFILES_DIRECTORY)
+        self.factory.set_seed(0)
+        self.langs = list(self.factory.get_lang_list())
+        ngrams = list(self.factory.word_lang_prob_map)
+        self.row = {ngram: i for i, ngram in enumerate(ngrams)}
+        probs = np.array([self.factory.word_lang_prob_map[ngram] for ngram in ngrams], dtype=np.float64)
+        detector = self.factory.create()
+        smoothing = detector.alpha / detector.BASE_FREQ  # langdetect's weight, without its random jitter
+        self.log_prob = np.log(probs + smoothing).astype(np.float32)
+
+    @classmethod
+    def get(cls) -> _NgramModel:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = _NgramModel()
+            return cls._instance
+
+
+def _normalise_code(code: str) -> str:
+    """langdetect's 'zh-cn' / 'zh-tw' -> 'zh'; other codes unchanged."""
+    return "zh" if code.startswith("zh") else code
+
+
+def _by_script(text: str) -> str | None:
+    """The language when the writing system settles it, else None (Latin script: ask the n-gram model)."""
+    letters = sum(map(str.isalpha, text))
+    if letters == 0:
+        return "unknown"
+    han, kana, hangul = len(_HAN.findall(text)), len(_KANA.findall(text)), len(_HANGUL.findall(text))
+    if kana * 10 >= letters:
+        return "ja"
+    if hangul * 10 >= letters:
+        return "ko"
+    latin = len(_LATIN_LETTER.findall(text))
+    other = letters - han - kana - hangul - latin
+    if other > latin and other >= han:
+        known = (_HAN, _KANA, _HANGUL, _LATIN_LETTER)
+        first = next(ch for ch in text if ch.isalpha() and not any(p.match(ch) for p in known))
+        return "und-" + unicodedata.name(first, "UNKNOWN").split()[0].title()
+    if han and han >= len(_LATIN_WORD.findall(text)):
+        return "zh"
+    return None
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def detect_language(text: str, keep: tuple[str, ...] = ("en", "zh")) -> tuple[str, str]:
+    """(language code, step that decided it) for `text`; codes are langdetect's, with zh-cn/zh-tw -> zh.
+
+    `keep` (the languages a caller keeps) only decides when a close call may skip langdetect.
+    """
+    from langdetect.lang_detect_exception import LangDetectException
+
+    lang = _by_script(text)
+    if lang is not None:
+        return lang, "script"
+    model = _NgramModel.get()
+    detector = model.factory.create()
+    detector.append(text)
+    detector.cleaning_text()
+    ngrams = detector._extract_ngrams()  # langdetect's n-gram extraction, the same its detect() samples from
+    if not ngrams:
+        return "unknown", "ngram"
+    scores = model.log_prob[[model.row[ngram] for ngram in ngrams]].sum(axis=0)
+    second, first = np.argpartition(scores, -2)[-2:]
+    best = _normalise_code(model.langs[first])
+    if scores[first] - scores[second] >= MARGIN:
+        return best, "ngram"
+    kept_scores = [score for code, score in zip(model.langs, scores.tolist(), strict=True)
+                   if _normalise_code(code) in keep]
+    if best not in keep and all(scores[first] - score >= MARGIN for score in kept_scores):
+        return best, "ngram"
+    try:
+        return _normalise_code(detector.detect()), "langdetect"
+    except LangDetectException:
+        return "unknown", "langdetect"
+
+
+def strip_non_en_zh(text: str) -> str:
+    """Remove characters that are neither English (Latin) nor Chinese, keeping digits and punctuation."""
+    return _SPACE.sub(" ", _NOT_EN_ZH.sub(" ", text)).strip()
+
+
+class LanguageFilter(Filter):
+    """Keep captions in `keep` languages, strip other scripts' characters, drop what is left too short.
+
+    Adds `lang` and `lang_by`, and replaces `caption` with the stripped text.
+    """
+
+    def __init__(self, keep: tuple[str, ...] = ("en", "zh"), min_chars: int = 5, min_words: int = 2, *,
+                 column: str = "caption", name: str = "language") -> None:
+        self.keep = tuple(keep)
+        self.min_chars, self.min_words = min_chars, min_words
+        self.column = column
+        self.name = name
+
+    def _judge(self, text: str | None) -> tuple[str | None, str | None, str | None, str | None]:
+        """(stripped text, lang, lang_by, reason) of one caption."""
+        if not text:
+            return text, None, None, "caption_missing"
+        lang, by = detect_language(text, self.keep)
+        if lang not in self.keep:
+            return text, lang, by, f"lang={lang}"
+        stripped = strip_non_en_zh(text)
+        if len(stripped) < self.min_chars:
+            return stripped, lang, by, f"caption_chars<{self.min_chars}"
+        if count_words(stripped) < self.min_words:
+            return stripped, lang, by, f"caption_words<{self.min_words}"
+        return stripped, lang, by, None
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        texts = string_values(batch, self.column)
+        judged = [self._judge(text) for text in texts]
+        stripped, langs, by, reasons = transpose(judged, 4)
+        out = set_column(batch, self.column, pa.array(stripped, pa.string()))
+        out = set_column(out, "lang", pa.array(langs, pa.string()))
+        out = set_column(out, "lang_by", pa.array(by, pa.string()))
+        return FilterResult.from_reasons(out, reasons)

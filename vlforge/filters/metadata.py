@@ -1,0 +1,105 @@
+"""Aspect-ratio and image-size filters on width/height columns, vectorised over the whole batch.
+
+They run twice in a cleaning run: on the sizes a dump claims (before download, cheap) and on the real sizes
+the image filter measured (after download). Missing, NaN, zero or negative sizes get their own reasons.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from vlforge.filters.base import Filter, FilterResult, float_column, set_column
+
+_MISSING_CHOICES = ("drop", "keep")
+
+
+def _sizes(batch: pa.Table, width_col: str, height_col: str) -> tuple[np.ndarray, np.ndarray]:
+    """Width and height as float arrays, NaN where null or absent (a reader may lack the columns)."""
+    return float_column(batch, width_col), float_column(batch, height_col)
+
+
+def _size_reasons(width: np.ndarray, height: np.ndarray, missing: str) -> np.ndarray:
+    """Reasons where sizes cannot be judged: 'size_missing' (null, NaN), 'size_invalid' (<= 0, inf)."""
+    reasons = np.full(width.shape, None, dtype=object)
+    nan = np.isnan(width) | np.isnan(height)
+    with np.errstate(invalid="ignore"):
+        invalid = ~nan & ~((width > 0) & (height > 0) & np.isfinite(width) & np.isfinite(height))
+    if missing == "drop":
+        reasons[nan] = "size_missing"
+    reasons[invalid] = "size_invalid"
+    return reasons
+
+
+def _nullable_int(values: np.ndarray) -> pa.Array:
+    """Whole-number float values as int64, null where NaN."""
+    nan = np.isnan(values)
+    return pa.array(np.where(nan, 0, values).astype(np.int64), pa.int64(), mask=nan)
+
+
+def _check_missing(missing: str) -> str:
+    if missing not in _MISSING_CHOICES:
+        raise ValueError(f"missing must be one of {_MISSING_CHOICES}, got {missing!r}")
+    return missing
+
+
+class AspectRatioFilter(Filter):
+    """Drop images whose long side exceeds `max_ratio` times the short side; adds column `aspect_ratio`.
+
+    `missing="keep"` lets rows without sizes through (the post-download pass judges the real sizes).
+    """
+
+    def __init__(self, max_ratio: float = 3.0, *, width_col: str = "width", height_col: str = "height",
+                 missing: str = "drop", name: str = "aspect_ratio") -> None:
+        if not max_ratio >= 1.0:
+            raise ValueError(f"max_ratio must be >= 1, got {max_ratio!r}")
+        self.max_ratio = float(max_ratio)
+        self.width_col, self.height_col = width_col, height_col
+        self.missing = _check_missing(missing)
+        self.name = name
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        width, height = _sizes(batch, self.width_col, self.height_col)
+        reasons = _size_reasons(width, height, self.missing)
+        valid = reasons == None  # noqa: E711 (elementwise on an object array)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.maximum(width, height) / np.minimum(width, height)
+        ratio[~valid | np.isnan(ratio)] = np.nan
+        with np.errstate(invalid="ignore"):
+            reasons[valid & (ratio > self.max_ratio)] = f"aspect_ratio>{self.max_ratio:g}"
+        out = set_column(batch, "aspect_ratio", pa.array(ratio, pa.float64(), from_pandas=True))
+        return FilterResult.from_reasons(out, reasons)
+
+
+class ImageSizeFilter(Filter):
+    """Drop images whose short side is below `min_side` or whose pixel count exceeds `max_pixels`.
+
+    Adds columns `min_side` and `pixels`. Either bound may be None to switch it off.
+    """
+
+    def __init__(self, min_side: int | None = 200, max_pixels: int | None = 50_000_000, *,
+                 width_col: str = "width", height_col: str = "height", missing: str = "drop",
+                 name: str = "image_size") -> None:
+        if min_side is not None and min_side < 0:
+            raise ValueError(f"min_side must be >= 0 or None, got {min_side!r}")
+        if max_pixels is not None and max_pixels <= 0:
+            raise ValueError(f"max_pixels must be > 0 or None, got {max_pixels!r}")
+        self.min_side, self.max_pixels = min_side, max_pixels
+        self.width_col, self.height_col = width_col, height_col
+        self.missing = _check_missing(missing)
+        self.name = name
+
+    def apply(self, batch: pa.Table) -> FilterResult:
+        width, height = _sizes(batch, self.width_col, self.height_col)
+        reasons = _size_reasons(width, height, self.missing)
+        valid = reasons == None  # noqa: E711 (elementwise on an object array)
+        min_side = np.where(valid, np.minimum(width, height), np.nan)
+        pixels = np.where(valid, width * height, np.nan)
+        with np.errstate(invalid="ignore"):
+            if self.max_pixels is not None:
+                reasons[valid & (pixels > self.max_pixels)] = f"pixels>{self.max_pixels}"
+            if self.min_side is not None:
+                reasons[valid & (min_side < self.min_side)] = f"min_side<{self.min_side}"
+        out = set_column(batch, "min_side", _nullable_int(min_side))
+        out = set_column(out, "pixels", _nullable_int(pixels))
+        return FilterResult.from_reasons(out, reasons)
