@@ -7,6 +7,8 @@ import argparse
 import shutil
 from pathlib import Path
 
+from demo_synthdog import contact_sheet
+
 from vlforge.cli import main as cli
 from vlforge.pipelines.runner import ray_session
 
@@ -32,6 +34,17 @@ def render_examples(out: Path) -> None:
     vlforge("export", "--format", "qwenvl-json", "--input", str(tasks), "--out", str(out / "qwenvl-json"))
 
 
+def synthesize_ocr(out: Path) -> None:
+    """A few dozen English and Chinese SynthDoG pages, checked, with a contact sheet of their quads."""
+    shards = out / "synthdog"
+    vlforge("synthdog", "--lang", "en,zh", "--count", "16", "--size", "448", "--seed", "0", "--unit-size", "8",
+            "--out", str(shards))
+    vlforge("shards", "verify", str(shards))
+    sheet = out / "synthdog_contact_sheet.png"
+    contact_sheet(shards).save(sheet)
+    print(f"contact sheet with every line's quad drawn: {sheet}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
@@ -41,6 +54,7 @@ def main() -> None:
     args.out.mkdir(parents=True)
     with ray_session():
         render_examples(args.out)
+        synthesize_ocr(args.out)
     print(f"\ndemo finished: everything is under {args.out}/")
 
 

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from vlforge.formats.tasks import TASKS
+from vlforge.pipelines.synthdog import add_synthdog_parser, run_synthdog
 
 
 def _add_render(sub: argparse._SubParsersAction) -> None:
@@ -83,7 +84,7 @@ def _run_shards(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"render": (_add_render, _run_render), "export": (_add_export, _run_export),
-            "shards": (_add_shards, _run_shards)}
+            "shards": (_add_shards, _run_shards), "synthdog": (add_synthdog_parser, run_synthdog)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,249 @@
+"""`vlforge synthdog`: SynthDoG OCR samples written as WebDataset shards, in parallel on Ray, resumable.
+
+Work unit = a contiguous range of sample indices of one language (`synthdog-{lang}-{start:08d}`),
+written by one task into its own tar and manifest, committed atomically. Sample i of a seed depends
+only on (seed, language, i), so any number of workers gives the same shards, and a killed run
+started again with the same command finishes the missing units only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vlforge.pipelines.runner import RunReport, Unit, UnitFailure, run_units
+from vlforge.shards.atomic import commit, temp_path
+from vlforge.shards.writer import ShardWriter
+from vlforge.synthdog.config import ConfigError, SynthConfig, config_dict, load_config
+from vlforge.synthdog.corpus import LANGUAGES, guess_language, read_source
+from vlforge.synthdog.donut import export_donut
+from vlforge.synthdog.resources import ResourceReport, load_resources, prepare_resources
+from vlforge.synthdog.sample import EmptySample, sample_uid, source_name, synthesize
+
+log = logging.getLogger(__name__)
+RUN_FILE = "synthdog-run.json"
+
+
+class Recipe(BaseModel):
+    """Every `vlforge synthdog` flag as a recipe key; `synthdog` holds the generator parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lang: list[Literal["en", "zh"]] = Field(["en", "zh"], min_length=1)
+    count: Annotated[int, Field(ge=0)] = 1000  # samples per language
+    out: str | None = None
+    seed: int = 0
+    fonts: list[str] = []
+    backgrounds: list[str] = []
+    corpus: list[str] = []  # FILE or LANG=FILE; the language of a bare FILE is guessed from its text
+    ray_address: str | None = None
+    num_cpus: Annotated[int, Field(ge=1)] | None = None
+    size: Annotated[int, Field(ge=32, le=8192)] | Literal["variable"] | None = None  # synthdog.canvas.size
+    format: Literal["webdataset", "donut"] = "webdataset"
+    unit_size: Annotated[int, Field(ge=1)] = 200  # samples per work unit (and per tar)
+    synthdog: dict = {}
+
+    @field_validator("lang")
+    @classmethod
+    def _once_each(cls, langs: list[str]) -> list[str]:
+        return list(dict.fromkeys(langs))
+
+
+def read_recipe(path: str | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"recipe {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {path}: must be a mapping of keys to values")
+    return data
+
+
+def resolve(args: argparse.Namespace) -> tuple[Recipe, SynthConfig]:
+    """Recipe file, then command-line flags on top; every error names its key."""
+    data = read_recipe(args.recipe)
+    flags = {"lang": args.lang.split(",") if args.lang else None, "count": args.count, "out": args.out,
+             "seed": args.seed, "fonts": args.fonts, "backgrounds": args.backgrounds, "corpus": args.corpus,
+             "ray_address": args.ray_address, "num_cpus": args.num_cpus, "format": args.format,
+             "unit_size": args.unit_size, "size": args.size}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("; ".join(problems)) from None
+    if recipe.out is None:
+        raise ConfigError("out: an output directory is required (--out DIR)")
+    section = dict(recipe.synthdog)
+    if recipe.size is not None:
+        canvas = dict(section.get("canvas") or {})
+        canvas["size"] = None if recipe.size == "variable" else recipe.size
+        section["canvas"] = canvas
+    return recipe, load_config(section)
+
+
+def corpus_sources(entries: list[str]) -> dict[str, list[str]]:
+    """`LANG=FILE` or `FILE` (language guessed from the text) -> sources per language."""
+    by_lang: dict[str, list[str]] = {}
+    for entry in entries:
+        lang, sep, path = entry.partition("=")
+        if not sep or lang not in LANGUAGES:
+            lang, path = guess_language(read_source(entry)), entry
+        by_lang.setdefault(lang, []).append(path)
+    return by_lang
+
+
+def make_units(langs: list[str], count: int, unit_size: int, payload: dict) -> list[Unit]:
+    return [
+        Unit(f"synthdog-{lang}-{start:08d}", {**payload, "lang": lang, "start": start,
+                                              "stop": min(start + unit_size, count)})
+        for lang in langs
+        for start in range(0, count, unit_size)
+    ]
+
+
+def process_unit(unit: Unit) -> dict:
+    """Generate and commit one unit; a sample that fails becomes a dropped manifest row."""
+    p = unit.payload
+    t0 = time.process_time()
+    config = load_config(p["config"])
+    res = load_resources(p["resources"], config)  # once per worker process
+    stats = {"unit": unit.id, "lang": p["lang"], "read": 0, "kept": 0, "dropped": 0,
+             "unreadable_backgrounds": 0, "load_cpu_s": time.process_time() - t0}
+    t0 = time.process_time()
+    with ShardWriter(p["out"], prefix=unit.id, max_samples=p["stop"] - p["start"]) as writer:
+        for index in range(p["start"], p["stop"]):
+            stats["read"] += 1
+            row = {"uid": sample_uid(p["lang"], p["seed"], index), "source": source_name(p["lang"]),
+                   "lang": p["lang"], "index": index}
+            try:
+                sample = synthesize(p["lang"], p["seed"], index, config, res)
+            except EmptySample as exc:
+                writer.drop(row, f"no_text: {exc}", "layout")
+                stats["dropped"] += 1
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad sample must not stop the unit
+                log.warning("synthdog %s sample %d failed: %s", p["lang"], index, exc)
+                writer.drop(row, f"{type(exc).__name__}: {exc}", "render")
+                stats["dropped"] += 1
+                continue
+            writer.write(sample.key, {"jpg": sample.jpeg, "json": sample.record}, row=sample.row)
+            stats["kept"] += 1
+            stats["unreadable_backgrounds"] += sample.row["unreadable_backgrounds"]
+    stats["cpu_s"] = time.process_time() - t0
+    return stats
+
+
+def check_run_file(out: Path, settings: dict) -> None:
+    """A directory holds one run: resuming with another seed, config or resources would mix samples."""
+    path = out / RUN_FILE
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: unreadable ({exc}); use a new --out directory") from None
+        changed = sorted(k for k in settings if previous.get(k) != settings[k])
+        if changed:
+            raise ConfigError(f"{out} holds a synthdog run with different {', '.join(changed)}; "
+                              "use a new --out directory")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    tmp.write_text(json.dumps(settings, indent=1, ensure_ascii=False), encoding="utf-8")
+    commit(tmp, path)
+
+
+def synthesize_shards(recipe: Recipe, config: SynthConfig) -> tuple[RunReport, ResourceReport]:
+    """Prepare resources, run every missing unit, export Donut's layout when asked."""
+    spec, resources = prepare_resources(recipe.lang, config, recipe.fonts or None,
+                                        corpus_sources(recipe.corpus), recipe.backgrounds or None)
+    out = Path(recipe.out)
+    settings = {"seed": recipe.seed, "unit_size": recipe.unit_size, "config": config_dict(config),
+                "resources": spec}
+    check_run_file(out, settings)
+    payload = {"out": str(out), "seed": recipe.seed, "config": config_dict(config), "resources": spec}
+    units = make_units(recipe.lang, recipe.count, recipe.unit_size, payload)
+    report = run_units(units, process_unit, out, ray_address=recipe.ray_address, num_cpus=recipe.num_cpus,
+                       desc="synthdog")
+    if recipe.format == "donut":
+        export_donut(out, out / "donut")
+    return report, resources
+
+
+def summary(report: RunReport, resources: ResourceReport) -> str:
+    rows = {}
+    for stats in report.stats:
+        lang = rows.setdefault(stats["lang"], {"kept": 0, "dropped": 0, "cpu_s": 0.0})
+        lang["kept"] += stats["kept"]
+        lang["dropped"] += stats["dropped"]
+        lang["cpu_s"] += stats["cpu_s"]
+    lines = [f"{'lang':<6}{'kept':>10}{'dropped':>10}{'CPU s/img':>12}"]  # resource loading not included
+    for lang, r in sorted(rows.items()):
+        per = r["cpu_s"] / max(r["kept"] + r["dropped"], 1)
+        lines.append(f"{lang:<6}{r['kept']:>10}{r['dropped']:>10}{per:>12.3f}")
+    unreadable = sum(s["unreadable_backgrounds"] for s in report.stats)
+    counts = resources.counts()
+    lines.append(f"units run {len(report.stats)}, already committed {len(report.skipped)}, "
+                 f"debris removed {len(report.removed)}, {report.elapsed_s:.1f} s")
+    chars = ", ".join(f"{lang} {n:,}" for lang, n in resources.corpus_chars.items())
+    lines.append(f"corpus characters: {chars}")
+    lines.append("fonts: " + ", ".join(f"{lang} {n}" for lang, n in resources.fonts_by_lang.items())
+                 + f"; skipped {counts['fonts_skipped']} font faces, {counts['corpora_skipped']} corpora; "
+                 f"background photos {counts['backgrounds']}; unreadable background uses {unreadable}")
+    return "\n".join(lines)
+
+
+def _size(text: str) -> int | str:
+    if text == "variable":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'variable', got {text!r}") from None
+
+
+def add_synthdog_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "synthdog", help="synthesize SynthDoG OCR samples (text on paper over photos) as WebDataset shards",
+        description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", help="YAML recipe (flags override its keys); see recipes/synthdog.yaml")
+    parser.add_argument("--lang", help="comma-separated languages: en, zh (default en,zh)")
+    parser.add_argument("--count", type=int, help="samples per language (default 1000)")
+    parser.add_argument("--out", help="output directory for shards and manifests")
+    parser.add_argument("--size", type=_size, help="square output side in pixels (default 448), or "
+                                                   "'variable' for SynthDoG's sizes")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--fonts", nargs="+", metavar="DIR", help="font files/directories (TTF/OTF/TTC/OTC)")
+    parser.add_argument("--backgrounds", nargs="+", metavar="DIR", help="background image files/directories")
+    parser.add_argument("--corpus", nargs="+", metavar="[LANG=]FILE", help="UTF-8 text files per language")
+    parser.add_argument("--ray-address", help="join a Ray cluster (auto or HOST:PORT); default: local Ray")
+    parser.add_argument("--num-cpus", type=int, help="CPUs for the local Ray (default: all)")
+    parser.add_argument("--format", choices=["webdataset", "donut"],
+                        help="donut: also export Donut's layout (split/metadata.jsonl) under OUT/donut")
+    parser.add_argument("--unit-size", type=int, help="samples per work unit and tar (default 200)")
+    parser.set_defaults(func=run_synthdog)
+    return parser
+
+
+def run_synthdog(args: argparse.Namespace) -> int:
+    try:
+        recipe, config = resolve(args)
+        report, resources = synthesize_shards(recipe, config)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"vlforge synthdog: error: {exc}", file=sys.stderr)
+        return 2
+    except UnitFailure as exc:
+        print(f"vlforge synthdog: {exc}", file=sys.stderr)
+        return 1
+    print(summary(report, resources))
+    return 0
