@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
 import yaml
+from test_synthdog_support import generate_here
 
 from vlforge.pipelines.synthdog import (
     Recipe,
     add_synthdog_parser,
-    make_units,
-    process_unit,
     synthesize_shards,
 )
 from vlforge.shards.manifest import manifest_path, read_manifests
 from vlforge.shards.reader import iter_samples
 from vlforge.shards.verify import verify_dir
-from vlforge.synthdog.config import config_dict, load_config
-from vlforge.synthdog.resources import prepare_resources
-from vlforge.synthdog.sample import text_sequence
+from vlforge.synthdog.config import load_config
 
 
 def _samples(out) -> dict[str, tuple[bytes, bytes]]:
@@ -43,12 +41,8 @@ def test_same_samples_for_any_partition_and_resume_after_a_kill(ray_local, tmp_p
     assert verify_dir(out).ok
 
     # One worker, in this process, with units of two: the same samples, byte for byte.
-    spec, _ = prepare_resources(["en", "zh"], config)
-    single = tmp_path / "single"
-    payload = {"out": str(single), "seed": 5, "config": config_dict(config), "resources": spec}
-    for unit in make_units(["en", "zh"], 6, 2, payload):
-        process_unit(unit)
-    assert _samples(single) == first
+    generate_here(tmp_path / "single", ["en", "zh"], 6, 2, 5, config)
+    assert _samples(tmp_path / "single") == first
 
     # A run killed before one unit committed: its tar is there, its manifest is not, debris lies around.
     manifest_path(out, "synthdog-zh-00000003").unlink()
@@ -61,32 +55,46 @@ def test_same_samples_for_any_partition_and_resume_after_a_kill(ray_local, tmp_p
     assert verify_dir(out).ok
 
 
-def test_donut_export_and_dropped_samples(ray_local, tmp_path):
+def _donut_label(texts: list[str], lang: str) -> str:
+    """The label rule, written out: English lines joined by a space, Chinese lines joined directly
+    except between two ASCII characters (a Latin word or number across the line break)."""
+    label = texts[0]
+    for text in texts[1:]:
+        ascii_join = label[-1].isascii() and text[0].isascii()
+        label += (" " if lang == "en" or ascii_join else "") + text
+    return label
+
+
+def test_donut_export_loads_as_donut_reads_it(ray_local, tmp_path, monkeypatch):
+    """Donut's DonutDataset reads `load_dataset(DIR, split=...)` rows and json-decodes `ground_truth`
+    into {"gt_parse": {"text_sequence": ...}}; splits without samples must not exist."""
+    from datasets import load_dataset
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     out = tmp_path / "donut-run"
     recipe = Recipe(lang=["en", "zh"], count=5, out=str(out), seed=1, unit_size=5, format="donut")
     synthesize_shards(recipe, load_config({}))
     records = {s["__key__"]: json.loads(s["json"]) for s in iter_samples(str(out))}
     exported = {}
-    for split in ("train", "validation", "test"):
-        for line in (out / "donut" / split / "metadata.jsonl").read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            assert (out / "donut" / split / row["file_name"]).is_file()
+    splits = load_dataset(str(out / "donut"), cache_dir=str(tmp_path / "hf-cache"))
+    assert set(splits) <= {"train", "validation", "test"} and "train" in splits
+    for rows in splits.values():
+        assert rows.num_rows > 0
+        for row in rows:
             truth = json.loads(row["ground_truth"])
-            exported[row["file_name"][: -len(".jpg")]] = truth["gt_parse"]["text_sequence"]
+            assert list(truth) == ["gt_parse"] and list(truth["gt_parse"]) == ["text_sequence"]
+            assert row["image"].size == (448, 448)
+            exported[Path(row["image"].filename).stem] = truth["gt_parse"]["text_sequence"]
     assert exported.keys() == records.keys()
     for key, record in records.items():
-        texts = [line["text"] for line in record["lines"]]
-        assert exported[key] == text_sequence(texts, record["lang"])
-        if record["lang"] == "en":
-            assert exported[key] == " ".join(texts)
-        else:
-            assert exported[key].replace(" ", "") == "".join(texts).replace(" ", "")
+        assert exported[key] == _donut_label([line["text"] for line in record["lines"]], record["lang"])
 
-    # A layout with no room for text: every sample becomes a dropped manifest row, none is lost.
+
+def test_samples_without_text_are_dropped_rows(tmp_path):
+    """A layout with no room for text: every sample becomes a dropped manifest row, none is lost."""
     empty = load_config({"document": {"content": {"layout": {"min_text_px": 4000}}}})
-    spec, _ = prepare_resources(["en"], empty)
-    payload = {"out": str(tmp_path / "empty"), "seed": 0, "config": config_dict(empty), "resources": spec}
-    stats = process_unit(make_units(["en"], 3, 3, payload)[0])
+    [stats] = generate_here(tmp_path / "empty", ["en"], 3, 3, 0, empty)
     assert stats == {**stats, "read": 3, "kept": 0, "dropped": 3}
     manifest = read_manifests(tmp_path / "empty")
     assert manifest.num_rows == 3
@@ -119,6 +127,11 @@ def test_cli_refuses_bad_flags_and_recipes_before_work(tmp_path, capsys):
     assert "lang" in capsys.readouterr().err
     assert _cli(["synthdog", "--count", "1"]) == 2
     assert "--out" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text(" \n", encoding="utf-8")
+    assert _cli(["synthdog", "--lang", "en", "--count", "1", "--corpus", f"en={empty}", "--out",
+                 str(tmp_path / "o")]) == 2
+    assert f"no usable en corpus (corpus {empty}: no text)" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

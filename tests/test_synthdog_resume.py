@@ -1,5 +1,6 @@
 """Exactly once: SIGKILL `vlforge synthdog` mid-run, run the same command again, compare with an
-uninterrupted run: the same manifests and the same tar bytes, nothing lost or duplicated."""
+uninterrupted run made by one worker in this process: the same manifests and the same tar contents,
+nothing lost or duplicated, and no truncated tar under a final name at any kill point."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from test_synthdog_support import generate_here
 
 from vlforge.shards.manifest import MANIFEST_DIR
 from vlforge.shards.verify import verify_dir
+from vlforge.synthdog.config import load_config
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +72,16 @@ def _manifests(out: Path) -> list[Path]:
     return sorted((out / MANIFEST_DIR).glob("*.manifest.parquet"))
 
 
+def _assert_final_tars_complete(out: Path) -> None:
+    """Every tar under its final name ends with tar's end-of-archive blocks and reads to the end."""
+    for path in out.glob("*.tar"):
+        data = path.read_bytes()
+        assert len(data) % 512 == 0 and data[-1024:] == bytes(1024), f"{path.name} is truncated"
+        with tarfile.open(path) as tar:
+            for member in tar:
+                assert len(tar.extractfile(member).read()) == member.size
+
+
 def _fingerprint(out: Path) -> tuple[list, dict]:
     rows = sorted(tuple(sorted(row.items()))
                   for path in _manifests(out) for row in pq.read_table(path).to_pylist())
@@ -81,7 +94,7 @@ def _fingerprint(out: Path) -> tuple[list, dict]:
 
 def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
     whole = tmp_path / "whole"
-    _run(whole)
+    generate_here(whole, ["en", "zh"], 20, 4, 3, load_config({}))
     expected = _fingerprint(whole)
     assert len(expected[1]) == 10 and sum(len(m) for m in expected[1].values()) == 2 * 40
 
@@ -89,7 +102,9 @@ def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
     _run(killed, kill_when=lambda out: len(_manifests(out)) >= 2)
     committed = len(_manifests(killed))
     assert 2 <= committed < 10
+    _assert_final_tars_complete(killed)
     _run(killed, kill_when=lambda out: any(out.glob(".*.tar.tmp")) or len(_manifests(out)) >= committed + 2)
+    _assert_final_tars_complete(killed)
     _run(killed)
     assert _fingerprint(killed) == expected
     assert verify_dir(killed).ok

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from fontTools.ttLib import TTCollection, TTFont
 
-from vlforge.synthdog.config import SynthConfig, load_config
+from vlforge.pipelines.synthdog import make_units, process_unit
+from vlforge.synthdog.config import SynthConfig, config_dict, load_config
 from vlforge.synthdog.resources import Resources, load_resources, prepare_resources
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,13 +34,22 @@ def resources(config: SynthConfig, langs: tuple[str, ...] = ("en", "zh"),
     return load_resources(_spec(langs, fonts, key), config)
 
 
+def generate_here(out: Path, langs: list[str], count: int, unit_size: int, seed: int,
+                  config: SynthConfig) -> list[dict]:
+    """A run's units made one after the other in this process (one worker, no Ray); their stats."""
+    spec, _ = prepare_resources(langs, config)
+    payload = {"out": str(out), "seed": seed, "config": config_dict(config), "resources": spec}
+    return [process_unit(unit) for unit in make_units(langs, count, unit_size, payload)]
+
+
 @lru_cache(maxsize=64)
 def font_codepoints(path: str, index: int) -> frozenset[int]:
-    """The face's Unicode map, read with fontTools directly."""
+    """The code points the face has a real glyph for (not .notdef), read with fontTools directly."""
     with open(path, "rb") as f:
         collection = f.read(4) == b"ttcf"
     font = TTCollection(path).fonts[index] if collection else TTFont(path)
-    return frozenset(font.getBestCmap())
+    notdef = font.getGlyphOrder()[0]
+    return frozenset(cp for cp, glyph in font.getBestCmap().items() if glyph != notdef)
 
 
 def outside_distance(points: np.ndarray, quad: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from test_synthdog_support import RECIPE, write_corpus
 from vlforge.synthdog import geometry as G
 from vlforge.synthdog.config import ConfigError, load_config
 from vlforge.synthdog.corpus import Corpus, clean_text, guess_language, load_corpus
+from vlforge.synthdog.donut import split_of, text_sequence
 from vlforge.synthdog.effects import (
     CanvasEffects,
     Elastic,
@@ -246,6 +247,20 @@ def test_empty_corpus_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not UTF-8"):
         (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
         load_corpus("en", [str(tmp_path / "latin1.txt")])
+
+
+def test_donut_label_has_spaces_between_english_lines_only():
+    assert text_sequence(["Hello world,", "again."], "en") == "Hello world, again."
+    assert text_sequence(["我们今天", "在北京。"], "zh") == "我们今天在北京。"
+    assert text_sequence(["会议ABC", "def讨论", "1998", "年"], "zh") == "会议ABC def讨论1998年"
+
+
+def test_donut_splits_are_stable_and_near_80_10_10():
+    keys = [f"en_{i:09d}" for i in range(5000)]
+    splits = [split_of(key) for key in keys]
+    assert splits == [split_of(key) for key in keys]
+    shares = {name: splits.count(name) / len(keys) for name in ("train", "validation", "test")}
+    assert abs(shares["train"] - 0.8) < 0.03 and abs(shares["validation"] - 0.1) < 0.02, shares
 
 
 # ---------------------------------------------------------------- fonts

@@ -26,7 +26,7 @@ from vlforge.synthdog.config import ConfigError, SynthConfig, config_dict, load_
 from vlforge.synthdog.corpus import LANGUAGES, guess_language, read_source
 from vlforge.synthdog.donut import export_donut
 from vlforge.synthdog.resources import ResourceReport, load_resources, prepare_resources
-from vlforge.synthdog.sample import EmptySample, sample_uid, source_name, synthesize
+from vlforge.synthdog.sample import EmptySample, identity_row, synthesize
 
 log = logging.getLogger(__name__)
 RUN_FILE = "synthdog-run.json"
@@ -124,8 +124,7 @@ def process_unit(unit: Unit) -> dict:
     with ShardWriter(p["out"], prefix=unit.id, max_samples=p["stop"] - p["start"]) as writer:
         for index in range(p["start"], p["stop"]):
             stats["read"] += 1
-            row = {"uid": sample_uid(p["lang"], p["seed"], index), "source": source_name(p["lang"]),
-                   "lang": p["lang"], "index": index}
+            row = identity_row(p["lang"], p["seed"], index)
             try:
                 sample = synthesize(p["lang"], p["seed"], index, config, res)
             except EmptySample as exc:

@@ -67,20 +67,8 @@ def _smooth3(field: np.ndarray, sigma: float) -> np.ndarray:
 
 def _shift(a: np.ndarray, axis: int, step: int) -> np.ndarray:
     """a moved by one pixel (edge repeated): out[i] = a[i + step] along axis."""
-    out = np.empty_like(a)
-    src = [slice(None)] * 2
-    dst = [slice(None)] * 2
-    if step > 0:
-        dst[axis], src[axis] = slice(0, -1), slice(1, None)
-        edge_dst, edge_src = slice(-1, None), slice(-1, None)
-    else:
-        dst[axis], src[axis] = slice(1, None), slice(0, -1)
-        edge_dst, edge_src = slice(0, 1), slice(0, 1)
-    out[tuple(dst)] = a[tuple(src)]
-    e_dst, e_src = [slice(None)] * 2, [slice(None)] * 2
-    e_dst[axis], e_src[axis] = edge_dst, edge_src
-    out[tuple(e_dst)] = a[tuple(e_src)]
-    return out
+    n = a.shape[axis]
+    return np.take(a, np.clip(np.arange(n) + step, 0, n - 1), axis=axis)
 
 
 def elastic(mask: Image.Image, params: Elastic) -> Image.Image:

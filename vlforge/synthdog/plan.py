@@ -1,8 +1,8 @@
 """Every random choice of one sample, made up front, before any pixel is drawn.
 
-A plan depends only on (seed, language, index, attempt), the config and the resources, so a sample is
-the same on every worker. It holds the document's text lines with their ink boxes and the single
-matrix from document pixels to output pixels, which is all the quads need.
+A plan depends only on its generator (seeded from seed, language, index and attempt), the config and the
+resources, so a sample is the same on every worker. It holds the document's text lines with their ink
+boxes and the single matrix from document pixels to output pixels, which is all the quads need.
 """
 
 from __future__ import annotations
@@ -76,12 +76,8 @@ class PaperPlan:
 
 @dataclass(frozen=True)
 class Plan:
-    lang: str
-    seed: int
-    index: int
     attempt: int
     size: tuple[int, int]  # output (width, height)
-    scale: float  # output pixels per SynthDoG pixel
     background: BackgroundPlan
     doc_size: tuple[int, int]
     paper: PaperPlan
@@ -210,8 +206,8 @@ def _document_matrix(rng: np.random.Generator, cfg: C.Document, doc: tuple[int, 
     return G.translation(left, top) @ matrix
 
 
-def plan_sample(rng: np.random.Generator, lang: str, seed: int, index: int, attempt: int,
-                cfg: C.SynthConfig, res: Resources) -> Plan:
+def plan_sample(rng: np.random.Generator, lang: str, attempt: int, cfg: C.SynthConfig,
+                res: Resources) -> Plan:
     virtual, out, scale = _canvas(rng, cfg.canvas)
     photo = None
     if res.photos and not chance(rng, cfg.background.texture_prob):
@@ -230,6 +226,6 @@ def plan_sample(rng: np.random.Generator, lang: str, seed: int, index: int, atte
     matrix = _document_matrix(rng, cfg.document, doc, out)
     effects = sample_canvas_effects(rng, cfg.effects, scale)
     quality = integer(rng, cfg.canvas.quality)
-    return Plan(lang, seed, index, attempt, out, scale, background, doc, paper, tuple(lines), elastic, noise,
+    return Plan(attempt, out, background, doc, paper, tuple(lines), elastic, noise,
                 tuple(float(v) for v in matrix.flatten()), effects, quality)
 

@@ -48,13 +48,6 @@ def color_layer(size: tuple[int, int], lines: Sequence[Line], margin: int) -> Im
     return layer
 
 
-def text_mask(plan: Plan, res: Resources, lines: Sequence[Line] | None = None,
-              text_renderer: TextRenderer = draw_lines) -> Image.Image:
-    """Coverage of the plan's lines (or of `lines` alone) after the elastic distortion."""
-    mask = text_renderer(plan.doc_size, plan.lines if lines is None else lines, res.fonts)
-    return elastic(mask, plan.elastic) if plan.elastic else mask
-
-
 def paper_image(paper: PaperPlan, size: tuple[int, int]) -> Image.Image:
     """Grey texture at `alpha` over white, optionally tinted, in one lookup table."""
     texture = paper_texture(paper.texture).resize(size, Image.Resampling.BILINEAR, box=paper.crop)
@@ -110,7 +103,9 @@ def background(plan: Plan, res: Resources) -> Background:
 def document(plan: Plan, res: Resources, text_renderer: TextRenderer = draw_lines) -> Image.Image:
     """Paper with the text composited in its colours, then the document noise; RGB, document pixels."""
     paper = paper_image(plan.paper, plan.doc_size)
-    mask = text_mask(plan, res, text_renderer=text_renderer)
+    mask = text_renderer(plan.doc_size, plan.lines, res.fonts)
+    if plan.elastic:
+        mask = elastic(mask, plan.elastic)
     margin = 1 if plan.elastic else 0
     doc = Image.composite(color_layer(plan.doc_size, plan.lines, margin), paper, mask)
     return add_noise(doc, plan.noise) if plan.noise else doc

@@ -7,7 +7,6 @@ Qwen-VL task sample (`task`, `source`, `segments` with "OCR with grounding:").
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,8 +19,6 @@ from vlforge.synthdog.resources import Resources
 from vlforge.synthdog.sampling import sample_rng
 
 MAX_ATTEMPTS = 4  # a layout can come out empty (tiny document): re-plan with the next attempt number
-_ASCII_WORD_END = re.compile(r"[\x21-\x7e]$")
-_ASCII_WORD_START = re.compile(r"^[\x21-\x7e]")
 
 
 class EmptySample(ValueError):
@@ -31,30 +28,15 @@ class EmptySample(ValueError):
 @dataclass(frozen=True)
 class Sample:
     key: str
-    uid: str
     jpeg: bytes
     record: dict
     row: dict  # manifest values
 
 
-def source_name(lang: str) -> str:
-    return f"synthdog-{lang}"
-
-
-def sample_uid(lang: str, seed: int, index: int) -> str:
-    return f"synthdog-{lang}-s{seed}-{index:09d}"
-
-
-def text_sequence(lines: list[str], lang: str) -> str:
-    """Lines as one string (Donut's text_sequence): spaces between English lines; Chinese lines joined
-    directly unless both sides of the join are ASCII words."""
-    if lang == "en":
-        return " ".join(lines)
-    out = ""
-    for text in lines:
-        joint = " " if out and _ASCII_WORD_END.search(out) and _ASCII_WORD_START.match(text) else ""
-        out += joint + text
-    return out
+def identity_row(lang: str, seed: int, index: int) -> dict:
+    """The manifest values every sample has, kept or dropped."""
+    return {"uid": f"synthdog-{lang}-s{seed}-{index:09d}", "source": f"synthdog-{lang}", "lang": lang,
+            "index": index}
 
 
 def _pixels(quad: np.ndarray, width: int, height: int) -> list[list[float]]:
@@ -65,7 +47,7 @@ def _pixels(quad: np.ndarray, width: int, height: int) -> list[list[float]]:
 
 def plan_with_text(lang: str, seed: int, index: int, config: SynthConfig, res: Resources) -> Plan:
     for attempt in range(MAX_ATTEMPTS):
-        plan = plan_sample(sample_rng(seed, lang, index, attempt), lang, seed, index, attempt, config, res)
+        plan = plan_sample(sample_rng(seed, lang, index, attempt), lang, attempt, config, res)
         if plan.lines:
             return plan
     raise EmptySample(f"no text line fitted in {MAX_ATTEMPTS} layouts")
@@ -82,10 +64,10 @@ def synthesize(lang: str, seed: int, index: int, config: SynthConfig, res: Resou
         {"text": line.text, "quad": _pixels(quad, width, height), "font": res.fonts.faces[line.face].label}
         for line, quad in zip(plan.lines, plan.quads(), strict=True)
     ]
-    uid = sample_uid(lang, seed, index)
+    row = identity_row(lang, seed, index)
     record = {
         "task": "ocr",
-        "source": source_name(lang),
+        "source": row["source"],
         "segments": ocr_segments(lines, width, height),
         "lines": lines,
         "width": width,
@@ -94,10 +76,9 @@ def synthesize(lang: str, seed: int, index: int, config: SynthConfig, res: Resou
         "fonts": sorted({line["font"] for line in lines}),
         "seed": seed,
         "index": index,
-        "meta": {"uid": uid, "attempt": plan.attempt, "background": rendered.background,
+        "meta": {"uid": row["uid"], "attempt": plan.attempt, "background": rendered.background,
                  "quality": plan.quality},
     }
-    row = {"uid": uid, "source": source_name(lang), "lang": lang, "index": index, "width": width,
-           "height": height, "lines": len(lines), "chars": sum(len(line["text"]) for line in lines),
-           "background": rendered.background, "unreadable_backgrounds": rendered.unreadable_backgrounds}
-    return Sample(f"{lang}_{index:09d}", uid, buffer.getvalue(), record, row)
+    row.update(width=width, height=height, lines=len(lines), chars=sum(len(line["text"]) for line in lines),
+               background=rendered.background, unreadable_backgrounds=rendered.unreadable_backgrounds)
+    return Sample(f"{lang}_{index:09d}", buffer.getvalue(), record, row)
