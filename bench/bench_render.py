@@ -32,7 +32,8 @@ def make_input(tmp: Path, lines: int) -> Path:
     path = tmp / "captions.jsonl"
     with open(path, "w") as f:
         for i in range(lines):
-            f.write(json.dumps({"image": f"images/{IMAGES[i % 4]}.jpg", "caption": f"photo number {i}"}) + "\n")
+            record = {"image": f"images/{IMAGES[i % 4]}.jpg", "caption": f"photo number {i}"}
+            f.write(json.dumps(record) + "\n")
     return path
 
 

@@ -1,9 +1,12 @@
 """Stage-3 ChatML: the loss mask of Qwen-VL's finetune.py, and Qwen-VL / LLaVA records read alike."""
 
+import re
+
 import pytest
 
 from vlforge.formats.chat import chat_segments, to_conversation
 from vlforge.formats.errors import FieldError
+from vlforge.formats.export import to_qwenvl_conversation
 from vlforge.formats.tasks import image_fields, join_text, render
 
 F, T = False, True
@@ -135,3 +138,79 @@ def test_bad_conversations_name_the_field(record, field):
     with pytest.raises(FieldError) as raised:
         image_fields("chat", record)
     assert raised.value.field == field
+
+
+# Qwen-VL's finetune.py, preprocess(), restated for one conversation with a stand-in tokenizer: ChatML
+# specials are one id each, every other character one id. Its masking only assumes that tokenizing pieces
+# separately and concatenating gives the sequence, which holds for both tokenizers on these texts.
+IGNORE = -100
+SPECIAL = {"<|im_start|>": -1, "<|im_end|>": -2}
+
+
+def toy(text):
+    pieces = re.findall(r"<\|im_start\|>|<\|im_end\|>|.", text, re.S)
+    return [SPECIAL.get(piece) or ord(piece) for piece in pieces]
+
+
+def finetune_py_preprocess(source, system_message="You are a helpful assistant."):
+    roles = {"user": "<|im_start|>user", "assistant": "<|im_start|>assistant"}
+    im_start, im_end = SPECIAL["<|im_start|>"], SPECIAL["<|im_end|>"]
+    nl_tokens = toy("\n")
+    if roles[source[0]["from"]] != roles["user"]:
+        source = source[1:]
+    system = [im_start, *toy("system"), *nl_tokens, *toy(system_message), im_end, *nl_tokens]
+    input_id = list(system)
+    target = [im_start] + [IGNORE] * (len(system) - 3) + [im_end] + nl_tokens
+    for sentence in source:
+        role = roles[sentence["from"]]
+        _input_id = toy(role) + nl_tokens + toy(sentence["value"]) + [im_end] + nl_tokens
+        input_id += _input_id
+        if role == "<|im_start|>user":
+            _target = [im_start] + [IGNORE] * (len(_input_id) - 3) + [im_end] + nl_tokens
+        else:
+            n = len(toy(role))
+            _target = [im_start] + [IGNORE] * n + _input_id[n + 1 : -2] + [im_end] + nl_tokens
+        target += _target
+    return input_id, target
+
+
+def segment_ids_and_labels(segments):
+    ids, labels = [], []
+    for s in segments:
+        piece = toy(s["text"])
+        ids += piece
+        labels += piece if s["train"] else [IGNORE] * len(piece)
+    return ids, labels
+
+
+LLAVA_RECORD = {
+    "image": ["a.jpg", "b.jpg"],
+    "conversations": [
+        {"from": "human", "value": "<image>\n<image>\n两张图一样吗？"},
+        {"from": "gpt", "value": "不一样。\n第一张是狗。"},
+        {"from": "human", "value": "Are you sure?"},
+        {"from": "gpt", "value": " Yes. "},
+    ],
+}
+
+
+@pytest.mark.parametrize("record", [QWEN_RECORD, LLAVA_RECORD], ids=["qwen", "llava"])
+def test_tokens_and_labels_equal_finetune_py(record):
+    """Our segments, and the record we export for finetune.py, give finetune.py's exact tokens and labels."""
+    images = len(image_fields("chat", record))
+    segments = render("chat", record, [(640, 480)] * images)
+    paths = ["/x/0.jpg", "/x/1.jpg"][:images]
+    exported = to_qwenvl_conversation({"task": "chat", "segments": segments}, paths, "id")
+    turns = [{**t, "value": re.sub(r"<img>[^<>]+</img>", "<img></img>", t["value"])}
+             for t in exported["conversations"]]
+    assert segment_ids_and_labels(segments) == finetune_py_preprocess(turns)
+
+
+def test_finetune_py_restatement_masks_what_the_issue_says():
+    """Guards the restatement above: its supervised text, written out by hand."""
+    turns = [{"from": "user", "value": "Hi"}, {"from": "assistant", "value": "Yo"}]
+    _, labels = finetune_py_preprocess(turns)
+    supervised = "".join(
+        {-1: "<|im_start|>", -2: "<|im_end|>"}.get(t) or chr(t) for t in labels if t != IGNORE
+    )
+    assert supervised == "<|im_start|><|im_end|>\n<|im_start|><|im_end|>\n<|im_start|>Yo<|im_end|>\n"

@@ -90,3 +90,14 @@ def test_unparsable_chat_sample_is_an_error():
     broken = {"task": "chat", "segments": [{"text": "<|im_start|>user\nHi", "train": False}], "meta": {}}
     with pytest.raises(ValueError, match="not a ChatML conversation"):
         to_qwenvl_conversation(broken, [], "s")
+
+
+def test_image_paths_fit_qwen_vl_tokenizer():
+    """Its tokenizer keeps a path's UTF-8 bytes in the 256 positions between <img> and </img>."""
+    caption = sample("caption", {"image": "a.jpg", "caption": "x"})
+    longest = "/" + "a" * 251 + ".jpg"  # 256 bytes
+    (user, _) = to_qwenvl_conversation(caption, [longest], "s")["conversations"]
+    assert user["value"] == f"Picture 1: <img>{longest}</img>\nGenerate the caption in English:"
+    for bad in ["/" + "a" * 252 + ".jpg", "/" + "图" * 84 + ".jpg", "/out/<b>.jpg"]:  # 257, 257 bytes, '<'
+        with pytest.raises(ValueError, match="Qwen-VL's tokenizer takes at most 256 UTF-8 bytes"):
+            to_qwenvl_conversation(caption, [bad], "s")

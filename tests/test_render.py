@@ -8,11 +8,13 @@ from PIL import Image
 
 from vlforge.cli import main
 from vlforge.formats.tasks import TASKS
+from vlforge.pipelines.export import export_qwenvl_json
 from vlforge.pipelines.render import RenderOptions, run_render
 from vlforge.pipelines.runner import UnitFailure
 from vlforge.shards.manifest import read_manifests
 from vlforge.shards.reader import iter_samples
 from vlforge.shards.verify import verify_dir
+from vlforge.shards.writer import ShardWriter
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
@@ -22,7 +24,8 @@ def render(tmp_path: Path, task: str, lines: list, on_error: str = "raise", **kw
     if not src.exists():
         shutil.copytree(EXAMPLES / "images", src / "images")
     jsonl = src / f"{task}.jsonl"
-    jsonl.write_text("".join((x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) + "\n" for x in lines))
+    texts = [x if isinstance(x, str) else json.dumps(x, ensure_ascii=False) for x in lines]
+    jsonl.write_text("".join(text + "\n" for text in texts))
     out = tmp_path / "out"
     run_render([jsonl], out, RenderOptions(task=task, on_error=on_error, **kw))
     return out
@@ -40,18 +43,19 @@ def test_every_bundled_task_renders_verifies_and_reads_back(tmp_path):
     assert set(samples) == set(TASKS)
     grounding = json.loads(samples["grounding"]["json"])
     assert "".join(s["text"] for s in grounding["segments"]) == (
-        "<img></img>Generate the caption in English with grounding:<ref> Woman</ref><box>(52,20),(734,999)</box>"
-        " in an orange suit next to<ref> her helmet</ref><box>(533,664),(999,999)</box> and<ref> a shuttle model"
-        "</ref><box>(682,0),(911,559)</box>")
-    assert samples["grounding"]["0.jpg"] == (EXAMPLES / "images/astronaut.jpg").read_bytes()  # JPEG kept as is
+        "<img></img>Generate the caption in English with grounding:<ref> Woman</ref>"
+        "<box>(52,20),(734,999)</box> in an orange suit next to<ref> her helmet</ref>"
+        "<box>(533,664),(999,999)</box> and<ref> a shuttle model</ref><box>(682,0),(911,559)</box>")
+    # JPEG kept as is
+    assert samples["grounding"]["0.jpg"] == (EXAMPLES / "images/astronaut.jpg").read_bytes()
     assert "0.jpg" not in samples["text"]
     assert json.loads(samples["grounding"]["json"])["meta"]["sizes"] == [[384, 384]]
 
 
 def test_multi_image_chat_keeps_image_order(tmp_path):
     record = {"conversations": [
-        {"from": "user", "value": "Picture 1: <img>images/chelsea.jpg</img>\nPicture 2: <img>images/rocket.jpg</img>\n"
-                                  "Which one flies?"},
+        {"from": "user", "value": "Picture 1: <img>images/chelsea.jpg</img>\n"
+                                  "Picture 2: <img>images/rocket.jpg</img>\nWhich one flies?"},
         {"from": "assistant", "value": "The second."}]}
     out = render(tmp_path, "chat", [record])
     (sample,) = iter_samples(str(out))
@@ -110,13 +114,57 @@ def test_on_error_skip_records_rejected_lines(tmp_path):
     assert verify_dir(out).ok
 
 
+CHELSEA = "images/chelsea.jpg"
+GOOD = {
+    "grounding": {"image": CHELSEA, "caption": "a cat", "refs": [{"span": [2, 5], "boxes": [[0, 0, 9, 9]]}]},
+    "ref_grounding": {"image": CHELSEA, "expression": "the cat", "box": [0, 0, 9, 9]},
+    "chat": {"conversations": [{"from": "user", "value": "Hi"}, {"from": "assistant", "value": "Hello"}]},
+}
+BAD_RECORDS = [
+    ("grounding", {**GOOD["grounding"], "refs": [{"span": [2, 9], "boxes": [[0, 0, 9, 9]]}]}, "refs[0].span"),
+    ("ref_grounding", '{"image": "images/chelsea.jpg", "expression": "c", "box": [0, 0, NaN, 9]}', "box[2]"),
+    ("ref_grounding", {**GOOD["ref_grounding"], "box": [50, 0, 10, 9]}, "box"),
+    ("chat", {"conversations": [{"from": "user", "value": "Hi"}, {"from": "bot", "value": "Hello"}]},
+     "conversations[1].from"),
+    ("chat", {"conversations": [{"from": "user", "value": "Picture 1: <img>images/gone.jpg</img>\nHi"},
+                                {"from": "assistant", "value": "Hello"}]}, "image"),
+]
+
+
+@pytest.mark.parametrize(("task", "line", "field"), BAD_RECORDS)
+def test_bad_record_names_line_and_field_or_is_recorded_as_rejected(tmp_path, task, line, field):
+    with pytest.raises(UnitFailure) as info:
+        render(tmp_path, task, [GOOD[task], line, GOOD[task]])
+    assert f"{task}.jsonl:2: field {field}:" in str(info.value)
+    out = tmp_path / "skipped"
+    run_render([tmp_path / f"in/{task}.jsonl"], out, RenderOptions(task=task, on_error="skip"))
+    rows = sorted(read_manifests(out).to_pylist(), key=lambda r: r["line"])
+    assert [(r["line"], r["status"], r["reason"]) for r in rows] == [
+        (1, "kept", None), (2, "dropped", f"bad_field:{field}"), (3, "kept", None)]
+
+
+def test_bad_flags_and_clashing_inputs_stop_before_work(tmp_path):
+    with pytest.raises(ValueError, match="--shard-samples must be >= 1, got 0"):
+        RenderOptions(task="text", max_samples=0)
+    with pytest.raises(ValueError, match="--shard-bytes must be >= 1"):
+        RenderOptions(task="text", max_bytes=-1)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "text.jsonl").write_text('{"text": "x"}\n')
+    with pytest.raises(ValueError, match="--input: file names must differ"):
+        run_render([tmp_path / "a/text.jsonl", tmp_path / "b/text.jsonl"], tmp_path / "out",
+                   RenderOptions("text"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_oversized_and_non_utf8_lines_are_rejected_without_losing_neighbours(tmp_path):
     (tmp_path / "in").mkdir()
     jsonl = tmp_path / "in/text.jsonl"
     jsonl.write_bytes(b'{"text": "first"}\n{"text": "' + b"x" * 1000 + b'"}\n{"text": "\xff\xfe"}\r\n'
                       b'{"text": "carriage\rreturn"}\n\n{"text": "last"}')
     out = tmp_path / "out"
-    run_render([jsonl], out, RenderOptions(task="text", on_error="skip", lines_per_unit=2, max_line_bytes=200))
+    options = RenderOptions(task="text", on_error="skip", lines_per_unit=2, max_line_bytes=200)
+    run_render([jsonl], out, options)
     rows = sorted(read_manifests(out).to_pylist(), key=lambda r: r["line"])
     assert [(r["line"], r["status"], r["reason"]) for r in rows] == [
         (1, "kept", None), (2, "dropped", "bad_field:line"), (3, "dropped", "bad_field:line"),
@@ -145,14 +193,39 @@ def test_rerun_resumes_only_uncommitted_units(tmp_path):
 def test_export_qwenvl_json_round_trips_chat(tmp_path):
     chat = [json.loads(line) for line in (EXAMPLES / "chat.jsonl").read_text().splitlines()]
     out = render(tmp_path, "chat", chat[:1])
-    assert main(["export", "--format", "qwenvl-json", "--input", str(out), "--out", str(tmp_path / "qwen")]) == 0
+    args = ["export", "--format", "qwenvl-json", "--input", str(out), "--out", str(tmp_path / "qwen")]
+    assert main(args) == 0
     (record,) = json.loads((tmp_path / "qwen/data.json").read_text())
     image = Path(record["conversations"][0]["value"].split("<img>")[1].split("</img>")[0])
     assert image.is_absolute() and image.read_bytes() == (EXAMPLES / "images/coffee.jpg").read_bytes()
     expected = chat[0]["conversations"]
     assert [t["from"] for t in record["conversations"]] == [t["from"] for t in expected]
-    assert record["conversations"][0]["value"] == expected[0]["value"].replace("images/coffee.jpg", str(image))
+    first = expected[0]["value"].replace("images/coffee.jpg", str(image))
+    assert record["conversations"][0]["value"] == first
     assert [t["value"] for t in record["conversations"][1:]] == [t["value"] for t in expected[1:]]
+
+
+def test_export_keeps_samples_of_same_named_shards_apart(tmp_path):
+    for name, image in [("a", "chelsea"), ("b", "rocket")]:
+        (tmp_path / name / "images").mkdir(parents=True)
+        shutil.copy(EXAMPLES / f"images/{image}.jpg", tmp_path / name / "images/x.jpg")
+        record = {"image": "images/x.jpg", "caption": image}
+        (tmp_path / name / "caption.jsonl").write_text(json.dumps(record))
+        run_render([tmp_path / name / "caption.jsonl"], tmp_path / name / "out", RenderOptions("caption"))
+    export_qwenvl_json([str(tmp_path / "a/out"), str(tmp_path / "b/out")], tmp_path / "qwen")
+    records = json.loads((tmp_path / "qwen/data.json").read_text())
+    assert [r["conversations"][1]["value"] for r in records] == ["chelsea", "rocket"]
+    for record, image in zip(records, ["chelsea", "rocket"], strict=True):
+        path = Path(record["conversations"][0]["value"].split("<img>")[1].split("</img>")[0])
+        assert path.read_bytes() == (EXAMPLES / f"images/{image}.jpg").read_bytes()
+
+
+def test_export_rejects_shards_that_are_not_rendered_tasks(tmp_path):
+    with ShardWriter(tmp_path / "clean", "u") as w:
+        w.write("s0", {"txt": "a caption"}, {"uid": "0", "source": "t"})
+    with pytest.raises(ValueError, match=r"u-000000.tar: sample s0: no .json member; not a rendered task"):
+        export_qwenvl_json(str(tmp_path / "clean"), tmp_path / "qwen")
+    assert sorted(p.name for p in (tmp_path / "qwen").iterdir()) == ["images"]  # no data.json, no temp file
 
 
 def test_cli_render_verify_ls(tmp_path, capsys):
@@ -168,5 +241,6 @@ def test_cli_render_verify_ls(tmp_path, capsys):
 
 def test_cli_unknown_task_fails_before_work(tmp_path):
     with pytest.raises(SystemExit):
-        main(["render", "--task", "captions", "--input", str(EXAMPLES / "vqa.jsonl"), "--out", str(tmp_path / "o")])
+        main(["render", "--task", "captions", "--input", str(EXAMPLES / "vqa.jsonl"),
+              "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from vlforge.shards.keys import KeyAllocator, sanitize_key
-from vlforge.shards.listing import list_shards
+from vlforge.shards.listing import format_listing, list_shards
 from vlforge.shards.manifest import read_manifests
 from vlforge.shards.reader import expand_shards, iter_samples
 from vlforge.shards.units import cleanup_uncommitted, committed_units
@@ -119,8 +119,9 @@ def test_loads_with_hf_datasets(tmp_path):
     from datasets import load_dataset
 
     write_samples(tmp_path, 5, max_samples=2)
-    ds = load_dataset("webdataset", data_files={"train": sorted(str(p) for p in tmp_path.glob("*.tar"))},
-                      split="train", cache_dir=str(tmp_path / "hf-cache"))
+    # a glob, not the directory: datasets would also read _manifests/*.parquet as a shard
+    ds = load_dataset("webdataset", data_files={"train": f"{tmp_path}/*.tar"}, split="train",
+                      cache_dir=str(tmp_path / "hf-cache"))
     assert ds.num_rows == 5
     assert sorted(ds["__key__"]) == ["s0", "s1", "s2", "s3", "s4"]
     assert ds[0]["0.jpg"].size == (32, 24)
@@ -134,8 +135,13 @@ def test_verify_ok_and_listing(tmp_path):
     assert (report.tars, report.samples, report.manifest_rows) == (3, 5, 6)
     infos = list_shards(tmp_path)
     assert [(i.name, i.samples, dict(i.tasks)) for i in infos] == [
-        ("u-000000.tar", 2, {"caption": 2}), ("u-000001.tar", 2, {"caption": 2}), ("u-000002.tar", 1, {"caption": 1})]
+        ("u-000000.tar", 2, {"caption": 2}), ("u-000001.tar", 2, {"caption": 2}),
+        ("u-000002.tar", 1, {"caption": 1})]
     assert infos[0].bytes == (tmp_path / "u-000000.tar").stat().st_size
+    total_bytes = sum(p.stat().st_size for p in tmp_path.glob("*.tar"))
+    lines = format_listing(infos).splitlines()
+    assert lines[1].split() == ["u-000000.tar", "2", str(infos[0].bytes), "caption=2"]
+    assert lines[-1].split() == ["total", "(3", "shards)", "5", str(total_bytes), "caption=5"]
 
 
 def test_verify_finds_truncation_missing_members_orphans_and_bad_images(tmp_path):
@@ -159,6 +165,17 @@ def test_verify_finds_truncation_missing_members_orphans_and_bad_images(tmp_path
     assert "u-000002.tar: sample s4 in the manifest but not in the tar" in text
     assert "u-000002.tar: sample s9 in the tar but not in the manifest" in text
     assert any(".u-000003.tar.tmp" in w for w in report.warnings)
+
+
+def test_verify_finds_a_tar_cut_between_two_members(tmp_path):
+    write_samples(tmp_path, 2)
+    tar_path = tmp_path / "u-000000.tar"
+    with tarfile.open(tar_path) as tar:
+        cut = tar.getmember("s1.json").offset  # s0 whole, s1 without its json: every member reads fine
+    tar_path.write_bytes(tar_path.read_bytes()[:cut])
+    report = verify_dir(tmp_path)
+    assert report.problems == ["u-000000.tar: unreadable or truncated tar (no end-of-archive marker: cut off "
+                               "between two members)"]
 
 
 def test_abort_on_exception_commits_nothing(tmp_path):
@@ -211,6 +228,7 @@ def test_killed_writer_never_leaves_partial_tar_under_final_name(tmp_path):
 
 
 def test_importing_shards_loads_neither_torch_nor_ray():
-    code = ("import sys, tempfile; import vlforge.shards.writer, vlforge.shards.reader, vlforge.shards.verify; "
+    code = ("import sys; import vlforge.shards.writer, vlforge.shards.reader, vlforge.shards.verify; "
             "assert not any(m in sys.modules for m in ('torch', 'ray')), 'heavy import'; print('light')")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "light\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout == "light\n"

@@ -13,6 +13,10 @@ from itertools import groupby
 from vlforge.formats.chat import parse_chatml
 from vlforge.formats.segments import IMAGE_SLOT, join_text
 
+# Qwen-VL's tokenizer stores an image path's UTF-8 bytes in the 256 positions between <img> and </img> and
+# raises on a longer one, so finetune.py could not read the record.
+MAX_IMAGE_PATH_BYTES = 256
+
 
 def _task_turns(segments: list[dict]) -> list[dict]:
     turns = []
@@ -33,6 +37,10 @@ def _fill_images(turns: list[dict], image_paths: list[str], labelled: bool) -> l
     slots = sum(turn["value"].count(IMAGE_SLOT) for turn in turns)
     if slots != len(image_paths):
         raise ValueError(f"sample has {slots} image slots but {len(image_paths)} image paths were given")
+    for path in image_paths:
+        if len(path.encode("utf-8")) > MAX_IMAGE_PATH_BYTES or "<" in path or ">" in path:
+            raise ValueError(f"image path {path!r}: Qwen-VL's tokenizer takes at most {MAX_IMAGE_PATH_BYTES} "
+                             "UTF-8 bytes and no '<' or '>' between <img> and </img>")
     images = iter(enumerate(image_paths, start=1))
     filled = []
     for turn in turns:

@@ -43,15 +43,18 @@ class RenderOptions:
     lines_per_unit: int = 5000
     max_samples: int | None = 1000
     max_bytes: int | None = 512 * 1024 * 1024
-    max_line_bytes: int = 16 * 1024 * 1024  # a record with a 1 MB caption fits; a runaway line is rejected unread
+    # a record with a 1 MB caption fits; a runaway line is rejected unread
+    max_line_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"--task: unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
         if self.on_error not in ON_ERROR:
             raise ValueError(f"--on-error: expected one of {', '.join(ON_ERROR)}, got {self.on_error!r}")
-        if self.lines_per_unit < 1:
-            raise ValueError("--lines-per-unit must be >= 1")
+        for flag, value in (("--lines-per-unit", self.lines_per_unit), ("--shard-samples", self.max_samples),
+                            ("--shard-bytes", self.max_bytes), ("max_line_bytes", self.max_line_bytes)):
+            if value is not None and value < 1:
+                raise ValueError(f"{flag} must be >= 1, got {value}")
 
 
 def load_image(path: Path) -> tuple[bytes, tuple[int, int]]:
@@ -102,7 +105,7 @@ def render_line(text: str, base: Path, task: str) -> tuple[dict, list[bytes], di
 
 
 def iter_lines(f: BinaryIO, start: int, end: int, max_bytes: int) -> Iterator[bytes | None]:
-    """The lines in [start, end) of a file; None for a line over max_bytes, which is skipped, not read whole."""
+    """The lines in [start, end) of a file; None for a line over max_bytes (skipped, never read whole)."""
     f.seek(start)
     while f.tell() < end:
         raw = f.readline(max_bytes + 1)
@@ -116,7 +119,8 @@ def iter_lines(f: BinaryIO, start: int, end: int, max_bytes: int) -> Iterator[by
 
 def split_units(path: Path, options: RenderOptions, out_dir: Path) -> list[Unit]:
     """Byte ranges of `lines_per_unit` lines each; ids are stable for the same file."""
-    name = "-".join(dict.fromkeys([options.task, sanitize_key(path.stem)]))  # `caption`, not `caption-caption`
+    # `caption`, not `caption-caption`
+    name = "-".join(dict.fromkeys([options.task, sanitize_key(path.stem)]))
     ranges, start, count = [], 0, 0
     with open(path, "rb") as f:
         for _ in iter_lines(f, 0, path.stat().st_size, options.max_line_bytes):
@@ -142,8 +146,10 @@ def process_unit(unit: Unit) -> dict:
     path = Path(p["path"])
     source = options.source or sanitize_key(path.stem)
     stats = {"unit": unit.id, "read": 0, "kept": 0, "dropped": 0}
-    with open(path, "rb") as f, ShardWriter(p["out_dir"], unit.id, options.max_samples, options.max_bytes) as w:
-        for n, raw in enumerate(iter_lines(f, p["start"], p["end"], options.max_line_bytes), start=p["first_line"]):
+    writer = ShardWriter(p["out_dir"], unit.id, options.max_samples, options.max_bytes)
+    with open(path, "rb") as f, writer as w:
+        lines = iter_lines(f, p["start"], p["end"], options.max_line_bytes)
+        for n, raw in enumerate(lines, start=p["first_line"]):
             if raw is not None and not raw.strip():
                 continue
             stats["read"] += 1
@@ -175,5 +181,8 @@ def run_render(
     for path in inputs:
         if not path.is_file():
             raise FileNotFoundError(f"--input: no such file {path}")
+    stems = [sanitize_key(path.stem) for path in inputs]
+    if len(set(stems)) != len(stems):
+        raise ValueError(f"--input: file names must differ (work units are named after them), got {stems}")
     units = [u for path in inputs for u in split_units(path, options, out_dir)]
     return run_units(units, process_unit, out_dir, ray_address=ray_address, desc=f"render {options.task}")

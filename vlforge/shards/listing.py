@@ -1,6 +1,6 @@
 """`vlforge shards ls`: samples, bytes and tasks per shard, from the manifests."""
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,15 +16,15 @@ class ShardInfo:
 
 
 def list_shards(out_dir: str | Path) -> list[ShardInfo]:
+    """One entry per tar that committed manifests list, with its kept samples counted by task (or source)."""
     out = Path(out_dir)
     manifest = read_manifests(out)
     label = "task" if "task" in manifest.column_names else "source"
-    shards: dict[str, ShardInfo] = defaultdict(lambda: ShardInfo(""))
+    shards: dict[str, ShardInfo] = {}
     for row in manifest.select(["status", "tar", label]).to_pylist():
         if row["status"] != KEPT:
             continue
-        info = shards[row["tar"]]
-        info.name = row["tar"]
+        info = shards.setdefault(row["tar"], ShardInfo(row["tar"]))
         info.samples += 1
         info.tasks[row[label] or "?"] += 1
     for info in shards.values():
@@ -33,14 +33,13 @@ def list_shards(out_dir: str | Path) -> list[ShardInfo]:
     return [shards[name] for name in sorted(shards)]
 
 
+def _row(info: ShardInfo) -> str:
+    tasks = ", ".join(f"{t}={n}" for t, n in sorted(info.tasks.items()))
+    return f"{info.name:<52} {info.samples:>8} {info.bytes:>12}  {tasks}"
+
+
 def format_listing(infos: list[ShardInfo]) -> str:
-    lines = [f"{'shard':<52} {'samples':>8} {'bytes':>12}  tasks"]
-    for info in infos:
-        tasks = ", ".join(f"{t}={n}" for t, n in sorted(info.tasks.items()))
-        lines.append(f"{info.name:<52} {info.samples:>8} {info.bytes:>12}  {tasks}")
-    total = Counter()
-    for info in infos:
-        total.update(info.tasks)
-    lines.append(f"{'total (' + str(len(infos)) + ' shards)':<52} {sum(i.samples for i in infos):>8} "
-                 f"{sum(i.bytes for i in infos):>12}  " + ", ".join(f"{t}={n}" for t, n in sorted(total.items())))
-    return "\n".join(lines)
+    """A table: one row per shard, then the totals."""
+    total = ShardInfo(f"total ({len(infos)} shards)", sum(i.samples for i in infos),
+                      sum(i.bytes for i in infos), sum((i.tasks for i in infos), Counter()))
+    return "\n".join([f"{'shard':<52} {'samples':>8} {'bytes':>12}  tasks", *map(_row, infos), _row(total)])

@@ -1,8 +1,9 @@
 """Manifests: one parquet row for every input sample of a work unit, kept or dropped.
 
 A unit's manifest is written last, after its tars, so its presence is the commit mark.
-Manifests live in `_manifests/` beside the tars: Ray Data and Hugging Face datasets skip
-paths that start with `_`, so both read a shard directory as nothing but its tars.
+Manifests live in `_manifests/` beside the tars. Ray Data skips paths that start with `_`, so it
+reads a shard directory as nothing but its tars; Hugging Face datasets skips only `.` and `__`
+prefixes, so it needs `data_files="DIR/*.tar"`.
 """
 
 import json

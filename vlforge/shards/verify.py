@@ -13,6 +13,7 @@ from vlforge.shards.atomic import is_temp
 from vlforge.shards.manifest import KEPT, list_manifests, read_manifests
 
 IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"}
+END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # two zero blocks close every complete tar
 
 
 @dataclass
@@ -48,6 +49,14 @@ def _check_member(tar_name: str, name: str, ext: str, data: bytes) -> str | None
     return None
 
 
+def _has_end_marker(path: Path, offset: int) -> bool:
+    """tarfile stops silently at end of file: without this, a tar cut between two members reads as whole."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        tail = f.read(END_OF_ARCHIVE)
+    return len(tail) == END_OF_ARCHIVE and not tail.strip(b"\0")
+
+
 def _read_tar(path: Path, report: VerifyReport) -> dict[str, set[str]] | None:
     """Members by key, or None when the tar is truncated or unreadable."""
     members: dict[str, set[str]] = defaultdict(set)
@@ -65,6 +74,8 @@ def _read_tar(path: Path, report: VerifyReport) -> dict[str, set[str]] | None:
                 problem = _check_member(path.name, info.name, ext, data)
                 if problem:
                     report.problems.append(problem)
+            if not _has_end_marker(path, tar.offset):
+                raise tarfile.ReadError("no end-of-archive marker: cut off between two members")
     except (tarfile.TarError, OSError, EOFError) as exc:
         report.problems.append(f"{path.name}: unreadable or truncated tar ({exc})")
         return None
@@ -89,7 +100,8 @@ def verify_dir(out_dir: str | Path) -> VerifyReport:
             expected[row["tar"]].add(row["key"])
     for path in sorted(out.iterdir()):
         if is_temp(path):
-            report.warnings.append(f"{path.name}: leftover temporary file of a killed run (the next run removes it)")
+            report.warnings.append(
+                f"{path.name}: leftover temporary file of a killed run (the next run removes it)")
         elif path.suffix == ".tar" and path.name not in expected:
             report.problems.append(f"{path.name}: tar not listed in any manifest (uncommitted unit)")
     for tar_name, keys in sorted(expected.items()):

@@ -1,9 +1,9 @@
 """Atomic WebDataset shard writer with a per-unit manifest.
 
 webdataset is imported on first write, not at import, because it pulls in torch
-whenever torch is installed. Tars are written under hidden temporary names and renamed when complete; the unit's
-manifest is renamed into place last, so a killed writer leaves either a committed unit
-or only debris that `units.cleanup_uncommitted` removes.
+whenever torch is installed. Tars are written under hidden temporary names and renamed
+when complete; the unit's manifest is renamed into place last, so a killed writer leaves
+either a committed unit or only debris that `units.cleanup_uncommitted` removes.
 """
 
 import json
@@ -87,7 +87,8 @@ class ShardWriter:
 
     def drop(self, row: dict, reason: str, stage: str) -> None:
         """Record a sample that produced no tar member."""
-        self.rows.append({**row, "status": DROPPED, "reason": reason, "stage": stage, "tar": None, "key": None})
+        self.rows.append(
+            {**row, "status": DROPPED, "reason": reason, "stage": stage, "tar": None, "key": None})
 
     def close(self) -> None:
         """Commit: last tar first, then the manifest."""
