@@ -11,7 +11,7 @@ from vlforge.formats.tasks import TASKS
 from vlforge.pipelines.export import export_qwenvl_json
 from vlforge.pipelines.render import RenderOptions, run_render
 from vlforge.pipelines.runner import UnitFailure
-from vlforge.shards.manifest import read_manifests
+from vlforge.shards.manifest import MANIFEST_DIR, read_manifests
 from vlforge.shards.reader import iter_samples
 from vlforge.shards.verify import verify_dir
 from vlforge.shards.writer import ShardWriter
@@ -176,7 +176,7 @@ def test_oversized_and_non_utf8_lines_are_rejected_without_losing_neighbours(tmp
 def test_rerun_resumes_only_uncommitted_units(tmp_path):
     lines = [{"text": f"line {i}"} for i in range(10)]
     out = render(tmp_path, "text", lines, lines_per_unit=4)
-    manifests = sorted((out / "_manifests").iterdir())
+    manifests = sorted((out / MANIFEST_DIR).iterdir())
     assert len(manifests) == 3
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")}
     manifests[1].unlink()  # as if killed between its tars and its manifest

@@ -52,7 +52,7 @@ def test_keys_unique_within_shard():
 def test_writer_rolls_by_samples_and_manifest_accounts_for_every_sample(tmp_path):
     w = write_samples(tmp_path, 5, max_samples=2)
     assert [p.name for p in w.tars] == ["u-000000.tar", "u-000001.tar", "u-000002.tar"]
-    rows = pq.read_table(tmp_path / "_manifests/u.manifest.parquet").to_pylist()
+    rows = pq.read_table(tmp_path / "__manifests/u.manifest.parquet").to_pylist()
     assert len(rows) == 6
     assert [r["status"] for r in rows].count("kept") == 5
     dropped = [r for r in rows if r["status"] == "dropped"]
@@ -115,13 +115,13 @@ def test_loads_with_ray_data(tmp_path, ray_local):
     assert json.loads(by_key["s1"]["json"])["i"] == 1
 
 
-def test_loads_with_hf_datasets(tmp_path):
+def test_loads_with_hf_datasets(tmp_path, tmp_path_factory):
     from datasets import load_dataset
 
     write_samples(tmp_path, 5, max_samples=2)
-    # a glob, not the directory: datasets would also read _manifests/*.parquet as a shard
-    ds = load_dataset("webdataset", data_files={"train": f"{tmp_path}/*.tar"}, split="train",
-                      cache_dir=str(tmp_path / "hf-cache"))
+    # the bare directory: datasets skips `__manifests/`
+    ds = load_dataset("webdataset", data_dir=str(tmp_path), split="train",
+                      cache_dir=str(tmp_path_factory.mktemp("hf-cache")))
     assert ds.num_rows == 5
     assert sorted(ds["__key__"]) == ["s0", "s1", "s2", "s3", "s4"]
     assert ds[0]["0.jpg"].size == (32, 24)
@@ -211,7 +211,7 @@ def test_killed_writer_never_leaves_partial_tar_under_final_name(tmp_path):
     finals = sorted(out.glob("u-*.tar"))
     temps = list(out.glob(".*.tmp"))
     assert len(finals) >= 2 and temps, "the writer must have been killed mid-shard"
-    assert not (out / "_manifests/u.manifest.parquet").exists()
+    assert not (out / "__manifests/u.manifest.parquet").exists()
     for tar in finals:  # every tar under a final name reads to the end with all 3 samples
         with tarfile.open(tar) as t:
             assert len(t.getnames()) == 6
@@ -224,7 +224,7 @@ def test_killed_writer_never_leaves_partial_tar_under_final_name(tmp_path):
         assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
     assert verify_dir(out).ok
     assert read_manifests(out).num_rows == 7
-    assert not list(out.glob(".*")) and not list(out.glob("_manifests/.*"))  # no temp files left
+    assert not list(out.glob(".*")) and not list(out.glob("__manifests/.*"))  # no temp files left
 
 
 def test_importing_shards_loads_neither_torch_nor_ray():

@@ -1,9 +1,8 @@
 """Manifests: one parquet row for every input sample of a work unit, kept or dropped.
 
 A unit's manifest is written last, after its tars, so its presence is the commit mark.
-Manifests live in `_manifests/` beside the tars. Ray Data skips paths that start with `_`, so it
-reads a shard directory as nothing but its tars; Hugging Face datasets skips only `.` and `__`
-prefixes, so it needs `data_files="DIR/*.tar"`.
+Manifests live in `__manifests/` beside the tars: Ray Data skips paths that start with `_` and
+Hugging Face datasets those that start with `__`, so both read a shard directory as its tars alone.
 """
 
 import json
@@ -15,7 +14,7 @@ import pyarrow.parquet as pq
 
 from vlforge.shards.atomic import commit, temp_path
 
-MANIFEST_DIR = "_manifests"
+MANIFEST_DIR = "__manifests"
 MANIFEST_SUFFIX = ".manifest.parquet"
 CORE_COLUMNS = ("uid", "source", "status", "reason", "stage", "tar", "key")
 KEPT, DROPPED = "kept", "dropped"

@@ -89,7 +89,7 @@ def verify_dir(out_dir: str | Path) -> VerifyReport:
         report.problems.append(f"{out}: not a directory")
         return report
     if not list_manifests(out):
-        report.problems.append(f"{out}: no manifest (_manifests/*.manifest.parquet): nothing committed")
+        report.problems.append(f"{out}: no manifest (__manifests/*.manifest.parquet): nothing committed")
     manifest = read_manifests(out)
     report.manifest_rows = manifest.num_rows
     expected: dict[str, set[str]] = defaultdict(set)
