@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from vlforge.formats.tasks import TASKS
+from vlforge.pipelines.clean import add_clean_parser, run_clean
 from vlforge.pipelines.synthdog import add_synthdog_parser, run_synthdog
 
 
@@ -84,7 +85,8 @@ def _run_shards(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"render": (_add_render, _run_render), "export": (_add_export, _run_export),
-            "shards": (_add_shards, _run_shards), "synthdog": (add_synthdog_parser, run_synthdog)}
+            "shards": (_add_shards, _run_shards), "synthdog": (add_synthdog_parser, run_synthdog),
+            "clean": (add_clean_parser, run_clean)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ units are skipped, so running the same command again resumes without loss or dup
 """
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -38,7 +39,15 @@ class UnitFailure(RuntimeError):
 
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[tuple[float, list[float]]]:
-    """Join or start Ray; shut down only what we started. Yields (start seconds, [stop seconds])."""
+    """Join or start Ray; shut down only what we started. Yields (start seconds, [stop seconds]).
+
+    A local Ray sends no usage statistics and, unless ray was imported before with other settings,
+    uses 127.0.0.1 as its node address (Ray's switch for that is read when ray is imported), so its
+    traffic stays on loopback.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not address:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
     stop: list[float] = []

@@ -1,0 +1,176 @@
+"""Download the images of one work unit with img2dataset, behind the SSRF guard, and map results to rows.
+
+img2dataset's `Downloader` runs in this process (one shard = the unit's surviving rows, a thread pool
+of `thread_count`), so the guarded urllib opener installed here covers every request it makes,
+redirects included. Each row ends as a `Fetched`: image bytes, or a short, stable reason (`http_404`,
+`timeout`, `blocked_loopback`, `too_large`, `decode_error`, ...) plus the raw error message.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vlforge.pipelines.netguard import REFUSED_MARK, AddressPolicy, check_url, guarded_urlopen
+
+# img2dataset imports albumentations, which otherwise asks pypi.org for its latest version on import.
+os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
+
+ROW_COLUMN = "vlforge_row"
+_HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
+_REFUSED = re.compile(re.escape(REFUSED_MARK) + r":(\w+)")
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """img2dataset's download and resize options (the recipe's `download:` section) plus the guard."""
+
+    thread_count: int = 16
+    timeout: float = 10.0
+    retries: int = 0
+    user_agent_token: str | None = "vlforge"
+    disallowed_header_directives: tuple[str, ...] = ("noai", "noimageai", "noindex", "noimageindex")
+    image_size: int = 512
+    resize_mode: str = "no"
+    resize_only_if_bigger: bool = True
+    encode_format: str = "jpg"
+    encode_quality: int = 95
+    skip_reencode: bool = True
+    disable_all_reencoding: bool = True
+    max_image_pixels: int = 89_478_485  # checked from the header before img2dataset decodes anything
+    policy: AddressPolicy = field(default_factory=AddressPolicy)
+
+
+@dataclass
+class Fetched:
+    """The outcome for one row: image bytes and sizes, or why there are none."""
+
+    image: bytes | None = None
+    reason: str | None = None
+    error: str | None = None
+    sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    original_width: int | None = None
+    original_height: int | None = None
+
+
+def reason_from_error(message: str | None) -> str:
+    """A short, stable manifest reason for an img2dataset/urllib error message."""
+    text = message or ""
+    if refused := _REFUSED.search(text):
+        return refused.group(1)
+    if "infinite loop" in text:
+        return "too_many_redirects"
+    if status := _HTTP_STATUS.search(text):
+        return f"http_{status.group(1)}"
+    lowered = text.lower()
+    if "timed out" in lowered or "timeout" in lowered:
+        return "timeout"
+    if "x-robots-tag" in lowered:
+        return "robots_disallowed"
+    if "decod" in lowered or "cannot identify image" in lowered or "pixels" in lowered:
+        return "decode_error"
+    if "connection refused" in lowered:
+        return "connection_refused"
+    return "download_error"
+
+
+class PixelLimitResizer:
+    """img2dataset's Resizer behind a header check: images over `max_pixels` are refused before cv2 decodes.
+
+    cv2 would otherwise allocate the whole bitmap of a decompression bomb (a 50000x50000 PNG is 7.5 GB).
+    """
+
+    def __init__(self, resizer: object, max_pixels: int) -> None:
+        self.resizer, self.max_pixels = resizer, max_pixels
+
+    def __call__(self, img_stream: io.BytesIO, blurring_bbox_list: object = None) -> tuple:
+        from PIL import Image
+
+        try:
+            with Image.open(img_stream) as im:
+                width, height = im.size
+        except Image.DecompressionBombError as exc:
+            return None, None, None, None, None, f"decode refused: {exc}"
+        except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for bad bytes
+            return None, None, None, None, None, f"cannot decode image header ({type(exc).__name__})"
+        if width * height > self.max_pixels:
+            return None, None, None, None, None, f"decode refused: {width}x{height} exceeds {self.max_pixels} pixels"
+        img_stream.seek(0)
+        return self.resizer(img_stream, blurring_bbox_list)
+
+
+def _downloader(options: DownloadOptions, output_folder: str, count: int) -> object:
+    from img2dataset.downloader import Downloader
+    from img2dataset.resizer import Resizer
+    from img2dataset.writer import ParquetSampleWriter
+
+    resizer = Resizer(
+        image_size=options.image_size, resize_mode=options.resize_mode,
+        resize_only_if_bigger=options.resize_only_if_bigger, encode_quality=options.encode_quality,
+        encode_format=options.encode_format, skip_reencode=options.skip_reencode,
+        disable_all_reencoding=options.disable_all_reencoding)
+    if not options.disable_all_reencoding:  # img2dataset will decode: guard it against bombs
+        resizer = PixelLimitResizer(resizer, options.max_image_pixels)
+    return Downloader(
+        sample_writer_class=ParquetSampleWriter,
+        resizer=resizer,
+        thread_count=options.thread_count, save_caption=False, extract_exif=False,
+        output_folder=output_folder, column_list=[ROW_COLUMN, "url"], timeout=options.timeout,
+        number_sample_per_shard=max(count, 1), oom_shard_count=5, compute_hash="sha256",
+        verify_hash_type=None, encode_format=options.encode_format, retries=options.retries,
+        user_agent_token=options.user_agent_token,
+        disallowed_header_directives=list(options.disallowed_header_directives) or None,
+    )
+
+
+def _int(value: object) -> int | None:
+    return None if value is None else int(value)
+
+
+def download(urls: list[str], options: DownloadOptions) -> list[Fetched]:
+    """One `Fetched` per URL, same order. Refused URLs never reach img2dataset or the network."""
+    results = [Fetched() for _ in urls]
+    todo = []
+    for i, url in enumerate(urls):
+        refused = check_url(url, options.policy)
+        if refused is None:
+            todo.append(i)
+        else:
+            results[i].reason, results[i].error = refused, f"{REFUSED_MARK}: {url!r} refused before connecting"
+    if not todo:
+        return results
+    with tempfile.TemporaryDirectory(prefix="vlforge-dl-") as tmp:
+        shard = Path(tmp) / "input.feather"
+        table = pa.table({ROW_COLUMN: pa.array(todo, pa.int64()), "url": pa.array([urls[i] for i in todo])})
+        with pa.OSFile(str(shard), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        out = Path(tmp) / "out"
+        out.mkdir()
+        with guarded_urlopen(options.policy):
+            ok, _ = _downloader(options, str(out), len(todo))((0, str(shard)))
+        if not ok:
+            raise RuntimeError("img2dataset failed on this unit's downloads (see the worker log)")
+        image_col = options.encode_format
+        for batch in pq.ParquetFile(out / "00000.parquet").iter_batches(batch_size=256):
+            for rec in batch.to_pylist():
+                fetched = results[rec[ROW_COLUMN]]
+                if rec["status"] == "success":
+                    fetched.image, fetched.sha256 = rec[image_col], rec["sha256"]
+                    fetched.width, fetched.height = _int(rec["width"]), _int(rec["height"])
+                    fetched.original_width = _int(rec["original_width"])
+                    fetched.original_height = _int(rec["original_height"])
+                else:
+                    fetched.reason, fetched.error = reason_from_error(rec["error_message"]), rec["error_message"]
+    for i in todo:
+        if results[i].image is None and results[i].reason is None:
+            results[i].reason, results[i].error = "download_error", "img2dataset returned no record for this row"
+    return results
