@@ -7,9 +7,11 @@ import argparse
 import shutil
 from pathlib import Path
 
+from demo_clean import RECIPE, build_dump, print_funnel
 from demo_synthdog import contact_sheet
 
 from vlforge.cli import main as cli
+from vlforge.pipelines.clean_recipe import load_recipe
 from vlforge.pipelines.runner import ray_session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +36,18 @@ def render_examples(out: Path) -> None:
     vlforge("export", "--format", "qwenvl-json", "--input", str(tasks), "--out", str(out / "qwenvl-json"))
 
 
+def clean_web_dump(out: Path) -> None:
+    """A LAION-schema dump of bundled photos with planted bad rows, served on 127.0.0.1, cleaned, funnel printed."""
+    server, inputs = build_dump(out / "raw")
+    try:
+        vlforge("clean", "--recipe", str(RECIPE), "--input", *(f"{source}={path}" for source, path in inputs),
+                "--out", str(out / "clean"), "--allow-loopback")
+    finally:
+        server.shutdown()
+    print_funnel(out / "clean", load_recipe(RECIPE, {}))
+    vlforge("shards", "verify", str(out / "clean"))
+
+
 def synthesize_ocr(out: Path) -> None:
     """A few dozen English and Chinese SynthDoG pages, checked, with a contact sheet of their quads."""
     shards = out / "synthdog"
@@ -53,8 +67,9 @@ def main() -> None:
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
     with ray_session():
-        render_examples(args.out)
+        clean_web_dump(args.out)
         synthesize_ocr(args.out)
+        render_examples(args.out)
     print(f"\ndemo finished: everything is under {args.out}/")
 
 

@@ -131,12 +131,8 @@ def print_funnel(out: Path, recipe) -> None:
     assert not dropped, f"stages missing from the funnel: {dropped}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "demo-out" / "clean")
-    args = parser.parse_args()
-    shutil.rmtree(args.out, ignore_errors=True)
-    work = args.out / "raw"
+def build_dump(work: Path) -> tuple[http.server.ThreadingHTTPServer, list[tuple[str, Path]]]:
+    """Write the raw LAION-schema dump and serve its images on 127.0.0.1; returns (server, [(source, file)])."""
     (work / "www").mkdir(parents=True)
     write_images(work / "www")
     server = serve(work / "www")
@@ -144,10 +140,20 @@ def main() -> None:
     en, zh = laion_rows(base)
     write_dump(work / "laion-en.parquet", en)
     write_dump(work / "laion-zh.parquet", zh)
+    return server, [("laion-en", work / "laion-en.parquet"), ("laion-zh", work / "laion-zh.parquet")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "demo-out" / "clean")
+    args = parser.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)
+    server, inputs = build_dump(args.out / "raw")
     recipe = load_recipe(RECIPE, {"download.allow_loopback": True, "num_cpus": 2})
-    report = clean(recipe, args.out / "shards",
-                   [("laion-en", str(work / "laion-en.parquet")), ("laion-zh", str(work / "laion-zh.parquet"))])
-    server.shutdown()
+    try:
+        report = clean(recipe, args.out / "shards", [(source, str(path)) for source, path in inputs])
+    finally:
+        server.shutdown()
     print(format_summary(report.summary))
     print_funnel(args.out / "shards", recipe)
     print(f"\nshards and manifests: {args.out / 'shards'}")
