@@ -22,8 +22,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check vlforge tests bench scripts
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+BENCHES := render filters clean synthdog
+
 bench: $(STAMP)
-	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+	for b in $(BENCHES); do $(PY) bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf demo-out .pytest_cache

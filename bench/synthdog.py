@@ -9,7 +9,7 @@ SynthDoG as a whole (imgaug, float32 layers throughout) measured ~1.1 CPU-s/img 
 on this 2-core machine; that ratio is printed for reference only. The run ends with a cProfile
 breakdown by stage.
 
-Run: .venv/bin/python bench/bench_synthdog.py [--images 120] [--baseline-images 12]
+Run: .venv/bin/python bench/synthdog.py [--images 120] [--baseline-images 12]
 """
 
 from __future__ import annotations

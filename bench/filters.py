@@ -10,7 +10,7 @@ Figures, each with its baseline measured in the same run:
   decodes, rotates and converts each image. 1 and 2 processes.
 - computed CLIP scores with ViT-B-32 (random weights, CPU unless CUDA is there); baseline: one image per call.
 Each figure is the fastest of --repeats runs (default 3), for ours and the baseline alike.
-Run: .venv/bin/python bench/bench_filters.py [--rows N] [--captions N] [--images N] [--clip-images N]
+Run: .venv/bin/python bench/filters.py [--rows N] [--captions N] [--images N] [--clip-images N]
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
    addresses, which the guard refuses before connecting: nothing is downloaded, nothing leaves the host.
    Baseline, same run: one Python loop over the parquet batches with the same filter chain.
 
-Run: .venv/bin/python bench/bench_clean.py [--samples 20000] [--rows 1000000]
+Run: .venv/bin/python bench/clean.py [--samples 20000] [--rows 1000000]
 """
 
 from __future__ import annotations

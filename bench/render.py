@@ -2,7 +2,7 @@
 
 Baselines, measured in the same run: webdataset's TarWriter alone (no atomic commit, no manifest) for the
 writer, and a single-process loop calling the same decode + render + TarWriter for the pipeline.
-Run: .venv/bin/python bench/bench_render.py [--lines N]
+Run: .venv/bin/python bench/render.py [--lines N]
 """
 
 import argparse
