@@ -43,7 +43,22 @@ def _check_missing(missing: str) -> str:
     return missing
 
 
-class AspectRatioFilter(Filter):
+class _SizeFilter(Filter):
+    """Shared by the size-based filters: which columns hold the sizes, and what a missing size means."""
+
+    def __init__(self, width_col: str, height_col: str, missing: str, name: str) -> None:
+        self.width_col, self.height_col = width_col, height_col
+        self.missing = _check_missing(missing)
+        self.name = name
+
+    def _judged_sizes(self, batch: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(width, height, reasons so far, mask of rows whose sizes are valid)."""
+        width, height = _sizes(batch, self.width_col, self.height_col)
+        reasons = _size_reasons(width, height, self.missing)
+        return width, height, reasons, reasons == None  # noqa: E711 (elementwise on an object array)
+
+
+class AspectRatioFilter(_SizeFilter):
     """Drop images whose long side exceeds `max_ratio` times the short side; adds column `aspect_ratio`.
 
     `missing="keep"` lets rows without sizes through (the post-download pass judges the real sizes).
@@ -54,14 +69,10 @@ class AspectRatioFilter(Filter):
         if not max_ratio >= 1.0:
             raise ValueError(f"max_ratio must be >= 1, got {max_ratio!r}")
         self.max_ratio = float(max_ratio)
-        self.width_col, self.height_col = width_col, height_col
-        self.missing = _check_missing(missing)
-        self.name = name
+        super().__init__(width_col, height_col, missing, name)
 
     def apply(self, batch: pa.Table) -> FilterResult:
-        width, height = _sizes(batch, self.width_col, self.height_col)
-        reasons = _size_reasons(width, height, self.missing)
-        valid = reasons == None  # noqa: E711 (elementwise on an object array)
+        width, height, reasons, valid = self._judged_sizes(batch)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.maximum(width, height) / np.minimum(width, height)
         ratio[~valid | np.isnan(ratio)] = np.nan
@@ -71,7 +82,7 @@ class AspectRatioFilter(Filter):
         return FilterResult.from_reasons(out, reasons)
 
 
-class ImageSizeFilter(Filter):
+class ImageSizeFilter(_SizeFilter):
     """Drop images whose short side is below `min_side` or whose pixel count exceeds `max_pixels`.
 
     Adds columns `min_side` and `pixels`. Either bound may be None to switch it off.
@@ -85,14 +96,10 @@ class ImageSizeFilter(Filter):
         if max_pixels is not None and max_pixels <= 0:
             raise ValueError(f"max_pixels must be > 0 or None, got {max_pixels!r}")
         self.min_side, self.max_pixels = min_side, max_pixels
-        self.width_col, self.height_col = width_col, height_col
-        self.missing = _check_missing(missing)
-        self.name = name
+        super().__init__(width_col, height_col, missing, name)
 
     def apply(self, batch: pa.Table) -> FilterResult:
-        width, height = _sizes(batch, self.width_col, self.height_col)
-        reasons = _size_reasons(width, height, self.missing)
-        valid = reasons == None  # noqa: E711 (elementwise on an object array)
+        width, height, reasons, valid = self._judged_sizes(batch)
         min_side = np.where(valid, np.minimum(width, height), np.nan)
         pixels = np.where(valid, width * height, np.nan)
         with np.errstate(invalid="ignore"):
