@@ -59,12 +59,18 @@ def _images() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def hostile(ray_local, tmp_path_factory):
+    """One served dump (parquet + JSONL) with a row for each bad input, cleaned once; the tests read its output."""
     tmp = tmp_path_factory.mktemp("hostile")
     images = _images()
     with ImageServer() as server:
         url = {name: server.add(f"/{name}", data) for name, data in images.items()}
         server.add("/slow", images["good"], delay=3.0)
-        rows = [(name, url[name], CAPTION.format(f"case {name}"), 300.0, 300.0) for name in images if name != "nan"]
+        server.add("/moved-here", jpeg(photo("immunohistochemistry")))
+        url["redirected"] = server.redirect("/moved", server.url("/moved-here"))
+        url["redirect_private"] = server.redirect("/to-private", "http://10.1.2.3/x.jpg")
+        url["redirect_loop"] = server.redirect("/loop", server.url("/loop"))
+        url["server_error"] = server.add("/boom", b"", 500)
+        rows = [(name, url[name], CAPTION.format(f"case {name}"), 300.0, 300.0) for name in url if name != "nan"]
         rows += [
             ("nan", url["nan"], CAPTION.format("case with no size"), math.nan, None),
             ("negative", url["good"] + "?neg", CAPTION.format("case with a negative size"), -640.0, 480.0),
@@ -73,6 +79,11 @@ def hostile(ray_local, tmp_path_factory):
             ("slow", server.url("/slow"), CAPTION.format("case that takes too long"), 300.0, 300.0),
             ("good", url["good"] + "?again", CAPTION.format("second row with a repeated id"), 300.0, 300.0),
             ("bad_utf8", url["good"] + "?utf8", None, 300.0, 300.0),
+            # no size in the dump: the real size is judged after download
+            ("wide_nosize", server.add("/wide", jpeg(photo("rocket")[:100].copy())), CAPTION.format("a strip"),
+             math.nan, math.nan),
+            ("tiny_nosize", server.add("/tiny", jpeg(photo("astronaut")[::16, ::16].copy())),
+             CAPTION.format("a thumbnail"), math.nan, math.nan),
         ]
         captions = pa.array([r[2].encode() if r[2] else b"caf\xe9 latin-1 bytes in a UTF-8 column" for r in rows])
         table = pa.table({
@@ -114,8 +125,13 @@ def _reason(hostile, uid: str) -> tuple[str, str | None, str | None]:
     ("negative", "size_invalid", "aspect_ratio"),
     ("huge_caption", "caption_raw_chars>8192", "caption"),
     ("missing", "http_404", "download"),
+    ("server_error", "http_500", "download"),
     ("slow", "timeout", "download"),
+    ("redirect_private", "blocked_private", "download"),
+    ("redirect_loop", "too_many_redirects", "download"),
     ("bad_utf8", "invalid_utf8", "read"),
+    ("wide_nosize", "aspect_ratio>3", "aspect_ratio_real"),
+    ("tiny_nosize", "min_side<64", "image_size_real"),
     ("json_bad", "invalid_utf8", "read"),
     ("rows.jsonl:2", "bad_row", "read"),
 ])
@@ -157,22 +173,47 @@ def test_exif_rotated_photo_is_stored_upright(hostile) -> None:
     assert hostile["rows"]["exif"]["width"] == 250 and hostile["rows"]["exif"]["meta_width"] == 300
 
 
+def test_redirect_is_followed_to_the_image(hostile) -> None:
+    image, _ = _kept_image(hostile, "redirected")
+    assert image.size == Image.open(io.BytesIO(jpeg(photo("immunohistochemistry")))).size
+    assert hostile["requests"].count("/moved") == hostile["requests"].count("/moved-here") == 1
+    assert "/to-private" in hostile["requests"]  # served the redirect; the hop to 10.1.2.3 was refused unconnected
+
+
 def test_unknown_size_is_measured_after_download(hostile) -> None:
     row = hostile["rows"]["nan"]
     assert row["status"] == "kept" and (row["width"], row["height"]) == (1000, 872)
 
 
 def test_the_run_accounts_for_every_row_and_stays_consistent(hostile) -> None:
-    assert len(hostile["rows"]) == 21
+    assert len(hostile["rows"]) == 27
     summary = hostile["report"].summary["web"]
-    assert summary["read"] == 21 and summary["kept"] == 8
+    assert summary["read"] == 27 and summary["kept"] == 9
     assert verify_dir(hostile["out"]).ok
     assert "/slow" in hostile["requests"]
 
 
-def test_missing_columns_stop_the_run_before_any_work(ray_local, tmp_path: Path) -> None:
-    pq.write_table(pa.table({"URL": ["http://127.0.0.1/a.jpg"], "WIDTH": [10]}), tmp_path / "no_text.parquet")
+def _parquet(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("no_text.parquet", _parquet(pa.table({"URL": ["http://127.0.0.1/a.jpg"], "WIDTH": [10]})),
+     r"no_text\.parquet: missing column 'TEXT' for field caption"),
+    ("no_text.csv", b"URL,WIDTH\nhttp://127.0.0.1/a.jpg,10\n", r"no_text\.csv: missing column 'TEXT'"),
+    ("empty.parquet", b"", r"empty\.parquet: not a readable parquet file"),
+    ("page.parquet", b"<html><body>Not found</body></html>", r"page\.parquet: not a readable parquet file"),
+    ("truncated.parquet", _parquet(pa.table({"URL": ["u"] * 100, "TEXT": ["t"] * 100}))[:-100],
+     r"truncated\.parquet: not a readable parquet file"),
+    ("empty.csv", b"", r"empty\.csv: no columns found"),
+    ("empty.jsonl", b"", r"empty\.jsonl: no columns found"),
+])
+def test_unreadable_input_files_stop_the_run_before_any_work(ray_local, tmp_path: Path, name: str, content: bytes,
+                                                             message: str) -> None:
+    (tmp_path / name).write_bytes(content)
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", sources={"web": {"schema": "laion"}}))
-    with pytest.raises(InputError, match=r"no_text\.parquet: missing column 'TEXT' for field caption"):
-        clean(recipe, tmp_path / "out", [("web", str(tmp_path / "no_text.parquet"))])
+    with pytest.raises(InputError, match=message):
+        clean(recipe, tmp_path / "out", [("web", str(tmp_path / name))])
     assert not (tmp_path / "out").exists()

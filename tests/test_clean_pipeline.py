@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from test_clean_support import (
     by_uid,
     jpeg,
     manifest_rows,
+    parse_clean_args,
     photo,
     sha256,
     tar_samples,
@@ -22,7 +24,7 @@ from test_clean_support import (
     write_recipe,
 )
 
-from vlforge.pipelines.clean import SUMMARY, clean
+from vlforge.pipelines.clean import SUMMARY, clean, run_clean
 from vlforge.pipelines.clean_recipe import load_recipe
 from vlforge.shards.verify import verify_dir
 
@@ -230,7 +232,7 @@ def test_actor_pool_serves_a_step_and_is_stopped(ray_local, tmp_path) -> None:
     import ray
 
     from vlforge.filters.image import ImageFilter
-    from vlforge.pipelines.clean import PooledFilter, start_pools, stop_pools
+    from vlforge.pipelines.clean_ray import PooledFilter, start_pools, stop_pools
 
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", after_download=[{"op": "image", "actors": 2}]))
     assert start_pools(recipe, set()) == {}  # no source of this run uses it: no actors
@@ -258,3 +260,45 @@ def test_other_inputs_into_the_same_out_dir_are_refused(ray_local, tmp_path) -> 
         with pytest.raises(RecipeError, match="holds a run of other inputs or another recipe"):
             clean(recipe, tmp_path / "out", [("web", str(second))])
     assert by_uid(tmp_path / "out")["1"]["status"] == "kept"
+
+
+def test_default_settings_refuse_loopback_before_any_request(ray_local, tmp_path) -> None:
+    """No `allow_loopback` in the recipe: 127.0.0.1 and localhost URLs are refused, the server sees nothing.
+
+    Dedup is off here, so the repeated URL reaches the guard too (and the plan has no dedup keys to write).
+    """
+    with ImageServer() as server:
+        coffee = server.add("/coffee.jpg", jpeg(photo("coffee")))
+        urls = [coffee, f"http://localhost:{server.port}/coffee.jpg", coffee]
+        dump = write_laion(tmp_path / "d.parquet", [{"SAMPLE_ID": i, "URL": url, "TEXT": ENGLISH.format("coffee")}
+                                                    for i, url in enumerate(urls)])
+        recipe = load_recipe(write_recipe(tmp_path / "r.yaml", download={"timeout": 2, "thread_count": 2},
+                                          dedup={"url": False, "uid": False, "sha256": False}))
+        assert recipe.download.allow_loopback is False
+        report = clean(recipe, tmp_path / "out", [("web", str(dump))])
+        assert server.requests == []
+    got = {r["uid"]: (r["status"], r["reason"], r["stage"]) for r in manifest_rows(tmp_path / "out")}
+    assert got == {str(i): ("dropped", "blocked_loopback", "download") for i in range(3)}
+    assert report.summary["web"]["reasons"] == {"blocked_loopback": 3}
+
+
+def test_cli_shows_progress_and_ends_with_a_table_per_source(ray_local, tmp_path, capsys) -> None:
+    images = distinct_jpegs(3)
+    with ImageServer() as server:
+        rows = [{"SAMPLE_ID": i, "URL": server.add(f"/{i}.jpg", data), "TEXT": ENGLISH.format(f"galaxy {i}")}
+                for i, data in enumerate(images)]
+        rows.append({"SAMPLE_ID": 3, "URL": server.url("/gone.jpg"), "TEXT": ENGLISH.format("a lost galaxy")})
+        dump = write_laion(tmp_path / "d.parquet", rows)
+        recipe = write_recipe(tmp_path / "r.yaml", rows_per_unit=2)
+        args = parse_clean_args("--recipe", str(recipe), "--input", str(dump), "--out", str(tmp_path / "out"))
+        assert run_clean(args) == 0
+    out, err = capsys.readouterr()
+    progress = re.findall(r"^\[clean\] units (\d)/2  samples (\d+) \([\d,]+/s\)  kept ([\d.]+)%$", err, re.M)
+    assert [p[0] for p in progress] == ["1", "2"]
+    assert progress[0] in {("1", "2", "100.0"), ("1", "2", "50.0")}  # units finish in either order
+    assert progress[1] == ("2", "4", "75.0")
+    table = out.splitlines()
+    assert re.fullmatch(r"source +read +kept +kept % +dropped by reason", table[0])
+    assert re.fullmatch(r"web +4 +3 +75\.0 +dropped 1", table[1])
+    assert re.fullmatch(r" +1 +http_404", table[2])
+    assert "units run 2, skipped (already committed) 0" in err

@@ -39,6 +39,10 @@ def test_every_threshold_in_the_shipped_recipe_names_its_origin() -> None:
     assert len(lines) >= 15
     for line in lines:
         assert re.search(r"#.*\[(DataComp|LAION-5B|PIL|chosen)\]", line), f"threshold without its origin: {line}"
+    per_source = [line for line in RECIPE.read_text().split("\nsources:")[1].splitlines() if "{" in line]
+    assert len(per_source) >= len(QWENVL_SOURCES)
+    for line in per_source:
+        assert "#" in line, f"per-source override without a reason: {line}"
 
 
 def _load_with(tmp_path: Path, **overrides) -> None:

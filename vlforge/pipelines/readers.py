@@ -187,8 +187,11 @@ def _expand(spec: str) -> list[str]:
 
 def _read_header(path: str, fmt: str, overrides: ColumnOverrides) -> tuple[str, ...]:
     if fmt == "parquet":
-        with fsspec.open(path, "rb") as f:
-            return tuple(pq.ParquetFile(f).schema_arrow.names)
+        try:
+            with fsspec.open(path, "rb") as f:
+                return tuple(pq.ParquetFile(f).schema_arrow.names)
+        except pa.ArrowException as exc:  # empty, truncated, or not parquet at all
+            raise InputError(f"{path}: not a readable parquet file ({exc})") from None
     if fmt == "jsonl":
         return _jsonl_names(path)
     if overrides.names:
@@ -237,6 +240,8 @@ def list_inputs(inputs: list[tuple[str, str]], overrides: Mapping[str, ColumnOve
             if fmt is None:
                 raise InputError(f"{path}: unsupported input format (expected .parquet, .csv, .tsv, .jsonl)")
             names = _read_header(path, fmt, over)
+            if not names:
+                raise InputError(f"{path}: no columns found (an empty file, or no header line or JSON object)")
             schema, columns, constants = resolve_columns(names, over, path)
             tar = _img2dataset_tar(path) if fmt == "parquet" and schema == "img2dataset" else None
             files.append(InputFile(path=path, format="img2dataset" if tar else fmt, source=source,
