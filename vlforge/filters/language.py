@@ -1,16 +1,22 @@
 """Language filter: keep English and Chinese captions, then remove characters that are neither.
 
-Language is decided in three steps, cheapest first, and the step is recorded in `lang_by`:
+Language is decided in four steps, cheapest first, and the step is recorded in `lang_by`:
 1. "script": the writing system settles it. Kana means Japanese, Hangul Korean, Cyrillic/Arabic/... mean
    neither language (`und-<Script>`), Han ideographs outweighing the Latin words mean Chinese. Latin
-   script alone settles nothing (French, German, Indonesian... are Latin too), so it goes on to step 2.
-2. "ngram": langdetect's own n-gram profiles scored over every n-gram of the text at once (naive Bayes,
+   script alone settles nothing (French, German, Indonesian... are Latin too), so it goes on.
+2. "words": English by its words. Character n-grams are weak evidence on a 3-word caption (seeded
+   langdetect calls "Stainless steel kitchen sink" Finnish), while whole words are strong: with
+   wordfreq's word frequencies in 27 Latin-script languages, a caption is English when at least
+   WORD_COVERAGE of its words are common English words and the English word likelihood leads every
+   other language's by WORD_MARGIN (log10). Words shared with French or Dutch ("portrait", "in") lean
+   to no side; "de", "la", "mit" lean away from English. This step only ever answers "en".
+3. "ngram": langdetect's own n-gram profiles scored over every n-gram of the text at once (naive Bayes,
    langdetect's smoothing). langdetect samples these same n-grams at random to approximate this
    posterior, so a clear result here is langdetect's result too (tests check this on a corpus), at
    ~0.2 ms instead of ~2-20 ms. Clear means: one language leads all others by a log-likelihood margin
    >= MARGIN, or every kept language trails the leader by that margin (the row is dropped either way;
    its `lang` is then the n-gram model's best guess, which langdetect might name differently).
-3. "langdetect": seeded langdetect (seed 0, deterministic) for the close calls.
+4. "langdetect": seeded langdetect (seed 0, deterministic) for the close calls.
 Results are cached per text in a bounded LRU, so repeated captions cost a lookup.
 """
 
@@ -20,6 +26,7 @@ import functools
 import re
 import threading
 import unicodedata
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -41,16 +48,84 @@ _NOT_EN_ZH = re.compile("[^" + "".join([
     r"\uff01-\uff65",  # fullwidth ASCII and CJK brackets
 ]) + "]+")
 _SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # letters, with inner apostrophes: "men's", "l'eau"
 
 CACHE_SIZE = 50_000
 MARGIN = 10.0  # log-likelihood lead (e^10 odds) at which the full n-gram evidence settles the language
 
+# wordfreq's Latin-script languages ("small" lists: every word with Zipf frequency >= 3), English first.
+WORD_LANGUAGES = ("en", "ca", "cs", "da", "de", "es", "fi", "fil", "fr", "hu", "id", "is", "it", "lt", "lv",
+                  "ms", "nb", "nl", "pl", "pt", "ro", "sh", "sk", "sl", "sv", "tr", "vi")
+WORD_TOP_OTHER = 5000  # most frequent words of each other language kept as evidence against English
+WORD_FLOOR = 2.5  # Zipf frequency given to a word absent from a list (listed words are >= 3)
+WORD_MARGIN = 0.5  # log10 lead of the English word likelihood over every other language (~3x odds)
+WORD_COVERAGE = 0.75  # share of a caption's words that must be common English words
 
-class _NgramModel:
-    """langdetect's profiles, loaded once per process: a seeded factory and a log-probability matrix."""
+
+_Model = TypeVar("_Model", bound="_PerProcess")
+
+
+class _PerProcess:
+    """Built on first use, once per process (thread-safe), then shared by every caller."""
 
     _lock = threading.Lock()
-    _instance: _NgramModel | None = None
+    _instance: _PerProcess | None = None
+
+    @classmethod
+    def get(cls: type[_Model]) -> _Model:
+        with _PerProcess._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+
+class _WordModel(_PerProcess):
+    """Per word: whether it is a common English word, and the English Zipf lead over each other language.
+
+    The vocabulary is every listed English word plus the WORD_TOP_OTHER most frequent words of each
+    other language (their function words, which tell them apart from English); other words are neutral.
+    """
+
+    def __init__(self) -> None:
+        from wordfreq import available_languages, read_cBpack
+
+        paths = available_languages("small")
+
+        def zipf(lang: str, top: int | None = None) -> dict[str, float]:
+            """word -> Zipf frequency; the list's bucket i holds words of frequency 10^(-i/100).
+
+            Read without wordfreq's cache, which would keep every whole list in memory.
+            """
+            ranked: dict[str, float] = {}
+            for bucket, words in enumerate(read_cBpack(paths[lang])):
+                for word in words:
+                    ranked.setdefault(word, 9.0 - bucket / 100)
+                if top is not None and len(ranked) >= top:
+                    break
+            return ranked
+
+        english, *others = WORD_LANGUAGES
+        tables = [zipf(english)] + [zipf(lang, WORD_TOP_OTHER) for lang in others]
+        vocabulary = sorted(set().union(*tables))
+        self.row = {word: i for i, word in enumerate(vocabulary)}
+        freq = np.full((len(vocabulary), len(WORD_LANGUAGES)), WORD_FLOOR, dtype=np.float32)
+        for column, table in enumerate(tables):
+            for word, value in table.items():
+                freq[self.row[word], column] = value
+        self.lead = freq[:, :1] - freq[:, 1:]
+        self.english = np.array([word in tables[0] for word in vocabulary])
+
+    def is_english(self, text: str) -> bool:
+        """Enough common English words, and English leads every other language by WORD_MARGIN."""
+        words = _WORD.findall(text.lower().replace("\u2019", "'"))
+        rows = [self.row[word] for word in words if word in self.row]
+        if not rows or self.english[rows].sum() < WORD_COVERAGE * len(words):
+            return False
+        return float(self.lead[rows].sum(axis=0).min()) >= WORD_MARGIN
+
+
+class _NgramModel(_PerProcess):
+    """langdetect's profiles, loaded once per process: a seeded factory and a log-probability matrix."""
 
     def __init__(self) -> None:
         from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
@@ -65,13 +140,6 @@ class _NgramModel:
         detector = self.factory.create()
         smoothing = detector.alpha / detector.BASE_FREQ  # langdetect's weight, without its random jitter
         self.log_prob = np.log(probs + smoothing).astype(np.float32)
-
-    @classmethod
-    def get(cls) -> _NgramModel:
-        with cls._lock:
-            if cls._instance is None:
-                cls._instance = _NgramModel()
-            return cls._instance
 
 
 def _normalise_code(code: str) -> str:
@@ -106,11 +174,18 @@ def detect_language(text: str, keep: tuple[str, ...] = ("en", "zh")) -> tuple[st
 
     `keep` (the languages a caller keeps) only decides when a close call may skip langdetect.
     """
-    from langdetect.lang_detect_exception import LangDetectException
-
     lang = _by_script(text)
     if lang is not None:
         return lang, "script"
+    if _WordModel.get().is_english(text):
+        return "en", "words"
+    return langdetect_language(text, keep)
+
+
+def langdetect_language(text: str, keep: tuple[str, ...] = ("en", "zh")) -> tuple[str, str]:
+    """Seeded langdetect's answer (steps "ngram" and "langdetect"), skipping langdetect where the n-grams are clear."""
+    from langdetect.lang_detect_exception import LangDetectException
+
     model = _NgramModel.get()
     detector = model.factory.create()
     detector.append(text)
