@@ -1,6 +1,5 @@
 """`--ray-address` joins a cluster: one started here with `ray start --head` on 127.0.0.1."""
 
-import contextlib
 import os
 import secrets
 import shutil
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import kill_session
 from test_clean_support import ImageServer, cli_command, jpeg, manifest_rows, photo, write_laion, write_recipe
 
 pytestmark = pytest.mark.slow
@@ -24,16 +24,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _session_pids(sid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) == sid:
-                    pids.append(int(entry.name))
-    return pids
 
 
 @pytest.fixture
@@ -60,14 +50,8 @@ def ray_head():
     try:
         yield f"127.0.0.1:{port}", env, Path(temp_dir)
     finally:
-        for sig, wait in ((signal.SIGTERM, 45), (signal.SIGKILL, 15)):
-            for pid in _session_pids(head.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            end = time.monotonic() + wait
-            while _session_pids(head.pid) and time.monotonic() < end:
-                head.poll()
-                time.sleep(0.2)
+        if not kill_session(head, signal.SIGTERM, timeout=45):
+            kill_session(head, signal.SIGKILL, timeout=15)
         head.wait(timeout=30)
         shutil.rmtree(temp_dir, ignore_errors=True)
 

@@ -1,10 +1,7 @@
 """Exactly once: SIGKILL the CLI at several points, rerun the same command, compare with an uninterrupted run."""
 
-import contextlib
 import hashlib
-import os
 import re
-import signal
 import subprocess
 import tarfile
 import time
@@ -12,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from processes import kill_session
 from test_clean_support import ImageServer, cli_command, jpeg, manifest_rows, photo, write_laion, write_recipe
 
 from vlforge.shards.manifest import MANIFEST_DIR
@@ -22,33 +20,6 @@ pytestmark = pytest.mark.slow
 CAPTION = "A clear photograph of galaxy number {} taken by a telescope"
 ROWS, ROWS_PER_UNIT = 24, 3
 Condition = Callable[[Path, ImageServer, tuple[int, int]], bool]  # start: (manifests, requests)
-
-
-def _session_pids(sid: int) -> list[int]:
-    """Processes of the session the CLI leads (the driver, Ray's daemons and workers): all started by it."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid:
-                pids.append(int(entry.name))
-    return pids
-
-
-def _kill_session(proc: subprocess.Popen) -> None:
-    """SIGKILL the CLI and every process it started, as a crash of the machine would."""
-    deadline = time.monotonic() + 30
-    while (pids := _session_pids(proc.pid)) and time.monotonic() < deadline:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        proc.poll()
-        time.sleep(0.05)
-    proc.wait(timeout=30)
-    assert not _session_pids(proc.pid)
 
 
 def _manifests(out: Path) -> list[Path]:
@@ -69,7 +40,8 @@ def _run(args: list[str], out: Path, server: ImageServer, kill_when: Condition |
         assert proc.poll() is None, f"the run ended before the kill point: {proc.communicate()[1]}"
         assert time.monotonic() < deadline
         time.sleep(0.002)
-    _kill_session(proc)
+    assert kill_session(proc)
+    proc.wait(timeout=30)
     return ""
 
 

@@ -4,10 +4,7 @@ nothing lost or duplicated, and no truncated tar under a final name at any kill 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -16,6 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from processes import kill_session
 from test_synthdog_support import generate_here
 
 from vlforge.shards.manifest import MANIFEST_DIR
@@ -36,17 +34,6 @@ def _command(out: Path) -> list[str]:
             "--seed", "3", "--num-cpus", "2", "--out", str(out)]
 
 
-def _session(sid: int) -> list[int]:
-    """Processes of the session the CLI leads: the driver, Ray's daemons and workers."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) == sid:
-                    pids.append(int(entry.name))
-    return pids
-
-
 def _run(out: Path, kill_when=None) -> None:
     proc = subprocess.Popen(_command(out), start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -59,12 +46,7 @@ def _run(out: Path, kill_when=None) -> None:
         assert proc.poll() is None, f"the run ended before the kill point: {proc.communicate()[1]}"
         assert time.monotonic() < deadline
         time.sleep(0.002)
-    while pids := _session(proc.pid):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        proc.poll()
-        time.sleep(0.05)
+    assert kill_session(proc)
     proc.wait(timeout=30)
 
 
