@@ -193,6 +193,8 @@ class ClipScorer:
     """Cosine similarity of L2-normalised open_clip image and text embeddings, as open_clip computes it.
 
     Any open_clip model name with weights from a local checkpoint file (loaded with weights_only=True).
+    `model_name` may also be the path of an open_clip model config (`NAME.json`): it is registered in the
+    process that builds the scorer, so a custom architecture works inside Ray workers too.
     """
 
     def __init__(self, model_name: str, checkpoint_path: str | os.PathLike, device: str | None = None,
@@ -203,6 +205,11 @@ class ClipScorer:
         path = os.path.abspath(os.fspath(checkpoint_path))
         if not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint_path: no such file {path!r}")
+        if model_name.endswith(".json"):
+            if not os.path.isfile(model_name):
+                raise FileNotFoundError(f"model_name: no such model config {model_name!r}")
+            open_clip.add_model_config(model_name)
+            model_name = os.path.basename(model_name)[: -len(".json")]
         self.model_name = model_name
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size
