@@ -17,8 +17,6 @@ Run: .venv/bin/python bench/clean.py [--samples 20000] [--rows 1000000]
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import os
 import re
@@ -35,6 +33,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from demo_clean import serve  # the same static server on 127.0.0.1 the demo uses
 from jsonline import report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,16 +67,6 @@ def make_photos(folder: Path, n: int, rng: np.random.Generator) -> None:
         src = sources[i % len(sources)]
         y, x = rng.integers(0, 640 - 320, size=2)
         Image.fromarray(src[y:y + 320, x:x + 256]).save(folder / f"{i}.jpg", quality=90)
-
-
-def serve(folder: Path) -> http.server.ThreadingHTTPServer:
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def make_shards(tmp: Path, n: int, per_shard: int) -> Path:
