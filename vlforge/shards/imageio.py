@@ -1,0 +1,69 @@
+"""The one way vlforge opens image bytes: an allow-list of formats and a pixel cap read from the header.
+
+PIL can open dozens of formats, some through parsers of exotic containers; untrusted bytes (web
+downloads, shards, JSONL image paths) only ever reach the common web formats below. The pixel count
+is checked from the header, before any pixel is decoded, so a decompression bomb costs nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # JPEG covers MPO (phone JPEGs)
+MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb bound
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+class ImageRejected(ValueError):
+    """Bytes refused before decoding; `reason` is a short drop reason (`image_unidentified`, `image_pixels>N`).
+
+    `size` is the (width, height) the header claimed, when it was read.
+    """
+
+    def __init__(self, reason: str, detail: str, size: tuple[int, int] | None = None) -> None:
+        super().__init__(detail)
+        self.reason, self.size = reason, size
+
+
+def open_image(data_or_file: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_PIXELS,
+               formats: tuple[str, ...] = ALLOWED_FORMATS) -> Image.Image:
+    """A lazily decoded image (use it as a context manager); ImageRejected for other formats or too many pixels.
+
+    Truncated or corrupt pixel data still surfaces later, as OSError from `load()`.
+    """
+    source = io.BytesIO(data_or_file) if isinstance(data_or_file, (bytes, bytearray, memoryview)) else data_or_file
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap below decides
+        try:
+            im = Image.open(source, formats=formats)
+        except Image.DecompressionBombError as exc:
+            raise ImageRejected(f"image_pixels>{max_pixels}", str(exc)) from exc
+        except UnidentifiedImageError as exc:
+            raise ImageRejected("image_unidentified", f"not one of {', '.join(formats)}") from exc
+    width, height = im.size
+    if width * height > max_pixels:
+        im.close()
+        raise ImageRejected(f"image_pixels>{max_pixels}", f"{width}x{height} exceeds {max_pixels} pixels",
+                            (width, height))
+    return im
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """RGB copy of a decoded image: alpha composited on white, 16-bit scaled (not clipped) to 8-bit."""
+    if im.mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(im, dtype=np.float64) / 257.0
+        im = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return im.convert("RGB")
