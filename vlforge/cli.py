@@ -7,7 +7,6 @@ from pathlib import Path
 from vlforge.evaluation.score_cli import add_score_parser, run_score
 from vlforge.formats.tasks import TASKS
 from vlforge.pipelines.clean import add_clean_parser, run_clean
-from vlforge.pipelines.mix import add_mix_parser, run_mix
 from vlforge.pipelines.synthdog import add_synthdog_parser, run_synthdog
 
 
@@ -22,12 +21,7 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-samples", type=int, default=1000, help="samples per tar")
     p.add_argument("--shard-bytes", type=int, default=512 * 1024 * 1024, help="bytes per tar (target)")
     p.add_argument("--lines-per-unit", type=int, default=5000, help="input lines per resumable work unit")
-    p.add_argument("--max-images", type=int, default=32, help="images per record; a record with more is rejected")
-    p.add_argument("--allow-outside-paths", action="store_true",
-                   help="let image paths leave the JSONL file's folder tree (absolute paths, ..)")
-    p.add_argument("--allow-foreign-files", action="store_true",
-                   help="write into an --out that holds files vlforge did not write (they are never deleted)")
-    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: a private local Ray")
+    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: local Ray")
 
 
 def _run_render(args: argparse.Namespace) -> int:
@@ -35,9 +29,8 @@ def _run_render(args: argparse.Namespace) -> int:
 
     options = RenderOptions(task=args.task, source=args.source, on_error=args.on_error,
                             lines_per_unit=args.lines_per_unit, max_samples=args.shard_samples,
-                            max_bytes=args.shard_bytes, max_images=args.max_images,
-                            allow_outside_paths=args.allow_outside_paths)
-    report = run_render(args.input, args.out, options, args.ray_address, args.allow_foreign_files)
+                            max_bytes=args.shard_bytes)
+    report = run_render(args.input, args.out, options, args.ray_address)
     _print_summary(report, args.out)
     return 0
 
@@ -94,7 +87,7 @@ def _run_shards(args: argparse.Namespace) -> int:
 
 COMMANDS = {"render": (_add_render, _run_render), "export": (_add_export, _run_export),
             "shards": (_add_shards, _run_shards), "synthdog": (add_synthdog_parser, run_synthdog),
-            "clean": (add_clean_parser, run_clean), "mix": (add_mix_parser, run_mix),
+            "clean": (add_clean_parser, run_clean),
             "score": (add_score_parser, run_score)}
 
 
