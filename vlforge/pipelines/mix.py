@@ -1,0 +1,39 @@
+"""`vlforge mix --recipe MIX.yaml --out DIR`: a stage-2 multi-task mixture from the sources on disk.
+
+This module is only the command line (imported by `vlforge.cli` at start, so it imports nothing heavy);
+the work is in mix_recipe (recipe), mix_plan (counts and order), mix_unit (one unit), mix_run (the run).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_mix_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("mix", help="mix annotated sources into stage-2 multi-task shards")
+    p.add_argument("--recipe", required=True, help="mix recipe YAML (see recipes/mix-stage2.yaml)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--seed", type=int, help="recipe key seed")
+    p.add_argument("--total", type=int, help="recipe key total: samples in the mix")
+    p.add_argument("--exclude-eval", nargs="+", type=Path, metavar="DIR",
+                   help="recipe key exclude_eval: drop samples whose image is in these evaluation sets")
+    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: local Ray")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray")
+    return p
+
+
+def run_mix(args: argparse.Namespace) -> int:
+    from vlforge.pipelines.mix_recipe import load_mix_recipe
+    from vlforge.pipelines.mix_report import format_summary
+    from vlforge.pipelines.mix_run import MIX_FILE, build_mixture
+
+    recipe = load_mix_recipe(args.recipe, {"seed": args.seed, "total": args.total, "exclude_eval": args.exclude_eval,
+                                           "ray_address": args.ray_address, "num_cpus": args.num_cpus})
+    result = build_mixture(recipe, args.out)
+    report = result.report
+    print(f"units run {len(report.stats)}, skipped (already committed) {len(report.skipped)}, "
+          f"debris removed {len(report.removed)}")
+    print(format_summary(result.summary))
+    print(f"realised mix: {args.out / MIX_FILE}")
+    return 0

@@ -1,0 +1,144 @@
+"""Images of a mix: read from a file or a tar, hashed (bytes and perceptual), copied or re-encoded.
+
+An image is copied byte for byte when it is an RGB or grey JPEG within the recipe's size cap; otherwise
+(larger, another format, CMYK, ...) it is decoded with the shared opener, scaled so its longer side fits the
+cap, and written as a JPEG. Hashes are of the source image: sha256 of its bytes, and a 64-bit pHash
+(imagehash) of its pixels, which survives re-encoding and resizing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
+from vlforge.shards.verify import IMAGE_EXTENSIONS, split_member
+from vlforge.sources.annotations import ImageRef, ShardMember
+
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+
+
+class ImageDrop(ValueError):
+    """An image the sample cannot use; `reason` is its manifest drop reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+    def __reduce__(self):
+        return ImageDrop, (self.reason, str(self))
+
+
+@dataclass
+class Prepared:
+    data: bytes  # what goes into the shard
+    size: tuple[int, int]  # of the source image: the frame its pixel boxes are measured in
+    sha256: str
+    phash: str | None
+    reencoded: bool
+
+
+class TarReader:
+    """Tars opened once per work unit; members read by name."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, tarfile.TarFile] = {}
+
+    def read(self, ref: ShardMember) -> bytes:
+        if ref.tar not in self._open:
+            self._open[ref.tar] = tarfile.open(ref.tar, mode="r:")  # noqa: SIM115 - closed by close()
+        try:
+            return self._open[ref.tar].extractfile(ref.member).read()
+        except (KeyError, AttributeError):
+            raise ImageDrop("image_missing", f"{ref.tar}: no member {ref.member}") from None
+
+    def close(self) -> None:
+        for tar in self._open.values():
+            tar.close()
+        self._open.clear()
+
+
+def read_bytes(ref: ImageRef, tars: TarReader) -> bytes:
+    if isinstance(ref, ShardMember):
+        return tars.read(ref)
+    path = Path(ref)
+    if not path.is_file():
+        raise ImageDrop("image_missing", f"no such image file: {path}")
+    if path.stat().st_size > MAX_IMAGE_BYTES:
+        raise ImageDrop("image_too_large", f"{path}: larger than {MAX_IMAGE_BYTES} bytes")
+    return path.read_bytes()
+
+
+def perceptual_hash(im: Image.Image) -> str:
+    import imagehash  # lazy: pulls in scipy
+
+    return str(imagehash.phash(to_rgb(im)))
+
+
+def hashes(data: bytes, phash: bool) -> tuple[str, str | None]:
+    """(sha256 hex, pHash hex or None) of image bytes; ImageDrop when they do not decode."""
+    with _decoded(data) as im:
+        return hashlib.sha256(data).hexdigest(), perceptual_hash(im) if phash else None
+
+
+def _decoded(data: bytes) -> Image.Image:
+    try:
+        im = open_image(data)
+        im.load()
+    except ImageRejected as exc:
+        raise ImageDrop(exc.reason, str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise ImageDrop("image_undecodable", f"{type(exc).__name__}: {exc}") from None
+    return im
+
+
+def prepare(data: bytes, max_side: int | None, quality: int, phash: bool) -> Prepared:
+    with _decoded(data) as im:
+        size = im.size
+        digest = hashlib.sha256(data).hexdigest()
+        perceptual = perceptual_hash(im) if phash else None
+        fits = max_side is None or max(size) <= max_side
+        if im.format == "JPEG" and im.mode in ("RGB", "L") and fits:
+            return Prepared(data, size, digest, perceptual, False)
+        rgb = to_rgb(im)
+    if not fits:
+        scale = max_side / max(size)
+        rgb = rgb.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="JPEG", quality=quality)
+    return Prepared(buffer.getvalue(), size, digest, perceptual, True)
+
+
+def eval_hashes(dirs: list[Path], phash: bool) -> tuple[set[str], set[str]]:
+    """sha256 and pHash sets of every image in the evaluation directories (image files and shard tars)."""
+    shas: set[str] = set()
+    perceptual: set[str] = set()
+    for blob in _eval_images(dirs):
+        try:
+            sha, ph = hashes(blob, phash)
+        except ImageDrop:
+            continue
+        shas.add(sha)
+        if ph:
+            perceptual.add(ph)
+    return shas, perceptual
+
+
+def _eval_images(dirs: list[Path]) -> Iterator[bytes]:
+    for root in dirs:
+        for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
+            ext = path.suffix.lower().lstrip(".")
+            if ext in IMAGE_EXTENSIONS:
+                yield path.read_bytes()
+            elif ext == "tar":
+                with tarfile.open(path, mode="r:") as tar:
+                    for info in tar:
+                        last = split_member(info.name)[1].rsplit(".", 1)[-1].lower()
+                        if info.isfile() and last in IMAGE_EXTENSIONS:
+                            yield tar.extractfile(info).read()

@@ -1,0 +1,103 @@
+"""One work unit of a mix: a stretch of the planned order rendered into its own tars and manifest.
+
+Every planned sample ends in one manifest row: kept (with its task, source, estimated length, image
+hashes) or dropped with a reason (`image_missing`, `box_outside_image`, `bad_field:F`, `in_eval_set`, ...).
+"""
+
+from __future__ import annotations
+
+from vlforge.formats.errors import FieldError
+from vlforge.formats.segments import IMAGE_SLOT, join_text
+from vlforge.formats.tasks import image_fields, render
+from vlforge.pipelines.mix_images import ImageDrop, Prepared, TarReader, prepare, read_bytes
+from vlforge.pipelines.runner import Unit
+from vlforge.shards.writer import ShardWriter
+from vlforge.sources.annotations import Item
+from vlforge.sources.annotations.boxes import BoxOutside, fit_record
+
+IMAGE_POSITIONS = 258  # <img> + 256 image positions + </img>
+
+
+class Drop(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def estimated_length(segments: list[dict], images: int) -> int:
+    """Text characters (image slots left out) plus 258 positions per image: what the trainer packs by."""
+    return len(join_text(segments)) - images * len(IMAGE_SLOT) + IMAGE_POSITIONS * images
+
+
+def _with_lang(record: dict, lang: str) -> dict:
+    return record if lang == "auto" else {**record, "lang": lang}
+
+
+def _images(item: Item, options: dict, tars: TarReader) -> list[Prepared]:
+    prepared = []
+    for ref in item.images:
+        try:
+            image = prepare(read_bytes(ref, tars), options["max_side"], options["quality"], options["phash"])
+        except ImageDrop as exc:
+            raise Drop(exc.reason, str(exc)) from None
+        if image.sha256 in options["eval_sha256"] or (image.phash and image.phash in options["eval_phash"]):
+            raise Drop("in_eval_set", f"image {ref} is in the evaluation set")
+        prepared.append(image)
+    return prepared
+
+
+def build_sample(item: Item, task: str, lang: str, options: dict, tars: TarReader) -> tuple[dict, dict, dict]:
+    """(sample json, shard files, manifest values) of one planned item; Drop says why it cannot be used."""
+    record = _with_lang(item.record, lang)
+    try:
+        paths = image_fields(task, record)
+    except FieldError as exc:
+        raise Drop(f"bad_field:{exc.field}", exc.message) from None
+    if len(paths) != len(item.images):
+        raise Drop("bad_field:image", f"record names {len(paths)} images, the source found {len(item.images)}")
+    images = _images(item, options, tars)
+    frames = [item.frame or image.size for image in images]
+    try:
+        if frames:
+            record, clipped = fit_record(task, record, *frames[0])
+        else:
+            clipped = 0
+        segments = render(task, record, frames)
+    except BoxOutside as exc:
+        raise Drop("box_outside_image", str(exc)) from None
+    except FieldError as exc:
+        raise Drop(f"bad_field:{exc.field}", exc.message) from None
+    length = estimated_length(segments, len(images))
+    sample = {"task": task, "segments": segments, "est_len": length,
+              "meta": {"uid": item.uid, "sizes": [list(image.size) for image in images]}}
+    files = {f"{i}.jpg": image.data for i, image in enumerate(images)}
+    values = {"est_len": length, "images": len(images), "boxes_clipped": clipped,
+              "reencoded": sum(image.reencoded for image in images),
+              "sha256": ",".join(image.sha256 for image in images) or None,
+              "phash": ",".join(image.phash for image in images if image.phash) or None}
+    return sample, files, values
+
+
+def process_unit(unit: Unit) -> dict:
+    p = unit.payload
+    stats: dict = {"unit": unit.id, "read": 0, "kept": 0, "dropped": 0}
+    tars = TarReader()
+    try:
+        with ShardWriter(p["out"], unit.id, p["max_samples"], p["max_bytes"]) as writer:
+            for position, index, item in p["entries"]:
+                source = p["sources"][index]
+                stats["read"] += 1
+                row = {"uid": item.uid, "source": source["name"], "task": source["task"], "position": position}
+                try:
+                    sample, files, values = build_sample(item, source["task"], source["lang"], p["images"], tars)
+                except Drop as exc:
+                    writer.drop({**row, "error": str(exc)[:300]}, exc.reason, "mix")
+                    stats["dropped"] += 1
+                    continue
+                sample["source"] = source["name"]
+                sample["meta"]["position"] = position
+                writer.write(f"{position:010d}", {**files, "json": sample}, {**row, **values})
+                stats["kept"] += 1
+    finally:
+        tars.close()
+    return stats

@@ -1,0 +1,91 @@
+"""What every adapter yields, and the checks they share: an Item per training sample, errors naming the source.
+
+An adapter reads its whole annotation file at plan time, so a missing file or a layout it does not know
+fails before any work (SourceError); a bad single record or a missing image is the mixer's business
+(a manifest row), never the adapter's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class SourceError(ValueError):
+    """A source that cannot be read as the layout it claims; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class ShardMember:
+    """An image stored in a tar: `member` is its full name inside `tar`."""
+
+    tar: str
+    member: str
+
+
+ImageRef = str | ShardMember  # a file path, or a member of a tar
+
+
+@dataclass
+class Item:
+    """One training sample: the canonical record render takes, and its images in order.
+
+    `frame` is the (width, height) the record's boxes are measured in when that is not the image itself:
+    GRIT's normalised boxes use (1, 1). None means pixels of the image as stored.
+    """
+
+    uid: str
+    record: dict
+    images: list[ImageRef] = field(default_factory=list)
+    frame: tuple[float, float] | None = None
+
+
+def existing_file(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{what}: no such file {path}")
+    return path
+
+
+def existing_dir(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise SourceError(f"{what}: no such directory {path}")
+    return path
+
+
+def load_json(path: str | Path, what: str) -> Any:
+    """A whole JSON file; SourceError naming the file when it is missing or not JSON."""
+    path = existing_file(path, what)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{what}: {path} is not valid JSON ({exc})") from None
+
+
+def expect(value: Any, kind: type, where: str) -> Any:
+    """`value` if it is a `kind`, else a SourceError saying what the layout should have had there."""
+    if not isinstance(value, kind):
+        raise SourceError(f"{where}: expected a JSON {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def key(obj: dict, name: str, where: str) -> Any:
+    """obj[name], or a SourceError naming the missing key (a file of another layout)."""
+    if not isinstance(obj, dict) or name not in obj:
+        raise SourceError(f"{where}: missing key {name!r} (is this the right file for this adapter?)")
+    return obj[name]
+
+
+def most_common(answers: list[str], preferred: str | None = None) -> str | None:
+    """The answer given most often; on a tie `preferred` if it is among the tied, else the first one given."""
+    counts = Counter(a for a in answers if isinstance(a, str) and a.strip())
+    if not counts:
+        return preferred
+    top = max(counts.values())
+    tied = [a for a in counts if counts[a] == top]
+    return preferred if preferred in tied else tied[0]

@@ -1,0 +1,42 @@
+"""Reading samples out of WebDataset tars at plan time: text members whole, images by member name only."""
+
+import json
+import tarfile
+
+from vlforge.shards.reader import expand_shards
+from vlforge.shards.verify import IMAGE_EXTENSIONS, split_member
+from vlforge.sources.annotations.base import ShardMember, SourceError
+
+MAX_TEXT_MEMBER = 16 * 1024 * 1024
+
+
+def tar_paths(paths: list[str], where: str) -> list[str]:
+    """Every tar of the given directories, files or brace patterns, in order (local files only)."""
+    try:
+        found = expand_shards([str(p) for p in paths])
+    except FileNotFoundError as exc:
+        raise SourceError(f"{where}: {exc}") from None
+    if not found:
+        raise SourceError(f"{where}: no .tar shards in {', '.join(map(str, paths))}")
+    return found
+
+
+def read_samples(tar: str) -> list[tuple[str, dict, list[ShardMember]]]:
+    """(key, {"txt": str, "json": obj}, [image members]) for every sample of one tar, in tar order."""
+    samples: dict[str, tuple[dict, list[ShardMember]]] = {}
+    try:
+        with tarfile.open(tar, mode="r:") as f:
+            for info in f:
+                if not info.isfile():
+                    continue
+                sample_key, ext = split_member(info.name)
+                texts, images = samples.setdefault(sample_key, ({}, []))
+                last = ext.rsplit(".", 1)[-1].lower()
+                if last in IMAGE_EXTENSIONS:
+                    images.append(ShardMember(tar, info.name))
+                elif last in ("txt", "json") and info.size <= MAX_TEXT_MEMBER:
+                    raw = f.extractfile(info).read().decode("utf-8", errors="replace")
+                    texts[last] = json.loads(raw) if last == "json" else raw
+    except (tarfile.TarError, OSError, json.JSONDecodeError) as exc:
+        raise SourceError(f"{tar}: unreadable shard ({exc})") from None
+    return [(k, texts, images) for k, (texts, images) in samples.items()]
