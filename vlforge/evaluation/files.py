@@ -81,24 +81,33 @@ def read_predictions(path: Path) -> dict[str, str]:
     return out
 
 
+def check_references(refs: object, metric: str) -> list:
+    """The references of one sample in the form `metric` needs (strings, or pixel boxes for grounding)."""
+    if metric in BOX_METRICS:
+        boxes = _boxes(refs)
+        if boxes is None:
+            raise ValueError("\"references\" must be a non-empty list of pixel boxes [x1, y1, x2, y2] "
+                             f"with x1 <= x2 and y1 <= y2, got {describe(refs)}")
+        return boxes
+    if not (isinstance(refs, list) and refs and all(isinstance(r, str) for r in refs)):
+        raise ValueError(f"\"references\" must be a non-empty list of strings, got {describe(refs)}")
+    return refs
+
+
 def read_references(path: Path, metric: str) -> list[Item]:
     """Items in file order, predictions still empty; references checked for what `metric` needs."""
     items = []
     for key, (n, record) in _read_keyed(path).items():
-        refs = record.get("references")
+        try:
+            refs = check_references(record.get("references"), metric)
+        except ValueError as exc:
+            raise LineError(path, n, str(exc)) from None
         size = None
         if metric in BOX_METRICS:
-            boxes = _boxes(refs)
-            if boxes is None:
-                raise LineError(path, n, "\"references\" must be a non-empty list of pixel boxes [x1, y1, x2, y2] "
-                                         f"with x1 <= x2 and y1 <= y2, got {describe(refs)}")
             size = _image_size(record.get("image_size"))
             if size is None:
                 raise LineError(path, n, f"\"image_size\" must be [width, height] in pixels (positive integers), "
                                          f"got {describe(record.get('image_size'))}")
-            refs = boxes
-        elif not (isinstance(refs, list) and refs and all(isinstance(r, str) for r in refs)):
-            raise LineError(path, n, f"\"references\" must be a non-empty list of strings, got {describe(refs)}")
         items.append(Item(key, "", refs, size))
     return items
 
