@@ -53,7 +53,7 @@ def coco(root: Path) -> dict:
                    {"id": 285, "file_name": "COCO_train2014_000000000285.jpg", "width": 640, "height": 480}],
         "annotations": [{"id": 1001, "image_id": 139, "category_id": 1, "bbox": [64.0, 48.0, 128.0, 96.0],
                          "area": 12288.0, "iscrowd": 0},
-                        {"id": 1002, "image_id": 285, "category_id": 23, "bbox": [600.0, 400.0, 80.0, 100.0],
+                        {"id": 1002, "image_id": 285, "category_id": 23, "bbox": [580.0, 400.0, 80.0, 100.0],
                          "area": 8000.0, "iscrowd": 0},
                         {"id": 1003, "image_id": 285, "category_id": 23, "bbox": [620.0, 0.0, 200.0, 50.0],
                          "area": 10000.0, "iscrowd": 0}],

@@ -1,0 +1,51 @@
+"""Mix recipe validation: every error names the field path, before any work."""
+
+import pytest
+from mix_support import write_recipe
+
+from vlforge.pipelines.mix_recipe import MixError, load_mix_recipe
+
+SOURCE = {"name": "vqa", "task": "vqa", "weight": 1,
+          "from": {"adapter": "vqav2", "questions": "q.json", "annotations": "a.json", "images": "train2014"}}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"sources": [{**SOURCE, "from": {**SOURCE["from"], "image_dir": "x"}}]},
+     r"sources.0.from.vqav2.image_dir: Extra inputs are not permitted"),
+    ({"sources": [{**SOURCE, "count": 3}]}, r"sources.0: give exactly one of weight and count"),
+    ({"sources": [{**SOURCE, "task": "caption"}]}, r"sources.0: adapter vqav2 gives tasks \['vqa'\], not 'caption'"),
+    ({"sources": [{**SOURCE, "weight": 0}]}, r"sources.0.weight: Input should be greater than 0"),
+    ({"sources": [{**SOURCE, "from": {"adapter": "laion"}}]}, r"sources.0.from: Input tag 'laion'"),
+    ({"sources": [SOURCE, SOURCE]}, r"source names must be unique; repeated: \['vqa'\]"),
+    ({"images": {"max_side": 8}}, r"images.max_side: Input should be greater than or equal to 32"),
+    ({"sources": []}, r"sources: List should have at least 1 item"),
+    ({"shuffle": True}, r"shuffle: Extra inputs are not permitted"),
+])
+def test_bad_recipes_name_the_field(tmp_path, change, message):
+    path = write_recipe(tmp_path / "mix.yaml", {"name": "m", "sources": [SOURCE], **change})
+    with pytest.raises(MixError, match=message):
+        load_mix_recipe(path)
+
+
+def test_cli_overrides_apply_and_are_validated(tmp_path):
+    path = write_recipe(tmp_path / "mix.yaml", {"name": "m", "sources": [SOURCE]})
+    assert load_mix_recipe(path, {"seed": 5, "total": None}).seed == 5
+    with pytest.raises(MixError, match="total: Input should be greater than or equal to 1"):
+        load_mix_recipe(path, {"total": 0})
+
+
+def test_unreadable_recipe_files(tmp_path):
+    with pytest.raises(MixError, match=r"no\.yaml"):
+        load_mix_recipe(tmp_path / "no.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(MixError, match=r"bad\.yaml"):
+        load_mix_recipe(bad)
+
+
+def test_the_shipped_stage2_recipe_is_valid():
+    from conftest import ROOT
+
+    recipe = load_mix_recipe(ROOT / "recipes" / "mix-stage2.yaml")
+    assert {s.task for s in recipe.sources} >= {"caption", "vqa", "grounding", "ref_grounding", "grounded_caption",
+                                                "ocr", "text"}
