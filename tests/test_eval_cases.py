@@ -2,12 +2,16 @@
 Qwen-VL's eval_mm prompts end, the references come from meta or from the sample's own answer, and
 `evaluate` scores each benchmark (source) on its own with the same code as `vlforge score`."""
 
+import io
+import tarfile
+
 import pytest
 from conftest import EXAMPLES
 
 from vlforge.evaluation.cases import case_from_sample, split_prompt
 from vlforge.evaluation.evaluate import evaluate
 from vlforge.evaluation.grounding import box_iou
+from vlforge.evaluation.samples import read_eval_samples
 from vlforge.formats.sample import Sample, Segment, sample_from_wds
 from vlforge.pipelines.render import RenderOptions, run_render
 from vlforge.shards.reader import iter_samples
@@ -93,3 +97,19 @@ def test_evaluate_limit_and_empty(eval_shards):
     assert sum(s.result.count for s in scored) == 1
     with pytest.raises(ValueError, match="no evaluation samples"):
         evaluate([], fixed, "anls")
+
+
+def test_read_eval_samples_globs_and_refuses_bad_samples(eval_shards, tmp_path):
+    samples = list(read_eval_samples([f"{eval_shards}/vqa-*.tar", f"{eval_shards}/caption-*.tar"]))
+    assert [s.source for s in samples] == ["vqa", "vqa", "caption", "caption"]
+    assert len(list(read_eval_samples([str(eval_shards)]))) == 6
+    with pytest.raises(FileNotFoundError, match="nothing matches"):
+        read_eval_samples([f"{tmp_path}/*.tar"]).__next__()
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(bad, "w") as tar:
+        data = b"{not json"
+        info = tarfile.TarInfo("k1.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ValueError, match=r"evaluation sample unusable: .*bad\.tar: sample k1: KEY\.json does not parse"):
+        list(read_eval_samples([str(bad)]))
