@@ -29,7 +29,7 @@ LOOPBACK_OK = AddressPolicy(allow_loopback=True)
     ("192.0.0.192", "cloud_metadata"), ("fd00:ec2::254", "cloud_metadata"),
     ("0.0.0.0", "unspecified"), ("::", "unspecified"),
     ("224.0.0.1", "multicast"), ("ff02::1", "multicast"),
-    ("100.64.0.1", "reserved"), ("240.0.0.1", "private"), ("198.18.0.1", "private"),
+    ("100.64.0.1", "reserved"), ("240.0.0.1", "reserved"), ("198.18.0.1", "reserved"),
     # IPv6 forms that tunnel to IPv4: judged by where the packets go
     ("::ffff:127.0.0.1", "loopback"), ("::ffff:10.0.0.1", "private"), ("::ffff:169.254.169.254", "cloud_metadata"),
     ("64:ff9b::7f00:1", "loopback"), ("64:ff9b::a9fe:a9fe", "cloud_metadata"), ("2002:a00:1::1", "private"),

@@ -10,7 +10,6 @@ score is computed, so importing this module stays light.
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -270,7 +269,7 @@ class ComputedClipScoreFilter(Filter):
         return self._scorer
 
     def apply(self, batch: pa.Table) -> FilterResult:
-        from PIL import Image
+        from vlforge.shards.imageio import open_image, to_rgb
 
         scores = np.full(batch.num_rows, np.nan)
         reasons = np.full(batch.num_rows, None, dtype=object)
@@ -281,9 +280,9 @@ class ComputedClipScoreFilter(Filter):
             for row, (data, text) in enumerate(zip(images_in, string_values(batch, self.caption_col),
                                                    strict=True)):
                 try:
-                    with Image.open(io.BytesIO(data or b"")) as im:
-                        images.append(im.convert("RGB"))
-                except (OSError, ValueError, Image.DecompressionBombError):
+                    with open_image(data or b"") as im:
+                        images.append(to_rgb(im))
+                except (OSError, ValueError, SyntaxError, EOFError):  # ImageRejected is a ValueError
                     reasons[row] = "image_unreadable"
                     continue
                 texts.append(text or "")

@@ -14,17 +14,14 @@ import hashlib
 import io
 import warnings
 
-import numpy as np
 import pyarrow as pa
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from vlforge.filters.base import Filter, FilterResult, set_column, transpose
+from vlforge.shards.imageio import ALLOWED_FORMATS, ImageRejected, open_image, to_rgb
 
-# Formats PIL may open: common web formats only (no plugins that shell out or parse exotic containers).
-DEFAULT_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # JPEG covers MPO (phone JPEGs)
 _KEEP_AS_IS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
 _ORIENTATION_TAG = 0x0112
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 # (output bytes, file extension, width, height, drop reason) of one image
 Checked = tuple[bytes | None, str | None, int | None, int | None, str | None]
 
@@ -44,21 +41,6 @@ def _orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def to_rgb(im: Image.Image) -> Image.Image:
-    """RGB copy of a decoded image: alpha composited on white, 16-bit scaled (not clipped) to 8-bit."""
-    if im.mode in _SIXTEEN_BIT_MODES:
-        values = np.asarray(im, dtype=np.float64) / 257.0
-        im = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
-    if im.mode == "P" and "transparency" in im.info:
-        im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return im.convert("RGB")
-
-
 class ImageFilter(Filter):
     """Validate downloaded image bytes; drop what does not decode, with the cause as reason.
 
@@ -70,7 +52,7 @@ class ImageFilter(Filter):
     """
 
     def __init__(self, max_pixels: int = 50_000_000, quality: int = 95, *,
-                 formats: tuple[str, ...] = DEFAULT_FORMATS, image_col: str = "image",
+                 formats: tuple[str, ...] = ALLOWED_FORMATS, image_col: str = "image",
                  name: str = "image") -> None:
         if max_pixels <= 0:
             raise ValueError(f"max_pixels must be > 0, got {max_pixels!r}")
@@ -96,16 +78,15 @@ class ImageFilter(Filter):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # per-image PIL warnings (EXIF, bomb size) are reasons or noise
             try:
-                with Image.open(io.BytesIO(data), formats=self.formats) as im:
+                with open_image(data, max_pixels=self.max_pixels, formats=self.formats) as im:
                     if im.format != "PNG":
                         return self._decode(im, data)
                     im.verify()  # chunk CRCs: PNG's own corruption check, which load() skips
-                with Image.open(io.BytesIO(data), formats=("PNG",)) as im:
+                with open_image(data, max_pixels=self.max_pixels, formats=("PNG",)) as im:
                     return self._decode(im, data)
-            except Image.DecompressionBombError:
-                return data, None, None, None, f"image_pixels>{self.max_pixels}"
-            except UnidentifiedImageError:
-                return data, None, None, None, "image_unidentified"
+            except ImageRejected as rejected:
+                width, height = rejected.size or (None, None)
+                return data, None, width, height, rejected.reason
             except OSError as error:
                 reason = "image_truncated" if "truncated" in str(error).lower() else "image_corrupt"
                 return data, None, None, None, reason
@@ -116,8 +97,6 @@ class ImageFilter(Filter):
         width, height = im.size
         if width <= 0 or height <= 0:
             return data, None, None, None, "image_corrupt"
-        if width * height > self.max_pixels:
-            return data, None, width, height, f"image_pixels>{self.max_pixels}"
         orientation = _orientation(im)
         ext = _KEEP_AS_IS.get(im.format or "")
         if ext is not None and im.mode == "RGB" and orientation == 1:

@@ -109,6 +109,19 @@ class Step(BaseModel):
         return Step.model_validate({**self.model_dump(), **override})
 
 
+def _check_image_first(source: str, steps: list[Step]) -> None:
+    """Every source validates its bytes (`image`) before anything else looks at them (computed CLIP)."""
+    image = next((i for i, s in enumerate(steps) if s.op == "image"), None)
+    if image is None:
+        raise ValueError(f"after_download: source {source} has no enabled `image` step; downloaded "
+                         f"bytes must be validated before they are written")
+    for step in steps[:image]:
+        if step.op == "clip_score_computed":
+            raise ValueError(f"after_download: step {step.name} (clip_score_computed) comes before step "
+                             f"{steps[image].name} (image) for source {source}; put `image` first, so CLIP "
+                             f"scores validated, upright RGB images")
+
+
 class SourceSpec(BaseModel):
     """A dataset: where its files are, how to read them, and its filter overrides."""
 
@@ -157,6 +170,8 @@ class DownloadSpec(BaseModel):
     allow_loopback: bool = False
     max_redirects: int = Field(default=3, ge=0)
     max_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    max_seconds: float | None = Field(default=60.0, gt=0)  # wall clock of one download, redirects and body included
+    max_unit_seconds: float | None = Field(default=3600.0, gt=0)  # wall clock of all downloads of one work unit
 
 
 class DedupSpec(BaseModel):
@@ -222,9 +237,7 @@ class CleanRecipe(BaseModel):
                 except ValidationError as exc:
                     raise ValueError(f"sources.{source}.filters.{step_name}: {_messages(exc)}") from None
         for source in self.sources:
-            if not any(s.op == "image" for s in self.source_steps(source, "after_download")):
-                raise ValueError(f"after_download: source {source} has no enabled `image` step; downloaded "
-                                 f"bytes must be validated before they are written")
+            _check_image_first(source, self.source_steps(source, "after_download"))
         return self
 
     def steps(self) -> list[Step]:

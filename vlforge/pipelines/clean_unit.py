@@ -35,8 +35,8 @@ MAX_ERROR_CHARS = 300
 def download_options(recipe: CleanRecipe) -> DownloadOptions:
     """The recipe's `download:` section split into img2dataset's options and the address guard's."""
     spec = recipe.download.model_dump()
-    policy = AddressPolicy(allow_loopback=spec.pop("allow_loopback"), max_redirects=spec.pop("max_redirects"),
-                           max_bytes=spec.pop("max_bytes"))
+    policy = AddressPolicy(**{key: spec.pop(key) for key in (
+        "allow_loopback", "max_redirects", "max_bytes", "max_seconds", "max_unit_seconds")})
     spec["disallowed_header_directives"] = tuple(spec["disallowed_header_directives"])
     return DownloadOptions(**spec, policy=policy)
 

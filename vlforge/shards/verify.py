@@ -1,15 +1,13 @@
 """`vlforge shards verify`: every tar complete, members match the manifest, JSON parses, images decode."""
 
-import io
 import json
 import tarfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from vlforge.shards.atomic import is_temp
+from vlforge.shards.imageio import open_image
 from vlforge.shards.manifest import KEPT, list_manifests, read_manifests
 
 IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"}
@@ -42,7 +40,7 @@ def _check_member(tar_name: str, name: str, ext: str, data: bytes) -> str | None
         if last == "json":
             json.loads(data)
         elif last in IMAGE_EXTENSIONS:
-            with Image.open(io.BytesIO(data)) as im:
+            with open_image(data) as im:
                 im.load()
     except Exception as exc:  # noqa: BLE001 - any failure is a finding, not a crash
         return f"{tar_name}: {name}: does not decode ({type(exc).__name__}: {exc})"
