@@ -111,5 +111,6 @@ def test_read_eval_samples_globs_and_refuses_bad_samples(eval_shards, tmp_path):
         info = tarfile.TarInfo("k1.json")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    with pytest.raises(ValueError, match=r"evaluation sample unusable: .*bad\.tar: sample k1: KEY\.json does not parse"):
+    message = r"evaluation sample unusable: .*bad\.tar: sample k1: KEY\.json does not parse"
+    with pytest.raises(ValueError, match=message):
         list(read_eval_samples([str(bad)]))
