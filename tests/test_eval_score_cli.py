@@ -57,6 +57,9 @@ def test_score_table_and_parquet(vqa_files, tmp_path, capsys):
                  "--out", str(out)]) == 2
     assert "already holds" in capsys.readouterr().err
     assert json.loads((out / "scores.json").read_text())["results"][0]["metric"] == "vqa"
+    assert main(["score", "--metric", "vqa", "--predictions", str(preds), "--references", str(refs),
+                 "--out", str(preds)]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
 
 
 def test_grounding_scores_boxes_and_counts_unparseable(tmp_path, capsys):

@@ -67,6 +67,8 @@ def _table(scored: Sequence[Scored]) -> pa.Table:
 
 def check_out_dir(out: Path) -> None:
     """Refuse an --out that already holds results: they would be replaced by a different run's."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a directory")
     for name in (SCORES_FILE, SAMPLES_FILE):
         if (out / name).exists():
             raise ValueError(f"--out {out} already holds {name} from an earlier run; choose another directory")
