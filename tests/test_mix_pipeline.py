@@ -15,6 +15,7 @@ from vlforge.pipelines.mix_recipe import MixError, load_mix_recipe
 from vlforge.pipelines.mix_run import build_mixture
 from vlforge.shards.manifest import read_manifests
 from vlforge.shards.verify import verify_dir
+from vlforge.shards.writer import ShardWriter
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +139,25 @@ def test_manifests_have_task_and_source_columns_for_stats(mixed):
     out, _, _ = mixed
     table = pq.read_table(sorted((out / "__manifests").glob("*.parquet"))[0])
     assert {"task", "source", "est_len", "sha256", "phash", "position"} <= set(table.column_names)
+
+
+def test_ocr_and_captions_from_shards_keep_their_bytes(tmp_path, ray_local):
+    jpeg = mix_layouts.photo(3, (64, 48))
+    lines = [{"text": "HELLO", "quad": [[1, 2], [30, 2], [30, 10], [1, 10]]}]
+    with ShardWriter(tmp_path / "ocr", "synthdog-en-00000000") as w:
+        w.write("en_000000001", {"jpg": jpeg, "json": {"task": "ocr", "lines": lines, "lang": "en"}}, {"uid": "s"})
+    with ShardWriter(tmp_path / "clean", "clean-00000") as w:
+        w.write("0000_01", {"jpg": mix_layouts.photo(4, (64, 48)), "txt": "a kite", "json": {"lang": "zh"}},
+                {"uid": "c"})
+    data = {"name": "shards", "sources": [
+        {"name": "ocr", "task": "ocr", "count": 1, "from": {"adapter": "shards", "kind": "synthdog",
+                                                             "paths": [str(tmp_path / "ocr")]}},
+        {"name": "web", "task": "caption", "count": 1, "from": {"adapter": "shards", "kind": "clean",
+                                                                 "paths": [str(tmp_path / "clean")]}}]}
+    build_mixture(load_mix_recipe(write_recipe(tmp_path / "mix.yaml", data)), tmp_path / "out")
+    samples = {sample_json(f)["source"]: f for f in read_tar_samples(tmp_path / "out").values()}
+    assert samples["ocr"]["0.jpg"] == jpeg
+    # (1,2),(30,2),(30,10),(1,10) on 64x48: x 15.6 -> 15, 468.75 -> 468; y 41.7 -> 41, 208.3 -> 208
+    assert sample_json(samples["ocr"])["segments"][2]["text"] == (
+        "<ref>HELLO</ref><quad>(15,41),(468,41),(468,208),(15,208)</quad>")
+    assert sample_json(samples["web"])["segments"][1]["text"] == "Generate the caption in Chinese:"
