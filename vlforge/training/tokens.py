@@ -7,13 +7,17 @@ tokenizer splits at image tags. The end-of-text token ends every sample, supervi
 last tokens are the supervised `<|im_end|>\\n`, as in finetune.py.
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
 
-from transformers import PreTrainedTokenizerBase
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vlforge.formats.sample import Sample, SampleError
 from vlforge.formats.segments import IMAGE_SLOT
 from vlforge.training.tokenizer import end_token_id, special_id
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 IGNORE_INDEX = -100
 CHAT_TASK = "chat"
