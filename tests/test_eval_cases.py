@@ -40,6 +40,7 @@ def test_prompts_end_where_eval_mm_ends_them(eval_shards):
         ("<img></img>What color is the saucer? Answer:", ["Red."]),
         ("<img></img>What is the person wearing? Answer:", ["An orange space suit."]),
     ]
+    assert [c.text for c in vqa] == ["What color is the saucer? Answer:", "What is the person wearing? Answer:"]
     grounding = [case_from_sample(s, "grounding") for s in _samples(eval_shards, "ref_grounding")]
     assert [c.prompt for c in grounding] == ["<img></img><ref>the cat's left eye</ref><box>",
                                              "<img></img><ref>the spoon on the saucer</ref><box>"]
@@ -68,6 +69,9 @@ def test_unusable_samples_are_named():
         split_prompt(_sample({}, segments=(("<img></img>", False), ("hi", False))))
     with pytest.raises(ValueError, match="sample k1 \\(vqa\\): its answer ' a' holds no box"):
         case_from_sample(_sample({"sizes": [[20, 20]]}), "grounding")
+    interleaved = (("Look: <img></img>", False), ("Q? Answer:", False), (" a", True))
+    with pytest.raises(ValueError, match="sample k1: its 1 images must open the prompt"):
+        case_from_sample(_sample({}, segments=interleaved), "vqa")
 
 
 def test_evaluate_scores_each_benchmark(eval_shards):
@@ -80,7 +84,9 @@ def test_evaluate_scores_each_benchmark(eval_shards):
     samples = map(sample_from_wds, iter_samples(str(eval_shards)))
     scored = evaluate((s for s in samples if s.task != "ref_grounding"), answer_saucer, "exact", batch_size=3)
     assert [(s.benchmark, s.result.count, s.result.score) for s in scored] == [("caption", 2, 0.0), ("vqa", 2, 50.0)]
-    assert [len(prompts) for prompts, _, _ in seen] == [3, 1]
+    assert [prompts for prompts, _, _ in seen] == [  # the images go first, generate() adds their slots
+        ["Generate the caption in English:", "Generate the caption in Chinese:", "What color is the saucer? Answer:"],
+        ["What is the person wearing? Answer:"]]
     assert all(budget == 10 for _, _, budget in seen)  # eval_mm's max_new_tokens for short answers
     assert [s.result.per_sample for s in scored] == [[0.0, 0.0], [100.0, 0.0]]
     assert scored[1].items[0].prediction == "Red"  # stripped like eval_mm's decode().strip()

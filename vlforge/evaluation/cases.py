@@ -12,6 +12,7 @@ from vlforge.evaluation.files import check_references
 from vlforge.evaluation.grounding import parse_box, to_pixels
 from vlforge.evaluation.metrics import BOX_METRICS
 from vlforge.formats.sample import Sample
+from vlforge.formats.segments import IMAGE_SLOT
 from vlforge.shards.imageio import open_image
 
 BOX_OPEN = "<box>"
@@ -23,6 +24,7 @@ class EvalCase:
     benchmark: str
     task: str
     prompt: str  # with one `<img></img>` slot per image, as in the sample
+    text: str  # the prompt after its image slots: generate() puts `<img></img>` per image before it
     images: list[bytes]
     references: list
     image_size: tuple[int, int] | None
@@ -38,6 +40,16 @@ def split_prompt(sample: Sample) -> tuple[str, str]:
                 return prompt + BOX_OPEN, target[len(BOX_OPEN):]
             return prompt, target
     raise ValueError(f"sample {sample.key}: no supervised segment, nothing to predict")
+
+
+def text_after_images(sample: Sample, prompt: str) -> str:
+    """The prompt without its leading image slots; images elsewhere in the prompt cannot be generated from."""
+    head = IMAGE_SLOT * len(sample.images)
+    text = prompt.removeprefix(head)
+    if len(text) != len(prompt) - len(head) or IMAGE_SLOT in text:
+        raise ValueError(f"sample {sample.key}: its {len(sample.images)} images must open the prompt "
+                         f"(generation puts them first), got {prompt[:80]!r}")
+    return text
 
 
 def _image_size(sample: Sample) -> tuple[int, int]:
@@ -70,5 +82,5 @@ def _references(sample: Sample, target: str, metric: str, size: tuple[int, int] 
 def case_from_sample(sample: Sample, metric: str) -> EvalCase:
     prompt, target = split_prompt(sample)
     size = _image_size(sample) if metric in BOX_METRICS else None
-    return EvalCase(sample.key, sample.source or "eval", sample.task, prompt, sample.images,
-                    _references(sample, target, metric, size), size)
+    return EvalCase(sample.key, sample.source or "eval", sample.task, prompt, text_after_images(sample, prompt),
+                    sample.images, _references(sample, target, metric, size), size)

@@ -1,7 +1,8 @@
 """Greedy generation over evaluation samples, scored per benchmark (the sample's `source`) with one metric.
 
-The model side is a function `generate(images, prompts, max_new_tokens) -> texts`; `vlforge eval` binds it
-to a trained checkpoint. Scoring is `score_items`, the code `vlforge score` runs.
+The model side is a function `generate(images, texts, max_new_tokens) -> answers` that puts each sample's
+images first and its prompt text after them (vlforge.training.generate.generate); `vlforge eval` binds it to a
+trained checkpoint. Scoring is `score_items`, the code `vlforge score` runs.
 """
 
 import sys
@@ -49,7 +50,7 @@ def evaluate(samples: Iterable[Sample], generate: GenerateFn, metric: str, *, ba
     by_benchmark: dict[str, tuple[list[Item], dict[str, list]]] = {}
     done = 0
     for batch in _batches(cases, batch_size):
-        predictions = generate([decode_images(c) for c in batch], [c.prompt for c in batch], budget)
+        predictions = generate([decode_images(c) for c in batch], [c.text for c in batch], budget)
         if len(predictions) != len(batch):
             raise RuntimeError(f"generate returned {len(predictions)} texts for {len(batch)} prompts")
         for case, prediction in zip(batch, predictions, strict=True):
