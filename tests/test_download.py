@@ -16,17 +16,17 @@ def _options(**kwargs) -> DownloadOptions:
     return DownloadOptions(**{"thread_count": 4, "timeout": 1.0, "policy": LOOPBACK, **kwargs})
 
 
-def test_default_policy_refuses_loopback_and_the_server_gets_no_request() -> None:
+def test_default_policy_refuses_loopback_and_the_server_gets_no_request(tmp_path) -> None:
     with ImageServer() as server, only_loopback_connections():
         urls = [server.add(f"/{i}.jpg", jpeg(photo("astronaut"))) for i in range(3)]
         urls.append(f"http://localhost:{server.port}/0.jpg")
-        results = download(urls, DownloadOptions(thread_count=2, timeout=1.0))
+        results = download(urls, DownloadOptions(thread_count=2, timeout=1.0), tmp_path)
         assert server.requests == []
     assert [r.reason for r in results] == ["blocked_loopback"] * 4
-    assert all(r.image is None for r in results)
+    assert all(r.path is None for r in results)
 
 
-def test_every_url_ends_with_bytes_or_a_reason_in_input_order() -> None:
+def test_every_url_ends_with_bytes_or_a_reason_in_input_order(tmp_path) -> None:
     astronaut, coffee = jpeg(photo("astronaut")), jpeg(photo("coffee"))
     with ImageServer() as server, only_loopback_connections():
         urls = [
@@ -42,40 +42,40 @@ def test_every_url_ends_with_bytes_or_a_reason_in_input_order() -> None:
             "http://192.168.7.7/x.jpg",
         ]
         server.add("/coffee.jpg", coffee)
-        results = download(urls, _options())
+        results = download(urls, _options(), tmp_path)
     reasons = [r.reason for r in results]
     assert reasons == [None, "http_404", "http_500", "timeout", None, "blocked_private", "too_many_redirects",
                        "robots_disallowed", "bad_url_scheme", "blocked_private"]
-    assert results[0].image == astronaut and results[0].sha256 == sha256(astronaut)
-    assert results[4].image == coffee and results[4].sha256 == sha256(coffee)
+    assert results[0].read() == astronaut and results[0].sha256 == sha256(astronaut)
+    assert results[4].read() == coffee and results[4].sha256 == sha256(coffee)
     assert "404" in results[1].error
 
 
-def test_oversized_response_is_refused() -> None:
+def test_oversized_response_is_refused(tmp_path) -> None:
     with ImageServer() as server, only_loopback_connections():
         url = server.add("/huge.jpg", b"\xff" * 4096)
-        results = download([url], _options(policy=AddressPolicy(allow_loopback=True, max_bytes=1024)))
+        results = download([url], _options(policy=AddressPolicy(allow_loopback=True, max_bytes=1024)), tmp_path)
     assert results[0].reason == "too_large"
 
 
-def test_reencoding_resizes_with_img2dataset() -> None:
+def test_reencoding_resizes_with_img2dataset(tmp_path) -> None:
     with ImageServer() as server, only_loopback_connections():
         url = server.add("/a.jpg", jpeg(photo("coffee")))
         results = download([url], _options(disable_all_reencoding=False, resize_mode="keep_ratio", image_size=100,
-                                           skip_reencode=False))
+                                           skip_reencode=False), tmp_path)
     result = results[0]
     assert result.reason is None
     assert (result.original_width, result.original_height) == (600, 400)
     assert (result.width, result.height) == (150, 100)
-    assert Image.open(io.BytesIO(result.image)).size == (150, 100)
+    assert Image.open(io.BytesIO(result.read())).size == (150, 100)
 
 
-def test_decompression_bomb_is_refused_before_img2dataset_decodes_it() -> None:
+def test_decompression_bomb_is_refused_before_img2dataset_decodes_it(tmp_path) -> None:
     bomb = bomb_png()
     assert len(bomb) < 2_000_000
     with ImageServer() as server, only_loopback_connections():
         url = server.add("/bomb.png", bomb)
-        results = download([url], _options(disable_all_reencoding=False, max_image_pixels=100_000_000))
+        results = download([url], _options(disable_all_reencoding=False, max_image_pixels=100_000_000), tmp_path)
     assert results[0].reason == "decode_error"
     assert results[0].error.startswith("decode refused: Image size (2500000000 pixels)")
 

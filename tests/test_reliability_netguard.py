@@ -93,14 +93,14 @@ def test_check_url_refuses_loopback_literals_and_their_wrappers(host: str) -> No
         assert check_url(f"http://{host}:8080/a.jpg", LOOPBACK_OK) == "blocked_loopback"
 
 
-def test_loopback_urls_are_refused_by_default_and_the_server_sees_nothing() -> None:
+def test_loopback_urls_are_refused_by_default_and_the_server_sees_nothing(tmp_path) -> None:
     with ImageServer() as server, only_loopback_connections():
         image = jpeg(photo("astronaut", 64, 64))
         urls = [server.add("/a.jpg", image), server.add("/b.jpg", image).replace("127.0.0.1", "localhost"),
                 server.add("/c.jpg", image).replace("127.0.0.1", "[::ffff:127.0.0.1]")]
-        results = download(urls, DownloadOptions(thread_count=2, timeout=2))
+        results = download(urls, DownloadOptions(thread_count=2, timeout=2), tmp_path)
         assert [r.reason for r in results] == ["blocked_loopback"] * 3
-        assert all(r.image is None for r in results)
+        assert all(r.path is None for r in results)
         assert server.requests == []
 
 
@@ -121,12 +121,12 @@ def test_img2dataset_download_function_goes_through_the_guard() -> None:
         assert error is None and stream.read() == b"image bytes"
 
 
-def test_img2dataset_downloader_goes_through_the_guard_for_host_names() -> None:
+def test_img2dataset_downloader_goes_through_the_guard_for_host_names(tmp_path) -> None:
     """A host name passes the literal check, so the refusal can only come from the connection inside img2dataset."""
     with ImageServer() as server, only_loopback_connections():
         url = server.add("/a.jpg", jpeg(photo("astronaut", 64, 64))).replace("127.0.0.1", "localhost")
         assert check_url(url, AddressPolicy()) is None
-        [result] = download([url], DownloadOptions(thread_count=1, timeout=2))
+        [result] = download([url], DownloadOptions(thread_count=1, timeout=2), tmp_path)
         assert result.reason == "blocked_loopback" and "resolves to" in result.error
         assert server.requests == []
 
@@ -206,23 +206,23 @@ def test_the_cap_covers_redirect_hops_and_the_body_together(trickle: TrickleServ
         assert server.requests == ["/wait"] and trickle.connections == 1
 
 
-def test_download_reports_too_slow_as_the_rows_reason(trickle: TrickleServer) -> None:
+def test_download_reports_too_slow_as_the_rows_reason(trickle: TrickleServer, tmp_path) -> None:
     with ImageServer() as server, only_loopback_connections():
         fast = server.add("/a.jpg", jpeg(photo("astronaut", 64, 64)))
         options = DownloadOptions(thread_count=2, timeout=3, policy=AddressPolicy(allow_loopback=True, max_seconds=1.5))
         start = time.monotonic()
-        slow, ok = download([trickle.url(), fast], options)
-    assert slow.reason == "too_slow" and slow.image is None
-    assert ok.reason is None and ok.image is not None
+        slow, ok = download([trickle.url(), fast], options, tmp_path)
+    assert slow.reason == "too_slow" and slow.path is None
+    assert ok.reason is None and ok.read() == jpeg(photo("astronaut", 64, 64))
     assert time.monotonic() - start < 4.0
 
 
-def test_the_unit_deadline_stops_the_running_download_and_refuses_the_rest(trickle: TrickleServer) -> None:
+def test_the_unit_deadline_stops_the_running_download_and_refuses_the_rest(trickle: TrickleServer, tmp_path) -> None:
     options = DownloadOptions(thread_count=1, timeout=3, policy=AddressPolicy(
         allow_loopback=True, max_seconds=None, max_unit_seconds=1.2))
     start = time.monotonic()
     with only_loopback_connections():
-        results = download([trickle.url("/1"), trickle.url("/2"), trickle.url("/3")], options)
+        results = download([trickle.url("/1"), trickle.url("/2"), trickle.url("/3")], options, tmp_path)
     assert [r.reason for r in results] == ["unit_deadline"] * 3
     assert trickle.connections == 1  # the two later downloads were refused without connecting
     assert time.monotonic() - start < 3.5

@@ -2,34 +2,45 @@
 
 A unit reads its rows, drops read errors and the duplicates the plan found, runs the recipe's
 `before_download` steps, fetches images (img2dataset behind the address guard, or the tar of an
-img2dataset shard), runs the `after_download` steps and writes `KEY.<ext>`, `KEY.txt`, `KEY.json` plus a
-manifest row for every one of its input rows. The shard writer commits it (tars first, manifest last).
+img2dataset shard) into a spill folder on disk, then runs the `after_download` steps and writes
+`KEY.<ext>`, `KEY.txt`, `KEY.json` chunk by chunk, so no more than CHUNK_BYTES of images are in memory,
+plus a manifest row for every one of its input rows. The shard writer commits it (tars first, manifest last).
+
+The manifest's `sha256` is the hash of the bytes stored in the tar; a dump's own `sha256` that does not
+match the fetched bytes is kept as `sha256_dump`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from vlforge.filters.base import Filter, run_filters
+from vlforge.filters.base import Filter, run_filters, set_column
 from vlforge.pipelines.clean_keys import later_rows
 from vlforge.pipelines.clean_plan import CleanJob
 from vlforge.pipelines.clean_ray import PooledFilter
 from vlforge.pipelines.clean_recipe import CleanRecipe, make_filter
-from vlforge.pipelines.download import DownloadOptions, Fetched, download, reason_from_error
+from vlforge.pipelines.download import DownloadOptions, Fetched, download, reason_from_error, spill_path
 from vlforge.pipelines.netguard import AddressPolicy
-from vlforge.pipelines.readers import InputFile, RowRange, read_range, read_shard_images
+from vlforge.pipelines.readers import InputFile, RowRange, iter_shard_images, read_range
 from vlforge.pipelines.runner import Unit
 from vlforge.shards.writer import ShardWriter
 
 # Columns that never go into manifests: bytes and free text live in the tar.
 # An img2dataset shard's own key/status/error_message would shadow the manifest's columns of those names.
-NOT_IN_MANIFEST = frozenset({"image", "caption", "caption_raw", "read_error", "key", "status", "error_message"})
+NOT_IN_MANIFEST = frozenset({"image", "image_path", "caption", "caption_raw", "read_error", "key", "status",
+                             "error_message"})
 SCORE_FIELDS = ("clip_score", "clip_l14_score", "clip_score_computed", "clip_model", "punsafe", "pwatermark",
                 "nsfw", "nsfw_score", "watermark_score", "aesthetic_score")
 MAX_ERROR_CHARS = 300
+CHUNK_BYTES = 256 * 1024 * 1024  # spilled image bytes loaded at once for the after_download steps
+CHUNK_ROWS = 1024
 
 
 def download_options(recipe: CleanRecipe) -> DownloadOptions:
@@ -60,29 +71,61 @@ def _split(table: pa.Table, reasons: list[str | None], stage: str) -> tuple[pa.T
     return table.filter(pa.array(~drop)), dropped
 
 
-def _from_shard(f: InputFile, table: pa.Table) -> list[Fetched]:
-    """What img2dataset fetched for these rows: the image from its tar, or its recorded error."""
+def _from_shard(f: InputFile, table: pa.Table, spill: Path) -> list[Fetched]:
+    """What img2dataset fetched for these rows: the image from its tar (spilled), or its recorded error."""
     keys = table["key"].to_pylist()
     statuses = table["status"].to_pylist()
     errors = table["error_message"].to_pylist() if "error_message" in table.column_names else [None] * len(keys)
-    images = read_shard_images(f.tar, [k for k, s in zip(keys, statuses, strict=True) if s == "success"])
-    return [Fetched(image=images.get(k)) if s == "success" else Fetched(reason=reason_from_error(e), error=e)
-            for k, s, e in zip(keys, statuses, errors, strict=True)]
+    fetched = [Fetched() if s == "success" else Fetched(reason=reason_from_error(e), error=e)
+               for s, e in zip(statuses, errors, strict=True)]
+    position = {k: i for i, (k, s) in enumerate(zip(keys, statuses, strict=True)) if s == "success"}
+    for key, data in iter_shard_images(f.tar, list(position)):
+        row = fetched[position[key]]
+        if data is None:
+            row.reason, row.error = "too_large", f"tar member of {key} over the size limit for one member"
+        else:
+            row.path = spill_path(spill, position[key])
+            row.path.write_bytes(data)
+    return fetched
 
 
-def fetch_images(job: CleanJob, f: InputFile, table: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """Attach `image` bytes; rows whose image could not be fetched come back dropped (stage 'download')."""
+def fetch_images(job: CleanJob, f: InputFile, table: pa.Table, spill: Path) -> tuple[pa.Table, pa.Table]:
+    """Attach `image_path` (the bytes, spilled under `spill`); rows without an image come back dropped
+    (stage 'download')."""
     if f.format == "img2dataset":
-        fetched = _from_shard(f, table)
+        fetched = _from_shard(f, table, spill)
     else:
-        fetched = download(table["url"].to_pylist(), download_options(job.recipe))
-    reasons = [r.reason or (None if r.image is not None else "image_missing") for r in fetched]
-    table = table.append_column("image", pa.array([r.image for r in fetched], pa.binary()))
+        fetched = download(table["url"].to_pylist(), download_options(job.recipe), spill)
+    reasons = [r.reason or (None if r.path is not None else "image_missing") for r in fetched]
+    table = table.append_column("image_path", pa.array([None if r.path is None else str(r.path) for r in fetched],
+                                                       pa.string()))
     table = table.append_column("error", pa.array([r.error[:MAX_ERROR_CHARS] if r.error else None
                                                    for r in fetched], pa.string()))
-    if "sha256" not in table.column_names:
-        table = table.append_column("sha256", pa.array([r.sha256 for r in fetched], pa.string()))
     return _split(table, reasons, "download")
+
+
+def _chunks(table: pa.Table) -> Iterator[pa.Table]:
+    """Consecutive slices of at most CHUNK_ROWS rows and CHUNK_BYTES of spilled images (at least one row)."""
+    start, total = 0, 0
+    for i, path in enumerate(table["image_path"].to_pylist()):
+        size = Path(path).stat().st_size
+        if i > start and (total + size > CHUNK_BYTES or i - start == CHUNK_ROWS):
+            yield table.slice(start, i - start)
+            start, total = i, 0
+        total += size
+    if start < table.num_rows:
+        yield table.slice(start)
+
+
+def _load_images(chunk: pa.Table) -> pa.Table:
+    """The chunk with its `image` bytes; `sha256` of those bytes, and `sha256_dump` where the dump claimed another."""
+    images = [Path(p).read_bytes() for p in chunk["image_path"].to_pylist()]
+    hashes = [hashlib.sha256(data).hexdigest() for data in images]
+    claimed = chunk["sha256"].to_pylist() if "sha256" in chunk.column_names else [None] * len(images)
+    mismatch = [c if c and c.strip().lower() != h else None for c, h in zip(claimed, hashes, strict=True)]
+    chunk = set_column(chunk, "image", pa.array(images, pa.binary()))
+    chunk = set_column(chunk, "sha256", pa.array(hashes, pa.string()))
+    return set_column(chunk, "sha256_dump", pa.array(mismatch, pa.string()))
 
 
 def process_unit(unit: Unit) -> dict:
@@ -104,11 +147,10 @@ def process_unit(unit: Unit) -> dict:
 
     table, out, _ = run_filters(table, build_chain(job, f.source, "before_download"))
     dropped.append(out)
-    table, out = fetch_images(job, f, table)
-    dropped.append(out)
-    table, out, _ = run_filters(table, build_chain(job, f.source, "after_download"))
-    dropped.append(out)
-    return write_unit(job, unit.id, table, dropped)
+    with tempfile.TemporaryDirectory(prefix="vlforge-spill-") as spill:
+        table, out = fetch_images(job, f, table, Path(spill))
+        dropped.append(out)
+        return write_unit(job, unit.id, table, dropped, build_chain(job, f.source, "after_download"))
 
 
 def _manifest_row(record: dict) -> dict:
@@ -124,24 +166,41 @@ def _sample_json(record: dict) -> dict:
     }
 
 
-def write_unit(job: CleanJob, prefix: str, kept: pa.Table, dropped: list[pa.Table]) -> dict:
-    """Kept samples and dropped rows, in input row order, into the unit's shards and manifest."""
-    rows: list[tuple[dict, bool]] = [(r, True) for r in kept.to_pylist()]
-    for part in dropped:
-        rows.extend((r, False) for r in part.drop_columns([c for c in ("image",) if c in part.column_names])
-                    .to_pylist())
-    rows.sort(key=lambda item: item[0]["row"])
+def _records(table: pa.Table) -> list[dict]:
+    return table.drop_columns([c for c in ("image",) if c in table.column_names]).to_pylist()
+
+
+def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, dropped: list[pa.Table], after: list[Filter]) -> dict:
+    """The `after` steps over the fetched rows, one chunk at a time, and every row written in input row order:
+    kept samples into the unit's shards, dropped ones as manifest rows. `sha256` is hashed from the stored bytes."""
+    early = sorted((r for part in dropped for r in _records(part)), key=lambda r: r["row"])
     reasons: Counter = Counter()
+    kept_count, written, pending = 0, 0, 0
     spec = job.recipe.shards
     with ShardWriter(job.out_dir, prefix, spec.max_samples, spec.max_bytes) as writer:
-        for record, is_kept in rows:
-            if is_kept:
-                key = f"{record['file_index']:04d}_{record['row']:010d}"
-                files = {record["image_ext"]: record["image"], "txt": record["caption"], "json": _sample_json(record)}
-                writer.write(key, files, _manifest_row(record))
-            else:
-                writer.drop(_manifest_row(record), reason=record["reason"], stage=record["stage"])
-                reasons[record["reason"]] += 1
-    kept_count = kept.num_rows
-    return {"unit": prefix, "read": len(rows), "kept": kept_count, "dropped": len(rows) - kept_count,
+        def emit(rows: list[tuple[dict, bool]]) -> None:
+            for record, is_kept in sorted(rows, key=lambda item: item[0]["row"]):
+                if is_kept:
+                    record["sha256"] = hashlib.sha256(record["image"]).hexdigest()
+                    key = f"{record['file_index']:04d}_{record['row']:010d}"
+                    files = {record["image_ext"]: record["image"], "txt": record["caption"],
+                             "json": _sample_json(record)}
+                    writer.write(key, files, _manifest_row(record))
+                else:
+                    writer.drop(_manifest_row(record), reason=record["reason"], stage=record["stage"])
+                    reasons[record["reason"]] += 1
+
+        for chunk in _chunks(fetched):
+            kept, out, _ = run_filters(_load_images(chunk), after)
+            rows = [(r, True) for r in kept.to_pylist()] + [(r, False) for r in _records(out)]
+            last = chunk["row"][-1].as_py()
+            while pending < len(early) and early[pending]["row"] <= last:
+                rows.append((early[pending], False))
+                pending += 1
+            emit(rows)
+            kept_count += kept.num_rows
+            written += len(rows)
+        emit([(r, False) for r in early[pending:]])
+        written += len(early) - pending
+    return {"unit": prefix, "read": written, "kept": kept_count, "dropped": written - kept_count,
             "reasons": dict(reasons)}

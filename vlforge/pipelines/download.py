@@ -2,8 +2,9 @@
 
 img2dataset's `Downloader` runs in this process (one shard = the unit's surviving rows, a thread pool
 of `thread_count`), so the guarded urllib opener installed here covers every request it makes,
-redirects included. Each row ends as a `Fetched`: image bytes, or a short, stable reason (`http_404`,
-`timeout`, `blocked_loopback`, `too_large`, `decode_error`, ...) plus the raw error message.
+redirects included. Each row ends as a `Fetched`: the image spilled to its own file (a unit's bytes live
+on disk, never all in memory), or a short, stable reason (`http_404`, `timeout`, `too_slow`,
+`blocked_loopback`, `too_large`, `decode_error`, ...) plus the raw error message.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from vlforge.pipelines.netguard import REFUSED_MARK, AddressPolicy, check_url, guarded_urlopen
+from vlforge.shards.imageio import ImageRejected, open_image
 
 # img2dataset imports albumentations, which otherwise asks pypi.org for its latest version on import.
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
@@ -50,9 +51,9 @@ class DownloadOptions:
 
 @dataclass
 class Fetched:
-    """The outcome for one row: image bytes and sizes, or why there are none."""
+    """The outcome for one row: the file holding its image bytes, and sizes; or why there is none."""
 
-    image: bytes | None = None
+    path: Path | None = None
     reason: str | None = None
     error: str | None = None
     sha256: str | None = None
@@ -60,6 +61,33 @@ class Fetched:
     height: int | None = None
     original_width: int | None = None
     original_height: int | None = None
+
+    def read(self) -> bytes | None:
+        return None if self.path is None else self.path.read_bytes()
+
+
+def spill_path(folder: Path, row: int) -> Path:
+    """Where the image of a unit's `row` is spilled."""
+    return folder / f"{row:010d}.image"
+
+
+class SpillWriter:
+    """img2dataset's sample-writer interface: each image straight to its own file, metadata to `records`.
+
+    img2dataset's own writers buffer a hundred images per parquet row group; this one holds none.
+    """
+
+    def __init__(self, shard_id: int, output_folder: str, save_caption: bool, oom_shard_count: int,
+                 schema: pa.Schema, encode_format: str, *, records: list[dict]) -> None:
+        self.folder, self.records = Path(output_folder), records
+
+    def write(self, img_str: bytes | None, key: str, caption: str | None, meta: dict) -> None:
+        if img_str is not None:
+            spill_path(self.folder, meta[ROW_COLUMN]).write_bytes(img_str)
+        self.records.append(meta)
+
+    def close(self) -> None:
+        pass
 
 
 def reason_from_error(message: str | None) -> str:
@@ -93,25 +121,20 @@ class PixelLimitResizer:
         self.resizer, self.max_pixels = resizer, max_pixels
 
     def __call__(self, img_stream: io.BytesIO, blurring_bbox_list: object = None) -> tuple:
-        from PIL import Image
-
         try:
-            with Image.open(img_stream) as im:
-                width, height = im.size
-        except Image.DecompressionBombError as exc:
+            with open_image(img_stream, max_pixels=self.max_pixels):
+                pass
+        except ImageRejected as exc:
             return None, None, None, None, None, f"decode refused: {exc}"
         except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for bad bytes
             return None, None, None, None, None, f"cannot decode image header ({type(exc).__name__})"
-        if width * height > self.max_pixels:
-            return None, None, None, None, None, f"decode refused: {width}x{height} exceeds {self.max_pixels} pixels"
         img_stream.seek(0)
         return self.resizer(img_stream, blurring_bbox_list)
 
 
-def _downloader(options: DownloadOptions, output_folder: str, count: int) -> object:
+def _downloader(options: DownloadOptions, output_folder: str, count: int, records: list[dict]) -> object:
     from img2dataset.downloader import Downloader
     from img2dataset.resizer import Resizer
-    from img2dataset.writer import ParquetSampleWriter
 
     resizer = Resizer(
         image_size=options.image_size, resize_mode=options.resize_mode,
@@ -121,7 +144,7 @@ def _downloader(options: DownloadOptions, output_folder: str, count: int) -> obj
     if not options.disable_all_reencoding:  # img2dataset will decode: guard it against bombs
         resizer = PixelLimitResizer(resizer, options.max_image_pixels)
     return Downloader(
-        sample_writer_class=ParquetSampleWriter,
+        sample_writer_class=partial(SpillWriter, records=records),
         resizer=resizer,
         thread_count=options.thread_count, save_caption=False, extract_exif=False,
         output_folder=output_folder, column_list=[ROW_COLUMN, "url"], timeout=options.timeout,
@@ -136,8 +159,11 @@ def _int(value: object) -> int | None:
     return None if value is None else int(value)
 
 
-def download(urls: list[str], options: DownloadOptions) -> list[Fetched]:
-    """One `Fetched` per URL, same order. Refused URLs never reach img2dataset or the network."""
+def download(urls: list[str], options: DownloadOptions, spill_dir: Path) -> list[Fetched]:
+    """One `Fetched` per URL, same order, images spilled under `spill_dir` (an empty folder the caller owns).
+
+    Refused URLs never reach img2dataset or the network.
+    """
     results = [Fetched() for _ in urls]
     todo = []
     for i, url in enumerate(urls):
@@ -148,29 +174,25 @@ def download(urls: list[str], options: DownloadOptions) -> list[Fetched]:
             results[i].reason, results[i].error = refused, f"{REFUSED_MARK}: {url!r} refused before connecting"
     if not todo:
         return results
-    with tempfile.TemporaryDirectory(prefix="vlforge-dl-") as tmp:
-        shard = Path(tmp) / "input.feather"
-        table = pa.table({ROW_COLUMN: pa.array(todo, pa.int64()), "url": pa.array([urls[i] for i in todo])})
-        with pa.OSFile(str(shard), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        out = Path(tmp) / "out"
-        out.mkdir()
-        with guarded_urlopen(options.policy):
-            ok, _ = _downloader(options, str(out), len(todo))((0, str(shard)))
-        if not ok:
-            raise RuntimeError("img2dataset failed on this unit's downloads (see the worker log)")
-        image_col = options.encode_format
-        for batch in pq.ParquetFile(out / "00000.parquet").iter_batches(batch_size=256):
-            for rec in batch.to_pylist():
-                fetched = results[rec[ROW_COLUMN]]
-                if rec["status"] == "success":
-                    fetched.image, fetched.sha256 = rec[image_col], rec["sha256"]
-                    fetched.width, fetched.height = _int(rec["width"]), _int(rec["height"])
-                    fetched.original_width = _int(rec["original_width"])
-                    fetched.original_height = _int(rec["original_height"])
-                else:
-                    fetched.reason, fetched.error = reason_from_error(rec["error_message"]), rec["error_message"]
+    shard = spill_dir / "input.feather"
+    table = pa.table({ROW_COLUMN: pa.array(todo, pa.int64()), "url": pa.array([urls[i] for i in todo])})
+    with pa.OSFile(str(shard), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    records: list[dict] = []
+    with guarded_urlopen(options.policy):
+        ok, _ = _downloader(options, str(spill_dir), len(todo), records)((0, str(shard)))
+    if not ok:
+        raise RuntimeError("img2dataset failed on this unit's downloads (see the worker log)")
+    for rec in records:
+        fetched = results[rec[ROW_COLUMN]]
+        if rec["status"] == "success":
+            fetched.path, fetched.sha256 = spill_path(spill_dir, rec[ROW_COLUMN]), rec["sha256"]
+            fetched.width, fetched.height = _int(rec["width"]), _int(rec["height"])
+            fetched.original_width = _int(rec["original_width"])
+            fetched.original_height = _int(rec["original_height"])
+        else:
+            fetched.reason, fetched.error = reason_from_error(rec["error_message"]), rec["error_message"]
     for i in todo:
-        if results[i].image is None and results[i].reason is None:
+        if results[i].path is None and results[i].reason is None:
             results[i].reason, results[i].error = "download_error", "img2dataset returned no record for this row"
     return results

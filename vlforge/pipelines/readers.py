@@ -29,6 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from vlforge.shards.reader import MAX_MEMBER_BYTES, member_bytes
+
 # Score columns a dump may bring, all read as float64.
 SCORE_COLUMNS = ("clip_score", "clip_l14_score", "punsafe", "pwatermark", "nsfw_score", "watermark_score",
                  "aesthetic_score")
@@ -37,6 +39,7 @@ TEXT_COLUMNS = ("nsfw", "license", "sha256", "status", "error_message", "key")
 FIELDS = ("uid", "url", "caption", "width", "height", *SCORE_COLUMNS, *TEXT_COLUMNS)
 TEXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 MAX_TEXT_FIELD = 16 * 1024 * 1024  # a CSV field beyond this is a broken row (e.g. a quote never closed)
+MAX_LINE_BYTES = 4 * 1024 * 1024  # a JSONL/CSV line beyond this is a row `line_too_long`, skipped unread
 MAX_URL_CHARS = 4096
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -199,25 +202,34 @@ def _read_header(path: str, fmt: str, overrides: ColumnOverrides) -> tuple[str, 
     if not overrides.header:
         raise InputError(f"{path}: a headerless {fmt.upper()} needs `names:` (its column names)")
     with fsspec.open(path, "rb") as f:
-        line = f.readline()
+        line, _ = next(bounded_lines(f), (b"", 0))
+    if line is None:
+        raise InputError(f"{path}:1: header line longer than {MAX_LINE_BYTES} bytes")
     try:
         return tuple(next(csv.reader([line.decode("utf-8-sig")], **_csv_dialect(fmt))))
-    except (UnicodeDecodeError, StopIteration) as exc:
-        raise InputError(f"{path}: cannot read the {fmt.upper()} header line ({exc})") from None
+    except (UnicodeDecodeError, StopIteration, csv.Error) as exc:
+        raise InputError(f"{path}:1: cannot read the {fmt.upper()} header line ({exc})") from None
 
 
 def _jsonl_names(path: str, probe_lines: int = 100) -> tuple[str, ...]:
     """Keys of the first parseable records: enough to detect a schema (rows lacking a key read it as null)."""
     names: dict[str, None] = {}
     with fsspec.open(path, "rb") as f:
-        for _, line in zip(range(probe_lines), f, strict=False):
-            try:
-                record = json.loads(line)
-            except (ValueError, UnicodeDecodeError):
-                continue
-            if isinstance(record, dict):
+        for _, (line, _) in zip(range(probe_lines), bounded_lines(f), strict=False):
+            record = None if line is None else _json_record(line)[0]
+            if record is not None:
                 names.update(dict.fromkeys(record))
     return tuple(names)
+
+
+def _check_text_columns(path: str, columns: Mapping[str, str]) -> None:
+    """A nested column (list, struct, map) cannot be read as a URL or caption: refused before any work."""
+    with fsspec.open(path, "rb") as f:
+        schema = pq.ParquetFile(f).schema_arrow
+    for canonical, column in columns.items():
+        kind = schema.field(column).type
+        if pa.types.is_nested(kind):
+            raise InputError(f"{path}: column {column!r} (field {canonical}) is {kind}, not a text or number column")
 
 
 def _img2dataset_tar(path: str) -> str | None:
@@ -243,6 +255,8 @@ def list_inputs(inputs: list[tuple[str, str]], overrides: Mapping[str, ColumnOve
             if not names:
                 raise InputError(f"{path}: no columns found (an empty file, or no header line or JSON object)")
             schema, columns, constants = resolve_columns(names, over, path)
+            if fmt == "parquet":
+                _check_text_columns(path, columns)
             tar = _img2dataset_tar(path) if fmt == "parquet" and schema == "img2dataset" else None
             files.append(InputFile(path=path, format="img2dataset" if tar else fmt, source=source,
                                    file_index=len(files), schema=schema, columns=columns, constants=constants,
@@ -376,6 +390,16 @@ def _from_records(records: list[dict | None], f: InputFile, rows: np.ndarray,
 
 def _parquet_batches(f: InputFile, rng: RowRange | None, columns: list[str] | None,
                      batch_size: int) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    """Raw batches of the rows in `rng` with their row numbers; corrupt data is an InputError naming the rows."""
+    try:
+        yield from _parquet_row_groups(f, rng, columns, batch_size)
+    except (pa.ArrowException, OSError) as exc:
+        where = "" if rng is None else f" rows {rng.row_start}..{rng.row_start + rng.row_count - 1}"
+        raise InputError(f"{f.path}:{where} unreadable parquet data ({exc})") from None
+
+
+def _parquet_row_groups(f: InputFile, rng: RowRange | None, columns: list[str] | None,
+                        batch_size: int) -> Iterator[tuple[pa.Table, np.ndarray]]:
     """Raw batches of the rows in `rng` with their row numbers, reading only the row groups that overlap it."""
     with fsspec.open(f.path, "rb") as handle:
         pf = pq.ParquetFile(handle)
@@ -413,16 +437,39 @@ def _csv_dialect(fmt: str) -> dict:
     return {"delimiter": "\t" if fmt == "tsv" else ",", "strict": True}
 
 
+class _LineTooLong(Exception):
+    """Raised into the csv module's loop by _OffsetLines; the reader is then restarted after the line."""
+
+
+def bounded_lines(handle: BinaryIO, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[bytes | None, int]]:
+    """(line, bytes it took) for each line of a binary stream; None for a line over `max_bytes`, which is
+    skipped a MiB at a time and never held whole."""
+    while raw := handle.readline(max_bytes + 1):
+        size = len(raw)
+        if size <= max_bytes:
+            yield raw, size
+            continue
+        while raw and not raw.endswith(b"\n"):
+            raw = handle.readline(1 << 20)
+            size += len(raw)
+        yield None, size
+
+
 class _OffsetLines:
     """Lines of a binary stream decoded for the csv module, remembering the byte offset reached."""
 
     def __init__(self, handle: BinaryIO, offset: int) -> None:
-        self.handle, self.offset = handle, offset
+        self.lines, self.offset = bounded_lines(handle), offset
 
-    def __iter__(self) -> Iterator[str]:
-        for raw in self.handle:
-            self.offset += len(raw)
-            yield raw.decode("utf-8", errors="surrogateescape")
+    def __iter__(self) -> _OffsetLines:
+        return self
+
+    def __next__(self) -> str:
+        raw, size = next(self.lines)
+        self.offset += size
+        if raw is None:
+            raise _LineTooLong
+        return raw.decode("utf-8", errors="surrogateescape")
 
 
 def _text_records(f: InputFile, byte_start: int, parse: bool = True
@@ -430,16 +477,19 @@ def _text_records(f: InputFile, byte_start: int, parse: bool = True
     """(record or None, reason when None, byte offset after the record) from `byte_start` on.
 
     Blank lines are not records. CSV records may span lines (quoted newlines); a malformed one becomes
-    ('bad_row') and reading goes on with the next line. `parse=False` only finds JSONL record boundaries.
+    ('bad_row') and reading goes on with the next line; a line over MAX_LINE_BYTES is one record
+    ('line_too_long'). `parse=False` only finds JSONL record boundaries.
     """
     csv.field_size_limit(MAX_TEXT_FIELD)
     with fsspec.open(f.path, "rb") as handle:
         handle.seek(byte_start)
         if f.format == "jsonl":
             offset = byte_start
-            for raw in handle:
-                offset += len(raw)
-                if raw.strip():
+            for raw, size in bounded_lines(handle):
+                offset += size
+                if raw is None:
+                    yield None, "line_too_long", offset
+                elif raw.strip():
                     yield (*(_json_record(raw) if parse else (None, None)), offset)
             return
         lines = _OffsetLines(handle, byte_start)
@@ -452,6 +502,10 @@ def _text_records(f: InputFile, byte_start: int, parse: bool = True
             except csv.Error:
                 yield None, "bad_row", lines.offset
                 continue
+            except _LineTooLong:
+                yield None, "line_too_long", lines.offset
+                reader = csv.reader(lines, **_csv_dialect(f.format))  # forget a record the long line cut
+                continue
             if not values:
                 continue
             if len(values) != len(f.names):
@@ -461,11 +515,16 @@ def _text_records(f: InputFile, byte_start: int, parse: bool = True
 
 
 def _json_record(raw: bytes) -> tuple[dict | None, str | None]:
-    """A JSON object, or the reason there is none. Invalid UTF-8 survives as surrogates, caught per field."""
+    """A JSON object, or the reason there is none. Invalid UTF-8 survives as surrogates, caught per field.
+
+    Nesting deeper than the interpreter's recursion limit is a bad row ('json_too_deep'), not a crash.
+    """
     try:
         record = json.loads(raw.decode("utf-8", errors="surrogateescape"))
     except ValueError:
         return None, "bad_row"
+    except RecursionError:
+        return None, "json_too_deep"
     return (record, None) if isinstance(record, dict) else (None, "bad_row")
 
 
@@ -474,7 +533,7 @@ def _data_start(f: InputFile) -> int:
     if f.format == "jsonl" or not f.header:
         return 0
     with fsspec.open(f.path, "rb") as handle:
-        return len(handle.readline())
+        return next(bounded_lines(handle), (b"", 0))[1]
 
 
 def _text_ranges(f: InputFile, rows_per_unit: int) -> list[RowRange]:
@@ -510,16 +569,22 @@ def _text_batches(f: InputFile, rng: RowRange | None, batch_size: int) -> Iterat
 # ---------------------------------------------------------------- img2dataset shards
 
 
-def read_shard_images(tar_path: str, keys: list[str]) -> dict[str, bytes]:
-    """Image bytes of the given keys from an img2dataset tar (members `KEY.jpg`, `KEY.png`, ...)."""
+def iter_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBER_BYTES
+                      ) -> Iterator[tuple[str, bytes | None]]:
+    """(key, image bytes) of the given keys from an img2dataset tar (members `KEY.jpg`, `KEY.png`, ...), streamed
+    one member at a time; None for a member over `max_bytes`, which is never read."""
     wanted = set(keys)
-    found: dict[str, bytes] = {}
-    with fsspec.open(tar_path, "rb") as handle, tarfile.open(fileobj=handle, mode="r:") as tar:
+    with fsspec.open(tar_path, "rb") as handle, tarfile.open(fileobj=handle, mode="r|") as tar:
         for member in tar:
             key, _, ext = member.name.rpartition("/")[2].partition(".")
             if key in wanted and ext.lower() in IMAGE_EXTENSIONS and member.isfile():
-                found[key] = tar.extractfile(member).read()
-    return found
+                yield key, member_bytes(tar, member, max_bytes)
+            tar.members = []
+
+
+def read_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBER_BYTES) -> dict[str, bytes | None]:
+    """iter_shard_images as a mapping (for a few keys: every image is held)."""
+    return dict(iter_shard_images(tar_path, keys, max_bytes))
 
 
 # ---------------------------------------------------------------- public entry points

@@ -1,9 +1,35 @@
-"""Reading shards: lists, brace patterns, directories and fsspec URLs, as webdataset dicts."""
+"""Reading shards: lists, brace patterns, directories and fsspec URLs, as webdataset dicts.
 
+Tars are read as a stream, one member at a time, and a member larger than `MAX_MEMBER_BYTES` is never read:
+its header may claim anything (a 10 KB sparse member expands to a gigabyte).
+"""
+
+import tarfile
 from collections.abc import Iterator, Sequence
+from typing import BinaryIO
 
 import fsspec
 from braceexpand import braceexpand
+
+MAX_MEMBER_BYTES = 256 * 1024 * 1024  # one image or JSON member; vlforge's own writers stay far below
+
+
+class MemberTooLarge(ValueError):
+    """A tar member over the size limit, refused before it is read."""
+
+
+def member_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo, max_bytes: int = MAX_MEMBER_BYTES) -> bytes | None:
+    """A regular member's bytes; None for anything else and for a file over `max_bytes` (left unread)."""
+    tar.members = []  # a tar read as a stream has no use for the headers already read
+    return tar.extractfile(info).read() if info.isfile() and info.size <= max_bytes else None
+
+
+def iter_members(stream: BinaryIO, max_bytes: int = MAX_MEMBER_BYTES) -> Iterator[tuple[tarfile.TarInfo, bytes | None]]:
+    """(header, member_bytes) of each member of a plain tar, read as a stream in order; tarfile errors (a cut-off
+    tar) propagate."""
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for info in tar:
+            yield info, member_bytes(tar, info, max_bytes)
 
 
 def _expand_one(spec: str) -> list[str]:
@@ -31,12 +57,23 @@ def expand_shards(spec: str | Sequence[str]) -> list[str]:
     return urls
 
 
-def iter_tar(url: str) -> Iterator[dict]:
+def _tar_files(url: str, stream: BinaryIO, max_bytes: int) -> Iterator[dict]:
+    """webdataset's per-file dicts of one tar; MemberTooLarge names the tar and member over the limit."""
+    for info, data in iter_members(stream, max_bytes):
+        if not info.isfile():
+            continue
+        if data is None:
+            raise MemberTooLarge(f"{url}: member {info.name} is {info.size} bytes, over the {max_bytes}-byte "
+                                 f"limit for one member; not read")
+        yield {"fname": info.name, "data": data, "__url__": url}
+
+
+def iter_tar(url: str, max_member_bytes: int = MAX_MEMBER_BYTES) -> Iterator[dict]:
     """Samples of one tar, grouped by key exactly as webdataset groups them."""
-    from webdataset.tariterators import group_by_keys, tar_file_expander  # lazy: pulls in torch
+    from webdataset.tariterators import group_by_keys  # lazy: pulls in torch
 
     with fsspec.open(url, "rb") as f:
-        yield from group_by_keys(tar_file_expander([{"url": url, "stream": f}]))
+        yield from group_by_keys(_tar_files(url, f, max_member_bytes))
 
 
 def iter_samples(spec: str | Sequence[str]) -> Iterator[dict]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from vlforge.shards.atomic import is_temp
 from vlforge.shards.imageio import open_image
 from vlforge.shards.manifest import KEPT, list_manifests, read_manifests
+from vlforge.shards.reader import MAX_MEMBER_BYTES, member_bytes
 
 IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"}
 END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # two zero blocks close every complete tar
@@ -56,19 +57,21 @@ def _has_end_marker(path: Path, offset: int) -> bool:
 
 
 def _read_tar(path: Path, report: VerifyReport) -> dict[str, set[str]] | None:
-    """Members by key, or None when the tar is truncated or unreadable."""
+    """Members by key, or None when the tar is truncated or unreadable. Members stream one at a time."""
     members: dict[str, set[str]] = defaultdict(set)
     try:
-        with tarfile.open(path, mode="r:") as tar:
+        with open(path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
             for info in tar:
+                data = member_bytes(tar, info)
                 if not info.isfile():
                     report.problems.append(f"{path.name}: {info.name}: not a regular file")
                     continue
-                data = tar.extractfile(info).read()
-                if len(data) != info.size:
-                    raise tarfile.ReadError(f"{info.name} truncated")
                 key, ext = split_member(info.name)
                 members[key].add(ext)
+                if data is None:
+                    report.problems.append(f"{path.name}: {info.name}: {info.size} bytes, over the "
+                                           f"{MAX_MEMBER_BYTES}-byte limit for one member; not read")
+                    continue
                 problem = _check_member(path.name, info.name, ext, data)
                 if problem:
                     report.problems.append(problem)
