@@ -59,7 +59,7 @@ def test_mix_json_holds_the_realised_mix(mixed):
                                       "reasons": {"image_missing": 1}}
     assert mix["tasks"] == {"chat": 1, "caption": 3, "vqa": 7, "ref_grounding": 2, "grounded_caption": 2,
                             "grounding": 2, "text": 3}
-    assert mix["est_len"]["text"]["min"] == len("Pure text from JSONL.")
+    assert mix["est_tokens"]["text"]["min"] == len("Pure text from JSONL.")
     assert mix["duplicates"]["sha256"] == {"images": 2, "by_sources": {"refcoco+vqav2": 2}}
     assert mix["duplicates"]["phash"]["by_sources"] == {"refcoco+vqav2": 2}
     assert result.summary["tasks"] == mix["tasks"]
@@ -83,10 +83,10 @@ def test_sample_json_carries_segments_and_estimated_length(mixed):
     ref = samples["ref:0:0"]
     assert [s["text"] for s in ref["segments"]] == ["<img></img>", "<ref>man on the left</ref>",
                                                     "<box>(100,100),(300,300)</box>"]
-    assert ref["est_len"] == len("<ref>man on the left</ref><box>(100,100),(300,300)</box>") + 258
+    assert ref["est_tokens"] == len("<ref>man on the left</ref><box>(100,100),(300,300)</box>") + 258
     chat = samples["chat:1"]
     text = "".join(s["text"] for s in chat["segments"])
-    assert text.count("<img></img>") == 2 and chat["est_len"] == len(text) - 22 + 2 * 258
+    assert text.count("<img></img>") == 2 and chat["est_tokens"] == len(text) - 22 + 2 * 258
     assert samples["grit:1001"]["segments"][2]["text"] == "<ref> the red car</ref><box>(250,500),(999,750)</box>"
 
 
@@ -138,7 +138,7 @@ def test_missing_or_malformed_sources_fail_before_any_work(fx, tmp_path, capsys)
 def test_manifests_have_task_and_source_columns_for_stats(mixed):
     out, _, _ = mixed
     table = pq.read_table(sorted((out / "__manifests").glob("*.parquet"))[0])
-    assert {"task", "source", "est_len", "sha256", "phash", "position"} <= set(table.column_names)
+    assert {"task", "source", "est_tokens", "sha256", "phash", "position"} <= set(table.column_names)
 
 
 def test_ocr_and_captions_from_shards_keep_their_bytes(tmp_path, ray_local):

@@ -46,14 +46,14 @@ def summarize(out: Path, planned: dict[str, int], tasks: dict[str, str]) -> dict
     for entry in sources.values():
         by_task[entry["task"]] = by_task.get(entry["task"], 0) + entry["kept"]
     lengths = {}
-    qs = ", ".join(f"quantile_cont(est_len, {q})" for q in QUANTILES)
+    qs = ", ".join(f"quantile_cont(est_tokens, {q})" for q in QUANTILES)
     for task, count, low, high, mean, total, *quantiles in _query(con, f"""
-            SELECT task, count(*), min(est_len), max(est_len), avg(est_len), sum(est_len), {qs}
+            SELECT task, count(*), min(est_tokens), max(est_tokens), avg(est_tokens), sum(est_tokens), {qs}
             FROM m WHERE status = 'kept' GROUP BY task ORDER BY task"""):
         lengths[task] = {"samples": count, "min": low, "max": high, "mean": round(mean, 1), "total": int(total),
                          **{f"p{round(q * 100)}": round(v, 1) for q, v in zip(QUANTILES, quantiles, strict=True)}}
     duplicates = {c: _duplicates(con, c) for c in ("sha256", "phash") if c in columns}
-    return {"sources": sources, "tasks": by_task, "est_len": lengths, "duplicates": duplicates}
+    return {"sources": sources, "tasks": by_task, "est_tokens": lengths, "duplicates": duplicates}
 
 
 def format_summary(summary: dict) -> str:
@@ -64,10 +64,10 @@ def format_summary(summary: dict) -> str:
         reasons = ", ".join(f"{r}={n}" for r, n in sorted(e["reasons"].items())) or "-"
         lines.append(f"{name:<20} {e['task']:<17} {e['planned']:>8} {e['kept']:>8} "
                      f"{100 * e['kept'] / kept:>6.1f}%  {reasons}")
-    lines.append(f"\n{'task':<17} {'kept':>8} {'share':>7} {'est_len p50':>12} {'p90':>8} {'max':>8}")
+    lines.append(f"\n{'task':<17} {'kept':>8} {'share':>7} {'est_tokens p50':>15} {'p90':>8} {'max':>8}")
     for task, n in sorted(summary["tasks"].items()):
-        length = summary["est_len"].get(task, {})
-        lines.append(f"{task:<17} {n:>8} {100 * n / kept:>6.1f}% {length.get('p50', '-'):>12} "
+        length = summary["est_tokens"].get(task, {})
+        lines.append(f"{task:<17} {n:>8} {100 * n / kept:>6.1f}% {length.get('p50', '-'):>15} "
                      f"{length.get('p90', '-'):>8} {length.get('max', '-'):>8}")
     for kind, found in summary["duplicates"].items():
         pairs = ", ".join(f"{k}={n}" for k, n in found["by_sources"].items()) or "none"

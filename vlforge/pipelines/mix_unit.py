@@ -68,10 +68,10 @@ def build_sample(item: Item, task: str, lang: str, options: dict, tars: TarReade
     except FieldError as exc:
         raise Drop(f"bad_field:{exc.field}", exc.message) from None
     length = estimated_length(segments, len(images))
-    sample = {"task": task, "segments": segments, "est_len": length,
+    sample = {"task": task, "segments": segments, "est_tokens": length,
               "meta": {"uid": item.uid, "sizes": [list(image.size) for image in images]}}
     files = {f"{i}.jpg": image.data for i, image in enumerate(images)}
-    values = {"est_len": length, "images": len(images), "boxes_clipped": clipped,
+    values = {"est_tokens": length, "images": len(images), "boxes_clipped": clipped,
               "reencoded": sum(image.reencoded for image in images),
               "sha256": ",".join(image.sha256 for image in images) or None,
               "phash": ",".join(image.phash for image in images if image.phash) or None}
