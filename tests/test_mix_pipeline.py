@@ -161,3 +161,26 @@ def test_ocr_and_captions_from_shards_keep_their_bytes(tmp_path, ray_local):
     assert sample_json(samples["ocr"])["segments"][2]["text"] == (
         "<ref>HELLO</ref><quad>(15,41),(468,41),(468,208),(15,208)</quad>")
     assert sample_json(samples["web"])["segments"][1]["text"] == "Generate the caption in Chinese:"
+
+
+def test_a_rerun_after_an_annotation_file_changed_is_refused(fx, tmp_path, ray_local):
+    questions = tmp_path / "train_balanced_questions.json"
+    shutil.copy(fx["gqa"]["questions"], questions)
+    data = {"name": "gqa", "sources": [{"name": "gqa", "task": "vqa", "weight": 1, "from": {
+        "adapter": "gqa", "questions": str(questions), "images": str(fx["gqa"]["images"])}}]}
+    recipe = load_mix_recipe(write_recipe(tmp_path / "mix.yaml", data))
+    build_mixture(recipe, tmp_path / "out")
+    edited = json.loads(questions.read_text())
+    edited["02930152"]["answer"] = "no"
+    questions.write_text(json.dumps(edited))
+    with pytest.raises(ValueError, match=r"changed: .*records\.gqa"):
+        build_mixture(recipe, tmp_path / "out")
+
+
+def test_an_output_directory_with_foreign_files_is_refused(fx, tmp_path, ray_local, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    path = write_recipe(tmp_path / "mix.yaml", mix_layouts.recipe(fx))
+    assert cli(["mix", "--recipe", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "holds files vlforge did not write (notes.txt)" in capsys.readouterr().err
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"

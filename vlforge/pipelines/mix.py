@@ -18,6 +18,8 @@ def add_mix_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     p.add_argument("--total", type=int, help="recipe key total: samples in the mix")
     p.add_argument("--exclude-eval", nargs="+", type=Path, metavar="DIR",
                    help="recipe key exclude_eval: drop samples whose image is in these evaluation sets")
+    p.add_argument("--allow-foreign-files", action="store_true",
+                   help="write into an --out that holds files vlforge did not write (they are never deleted)")
     p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: local Ray")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray")
     return p
@@ -30,7 +32,7 @@ def run_mix(args: argparse.Namespace) -> int:
 
     recipe = load_mix_recipe(args.recipe, {"seed": args.seed, "total": args.total, "exclude_eval": args.exclude_eval,
                                            "ray_address": args.ray_address, "num_cpus": args.num_cpus})
-    result = build_mixture(recipe, args.out)
+    result = build_mixture(recipe, args.out, allow_foreign_files=args.allow_foreign_files)
     report = result.report
     print(f"units run {len(report.stats)}, skipped (already committed) {len(report.skipped)}, "
           f"debris removed {len(report.removed)}")

@@ -86,7 +86,7 @@ def write_json(path: Path, data: dict) -> None:
     commit(tmp, path)
 
 
-def build_mixture(recipe: MixRecipe, out: str | Path) -> MixResult:
+def build_mixture(recipe: MixRecipe, out: str | Path, allow_foreign_files: bool = False) -> MixResult:
     """Plan, then run; every source problem is a MixError raised before the output directory is touched."""
     out = Path(out)
     plan = make_plan(recipe, scan_sources(recipe))
@@ -95,7 +95,8 @@ def build_mixture(recipe: MixRecipe, out: str | Path) -> MixResult:
     units = make_units(recipe, plan, out, evals)
     out_plan = OutPlan(key="mix", pipeline="mix", units=UNIT_PATTERN, extras=(MIX_FILE,),
                        fingerprint=fingerprint(recipe, plan, evals, inputs))
-    with claim_out_dir(out, out_plan, inputs=inputs + [str(p) for p in recipe.exclude_eval]) as claim:
+    with claim_out_dir(out, out_plan, inputs=inputs + [str(p) for p in recipe.exclude_eval],
+                       allow_foreign_files=allow_foreign_files) as claim:
         report = run_units(units, process_unit, out, ray_address=recipe.ray_address, num_cpus=recipe.num_cpus,
                            desc="mix", claim=claim)
         summary = summarize(out, plan.targets, {s.name: s.task for s in recipe.sources})
