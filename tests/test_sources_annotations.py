@@ -193,9 +193,12 @@ def test_vlforge_clean_and_synthdog_shards(tmp_path):
                               "caption")
     assert cap.record == {"image": "a.jpg", "caption": "a red kite", "lang": "zh"}
     assert cap.images[0].member == "a.jpg"
-    [ocr] = shard_source.scan(shard_source.Options(adapter="shards", kind="synthdog", paths=[str(tmp_path / "ocr")]),
-                              "ocr")
+    with ShardWriter(tmp_path / "ocr", "synthdog-en-1") as w:
+        w.write("en_2", {"jpg": jpeg, "json": b"{broken"}, {"uid": "s2"})
+    options = shard_source.Options(adapter="shards", kind="synthdog", paths=[str(tmp_path / "ocr")])
+    ocr, broken = shard_source.scan(options, "ocr")
     assert ocr.record["lines"] == lines
+    assert broken.record == {"image": "en_2.jpg", "lines": None}  # a bad member: dropped when rendered
 
 
 @pytest.mark.parametrize(("writer", "message"), [

@@ -21,6 +21,15 @@ def tar_paths(paths: list[str], where: str) -> list[str]:
     return found
 
 
+def _json(raw: str) -> object:
+    """A sample's JSON; None when it does not parse (the sample then lacks what it should hold, and is
+    dropped with that field named when it is rendered: one bad member never stops the plan)."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+
+
 def read_samples(tar: str) -> list[tuple[str, dict, list[ShardMember]]]:
     """(key, {"txt": str, "json": obj}, [image members]) for every sample of one tar, in tar order."""
     samples: dict[str, tuple[dict, list[ShardMember]]] = {}
@@ -36,7 +45,7 @@ def read_samples(tar: str) -> list[tuple[str, dict, list[ShardMember]]]:
                     images.append(ShardMember(tar, info.name))
                 elif last in ("txt", "json") and info.size <= MAX_TEXT_MEMBER:
                     raw = f.extractfile(info).read().decode("utf-8", errors="replace")
-                    texts[last] = json.loads(raw) if last == "json" else raw
-    except (tarfile.TarError, OSError, json.JSONDecodeError) as exc:
+                    texts[last] = _json(raw) if last == "json" else raw
+    except (tarfile.TarError, OSError) as exc:
         raise SourceError(f"{tar}: unreadable shard ({exc})") from None
     return [(k, texts, images) for k, (texts, images) in samples.items()]
