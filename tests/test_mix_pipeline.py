@@ -184,3 +184,11 @@ def test_an_output_directory_with_foreign_files_is_refused(fx, tmp_path, ray_loc
     assert cli(["mix", "--recipe", str(path), "--out", str(tmp_path / "out")]) == 2
     assert "holds files vlforge did not write (notes.txt)" in capsys.readouterr().err
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+
+
+def test_a_missing_evaluation_directory_fails_before_any_work(fx, tmp_path, capsys):
+    path = write_recipe(tmp_path / "mix.yaml", mix_layouts.recipe(fx))
+    assert cli(["mix", "--recipe", str(path), "--out", str(tmp_path / "out"),
+                "--exclude-eval", str(tmp_path / "no-eval")]) == 2
+    assert "exclude_eval: no such directory" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

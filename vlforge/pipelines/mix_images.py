@@ -117,6 +117,9 @@ def prepare(data: bytes, max_side: int | None, quality: int, phash: bool) -> Pre
 
 def eval_hashes(dirs: list[Path], phash: bool) -> tuple[set[str], set[str]]:
     """sha256 and pHash sets of every image in the evaluation directories (image files and shard tars)."""
+    for root in dirs:
+        if not Path(root).is_dir():
+            raise FileNotFoundError(f"exclude_eval: no such directory {root}")
     shas: set[str] = set()
     perceptual: set[str] = set()
     for blob in _eval_images(dirs):
