@@ -9,6 +9,7 @@ from vlforge.formats.tasks import TASKS
 from vlforge.pipelines.clean import add_clean_parser, run_clean
 from vlforge.pipelines.mix import add_mix_parser, run_mix
 from vlforge.pipelines.synthdog import add_synthdog_parser, run_synthdog
+from vlforge.training.tokenize_cli import add_tokenize_parser, run_tokenize
 
 
 def _add_render(sub: argparse._SubParsersAction) -> None:
@@ -89,7 +90,7 @@ def _run_shards(args: argparse.Namespace) -> int:
 COMMANDS = {"render": (_add_render, _run_render), "export": (_add_export, _run_export),
             "shards": (_add_shards, _run_shards), "synthdog": (add_synthdog_parser, run_synthdog),
             "clean": (add_clean_parser, run_clean), "mix": (add_mix_parser, run_mix),
-            "score": (add_score_parser, run_score)}
+            "score": (add_score_parser, run_score), "tokenize": (add_tokenize_parser, run_tokenize)}
 
 
 def build_parser() -> argparse.ArgumentParser:

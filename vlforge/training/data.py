@@ -34,7 +34,7 @@ from braceexpand import braceexpand
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vlforge.formats.sample import SampleError, sample_from_wds
+from vlforge.formats.sample import Sample, SampleError, sample_from_wds
 from vlforge.shards.imageio import open_image, to_rgb
 from vlforge.shards.reader import expand_shards, iter_tar
 from vlforge.training.tokenizer import end_token_id
@@ -180,7 +180,7 @@ class _Consumer:
         return random.Random(f"{self.seed}:{what}:{self.index}")
 
 
-def _tar_samples(url: str, stats: DataStats) -> Iterator[dict]:
+def tar_samples(url: str, stats: DataStats) -> Iterator[dict]:
     """One tar's sample dicts; a damaged tar ends early, counted once."""
     try:
         for sample in iter_tar(url):
@@ -199,7 +199,7 @@ def _source_stream(urls: list[str], source: int, cfg: DataConfig, me: _Consumer,
         while True:
             url = rng.choice(urls)
             got = False
-            for sample in _tar_samples(url, stats):
+            for sample in tar_samples(url, stats):
                 got = True
                 yield sample
             tried = set() if got else tried | {url}
@@ -210,11 +210,11 @@ def _source_stream(urls: list[str], source: int, cfg: DataConfig, me: _Consumer,
         random.Random(f"{cfg.seed}:epoch{epoch}:{source}").shuffle(order)
         if len(order) >= me.count:
             for url in order[me.index:: me.count]:
-                yield from _tar_samples(url, stats)
+                yield from tar_samples(url, stats)
         else:  # fewer shards than consumers: every consumer reads them all and keeps its share of samples
             n = 0
             for url in order:
-                for sample in _tar_samples(url, stats):
+                for sample in tar_samples(url, stats):
                     if n % me.count == me.index:
                         yield sample
                     n += 1
@@ -252,16 +252,21 @@ class _Item:
     images: list[bytes]
 
 
-def _encoded(samples: Iterator[dict], tok: PreTrainedTokenizerBase, cfg: DataConfig,
-             stats: DataStats) -> Iterator[_Item]:
+def encoded_samples(samples: Iterator[dict], tok: PreTrainedTokenizerBase, image_tokens: int,
+                    stats: DataStats) -> Iterator[tuple[Encoded, Sample]]:
+    """Sample dicts -> (tokens, sample); a sample that cannot be read or tokenized is counted under its reason."""
     for raw in samples:
         try:
             sample = sample_from_wds(raw)
-            encoded = encode_sample(sample, tok, cfg.image_tokens)
+            yield encode_sample(sample, tok, image_tokens), sample
         except SampleError as exc:
             stats.corrupt[exc.reason] += 1
             log.warning("skipping %s", exc)
-            continue
+
+
+def _fitting(samples: Iterator[dict], tok: PreTrainedTokenizerBase, cfg: DataConfig,
+             stats: DataStats) -> Iterator[_Item]:
+    for encoded, sample in encoded_samples(samples, tok, cfg.image_tokens, stats):
         if len(encoded) > cfg.seq_len:
             stats.dropped_too_long += 1
             continue
@@ -369,7 +374,7 @@ def _consumer_batches(cfg: DataConfig, tok: PreTrainedTokenizerBase, me: _Consum
                       stats: DataStats) -> Iterator[Batch]:
     streams = [_source_stream(shard_urls(s.pattern), i, cfg, me, stats) for i, s in enumerate(cfg.shards)]
     samples = _mixed(streams, [s.weight for s in cfg.shards], me.rng("mix"))
-    items = _encoded(_shuffled(samples, cfg.shuffle_buffer, me.rng("shuffle")), tok, cfg, stats)
+    items = _fitting(_shuffled(samples, cfg.shuffle_buffer, me.rng("shuffle")), tok, cfg, stats)
     collate = _Collate(tok, cfg)
     for n, group in enumerate(_groups(_rows(items, cfg), cfg.micro_batch)):
         if n < skip:
