@@ -9,6 +9,7 @@ from vlforge.formats.tasks import TASKS
 from vlforge.pipelines.clean import add_clean_parser, run_clean
 from vlforge.pipelines.mix import add_mix_parser, run_mix
 from vlforge.pipelines.synthdog import add_synthdog_parser, run_synthdog
+from vlforge.stats.commands import add_report_parser, add_sql_parser, add_stats_parser, run_report, run_sql, run_stats
 from vlforge.training.tokenize_cli import add_tokenize_parser, run_tokenize
 
 
@@ -90,7 +91,9 @@ def _run_shards(args: argparse.Namespace) -> int:
 COMMANDS = {"render": (_add_render, _run_render), "export": (_add_export, _run_export),
             "shards": (_add_shards, _run_shards), "synthdog": (add_synthdog_parser, run_synthdog),
             "clean": (add_clean_parser, run_clean), "mix": (add_mix_parser, run_mix),
-            "score": (add_score_parser, run_score), "tokenize": (add_tokenize_parser, run_tokenize)}
+            "score": (add_score_parser, run_score), "tokenize": (add_tokenize_parser, run_tokenize),
+            "stats": (add_stats_parser, run_stats), "sql": (add_sql_parser, run_sql),
+            "report": (add_report_parser, run_report)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,5 +80,6 @@ def synthesize(lang: str, seed: int, index: int, config: SynthConfig, res: Resou
                  "quality": plan.quality},
     }
     row.update(width=width, height=height, lines=len(lines), chars=sum(len(line["text"]) for line in lines),
-               background=rendered.background, unreadable_backgrounds=rendered.unreadable_backgrounds)
+               background=rendered.background, unreadable_backgrounds=rendered.unreadable_backgrounds,
+               fonts=record["fonts"])  # for `vlforge stats`: fonts per OCR set without opening tars
     return Sample(f"{lang}_{index:09d}", buffer.getvalue(), record, row)

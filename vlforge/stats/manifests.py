@@ -1,0 +1,157 @@
+"""What the directories given to `stats`/`sql`/`report` hold, checked up front, and the DuckDB views over them.
+
+Each directory is one run: a pipeline's output (its `__manifests/*.manifest.parquet`) or a training run (its
+`metrics.jsonl`). Manifests become rows of the view `samples` with two columns added, `dir` and `pipeline`
+(clean, synthdog, render, mix, or `manifest` for a layout we do not recognise); training metrics become rows of
+the view `metrics`. DuckDB reads the files in place, so nothing but aggregates ever reaches Python. Every
+problem found here or in a query is a `StatsError` naming the file, which the CLI prints in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vlforge.shards.manifest import CORE_COLUMNS, MANIFEST_DIR, MANIFEST_SUFFIX, list_manifests
+
+METRICS_FILE = "metrics.jsonl"
+MIX_FILE = "mix.json"  # the mixer's realised mixture: its directory is a mix whatever the columns say
+TRAIN = "train"
+# Columns only one pipeline writes, checked in this order.
+SIGNATURES = (("synthdog", {"lines", "chars", "background"}), ("render", {"task", "line"}),
+              ("clean", {"url", "row"}))
+# Training metrics rows (TRAIN_CONTRACT "Metrics rows"): fields read, with their types; others are ignored.
+METRICS_COLUMNS = {"split": "VARCHAR", "step": "BIGINT", "loss": "DOUBLE", "lr": "DOUBLE", "grad_norm": "DOUBLE",
+                   "tokens_per_s": "DOUBLE", "samples_per_s": "DOUBLE", "padding_share": "DOUBLE",
+                   "loss_by_task": "JSON"}
+
+
+class StatsError(ValueError):
+    """A directory, file or query that cannot be answered, said in one line."""
+
+
+@dataclass(frozen=True)
+class Output:
+    dir: Path
+    pipeline: str  # clean | synthdog | render | mix | manifest | train
+
+
+def pipeline_of(columns: set[str]) -> str:
+    return next((name for name, needed in SIGNATURES if needed <= columns), "manifest")
+
+
+def _columns(path: Path) -> set[str]:
+    """A manifest's column names, from its footer; a file that is not a vlforge manifest is refused by name."""
+    try:
+        names = set(pq.read_schema(path).names)
+    except (pa.ArrowException, OSError) as exc:
+        raise StatsError(f"{path}: not a readable parquet file ({exc}); move it out of {path.parent}") from None
+    missing = [c for c in CORE_COLUMNS if c not in names]
+    if missing:
+        raise StatsError(f"{path}: not a vlforge manifest (no column {', '.join(missing)})")
+    return names
+
+
+def find_output(directory: Path) -> Output:
+    """The one run a directory holds; several pipelines' manifests in one directory are refused."""
+    if not directory.is_dir():
+        raise StatsError(f"{directory}: no such directory")
+    if (directory / METRICS_FILE).is_file():
+        return Output(directory, TRAIN)
+    files = list_manifests(directory)
+    if not files:
+        raise StatsError(f"{directory}: no manifests ({MANIFEST_DIR}/*{MANIFEST_SUFFIX}) and no {METRICS_FILE}; "
+                         "is it the --out directory of a vlforge command?")
+    found: dict[str, list[str]] = {}
+    for path in files:
+        found.setdefault(pipeline_of(_columns(path)), []).append(path.name)
+    if (directory / MIX_FILE).is_file():
+        return Output(directory, "mix")
+    if len(found) > 1:
+        listing = "; ".join(f"{name}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+                            for name, names in sorted(found.items()))
+        raise StatsError(f"{directory}: manifests of different pipelines in one directory ({listing}); "
+                         "each vlforge run writes its own --out directory, so pass them as separate directories")
+    return Output(directory, next(iter(found)))
+
+
+def find_outputs(dirs: Sequence[Path]) -> list[Output]:
+    if not dirs:
+        raise StatsError("no directory given")
+    outputs, seen = [], set()
+    for directory in dirs:
+        resolved = Path(directory).resolve()
+        if resolved in seen:
+            raise StatsError(f"{directory}: given twice (its rows would count twice)")
+        seen.add(resolved)
+        outputs.append(find_output(Path(directory)))
+    return outputs
+
+
+def literal(text: str) -> str:
+    """A SQL string literal (views cannot take parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def samples_view(outputs: Sequence[Output]) -> str | None:
+    """`CREATE VIEW samples` over every pipeline output (None when there is none); also what `sql` hands the CLI."""
+    parts = [f"SELECT *, {literal(str(o.dir))} AS dir, {literal(o.pipeline)} AS pipeline FROM read_parquet("
+             f"{literal(str(o.dir / MANIFEST_DIR / ('*' + MANIFEST_SUFFIX)))}, union_by_name = true)"
+             for o in outputs if o.pipeline != TRAIN]
+    return "CREATE VIEW samples AS " + " UNION ALL BY NAME ".join(parts) if parts else None
+
+
+def metrics_view(outputs: Sequence[Output]) -> str | None:
+    columns = "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in METRICS_COLUMNS.items()) + "}"
+    parts = [f"SELECT * REPLACE (coalesce(split, 'train') AS split), {literal(str(o.dir))} AS dir FROM read_json("
+             f"{literal(str(o.dir / METRICS_FILE))}, format = 'newline_delimited', columns = {columns})"
+             for o in outputs if o.pipeline == TRAIN]
+    return "CREATE VIEW metrics AS " + " UNION ALL ".join(parts) if parts else None
+
+
+def connect(outputs: Sequence[Output]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the views `samples` and/or `metrics` over the outputs' files."""
+    con = duckdb.connect()
+    for view in (samples_view(outputs), metrics_view(outputs)):
+        if view:
+            run(con, view)
+    return con
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> duckdb.DuckDBPyConnection:
+    """Execute; DuckDB's message becomes a one-line StatsError (control characters escaped)."""
+    try:
+        return con.execute(sql, params)
+    except duckdb.Error as exc:
+        text = " ".join(str(exc).split())
+        raise StatsError("".join(c if c.isprintable() else repr(c)[1:-1] for c in text)) from None
+
+
+@contextmanager
+def naming_bad_files(outputs: Sequence[Output]) -> Iterator[None]:
+    """When a query fails, name the manifest whose data pyarrow cannot read either (DuckDB's message does not)."""
+    try:
+        yield
+    except StatsError:
+        for output in outputs:
+            for path in list_manifests(output.dir) if output.pipeline != TRAIN else ():
+                try:
+                    pq.read_table(path)
+                except (pa.ArrowException, OSError) as exc:
+                    detail = " ".join(str(exc).split())
+                    raise StatsError(f"{path}: unreadable parquet data ({detail}); move it out of {path.parent}") \
+                        from None
+        raise
+
+
+def view_columns(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
+    """Column name -> DuckDB type of a view; empty when the view does not exist."""
+    rows = run(con, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+               [view]).fetchall()
+    return dict(rows)
