@@ -3,12 +3,33 @@ error naming the file), memory stays bounded whatever the input claims, and reci
 
 from __future__ import annotations
 
+import io
+import json
+import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from test_clean_support import write_recipe
+from test_clean_support import ROOT, ImageServer, jpeg, only_loopback_connections, photo, write_recipe
 
+from vlforge.cli import main
 from vlforge.pipelines.clean_recipe import RecipeError, load_recipe
+from vlforge.pipelines.download import DownloadOptions, download
+from vlforge.pipelines.netguard import AddressPolicy
+from vlforge.pipelines.readers import (
+    MAX_LINE_BYTES,
+    InputError,
+    list_inputs,
+    plan_ranges,
+    read_range,
+    read_shard_images,
+)
+from vlforge.shards.manifest import write_manifest
+from vlforge.shards.reader import MAX_MEMBER_BYTES, ShardReadError, iter_samples
+from vlforge.shards.verify import verify_dir
 
 CLIP = {"model_name": "ViT-B-32", "checkpoint_path": None, "on_missing": "skip"}  # validated, never loaded
 
@@ -26,3 +47,167 @@ def test_a_source_override_that_disables_the_first_image_step_is_checked_too(tmp
     sources = {"web": {"schema": "auto", "filters": {"early": {"enabled": False}}}}
     with pytest.raises(RecipeError, match=r"clip_real \(clip_score_computed\) comes before step late"):
         load_recipe(write_recipe(tmp_path / "r.yaml", after_download=steps, sources=sources))
+
+
+# ---------------------------------------------------------------- readers: every line a row, whatever it holds
+
+DEEP = b'{"e": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"  # the issue's 200k levels
+
+
+def _read(path: Path, rows_per_unit: int = 2) -> pa.Table:
+    """All rows of one input file, read range by range as the units read them."""
+    [f] = list_inputs([("s", str(path))], {})
+    ranges = plan_ranges(f, rows_per_unit)
+    table = pa.concat_tables([t for rng in ranges for t in read_range(f, rng)], promote_options="permissive")
+    assert table["row"].to_pylist() == list(range(sum(r.row_count for r in ranges)))
+    return table
+
+
+def test_jsonl_deep_nesting_and_huge_lines_are_rows_with_reasons(tmp_path: Path) -> None:
+    good = [json.dumps({"url": f"http://x.invalid/{i}", "caption": f"caption {i}"}).encode() for i in range(3)]
+    huge = b'{"url": "http://x.invalid/h", "caption": "' + b"a" * (MAX_LINE_BYTES + 10) + b'"}'
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join([good[0], DEEP, huge, b'{"url": ', b"", b"[1, 2]", good[1], DEEP[:100], good[2]]))
+    table = _read(path)
+    assert table["read_error"].to_pylist() == [None, "json_too_deep", "line_too_long", "bad_row", "bad_row", None,
+                                               "bad_row", None]
+    assert table["url"].to_pylist()[-1] == "http://x.invalid/2"
+
+
+def test_schema_probe_survives_deep_nesting_and_a_huge_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join([b"x" * (MAX_LINE_BYTES + 1), DEEP, b'{"url": "http://x.invalid/", "caption": "c"}']))
+    assert _read(path)["read_error"].to_pylist() == ["line_too_long", "json_too_deep", None]
+
+
+def test_csv_huge_line_is_one_row_and_reading_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"url,caption\nhttp://x.invalid/0,first\nhttp://x.invalid/1,\"opened quote\n"
+                     + b"b" * (MAX_LINE_BYTES + 5) + b"\nhttp://x.invalid/3,after\n" + b"c" * (MAX_LINE_BYTES + 1)
+                     + b"\nhttp://x.invalid/5,last\n")
+    table = _read(path)
+    assert table["read_error"].to_pylist() == [None, "line_too_long", None, "line_too_long", None]
+    assert table["caption"].to_pylist()[2] == "after" and table["caption"].to_pylist()[4] == "last"
+
+
+def test_csv_header_over_the_line_cap_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"url," + b"h" * (MAX_LINE_BYTES + 1) + b"\nhttp://x.invalid/0,a\n")
+    with pytest.raises(InputError, match=rf"{path}:1: header line longer than {MAX_LINE_BYTES} bytes"):
+        list_inputs([("s", str(path))], {})
+
+
+def test_parquet_with_a_nested_caption_column_is_refused_before_work(tmp_path: Path) -> None:
+    path = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"url": ["http://x.invalid/0"], "caption": [{"text": "nested"}]}), path)
+    with pytest.raises(InputError, match=r"column 'caption' \(field caption\) is struct<text: string>"):
+        list_inputs([("s", str(path))], {})
+
+
+# ---------------------------------------------------------------- tars: members streamed, their size capped
+
+
+def sparse_tar(folder: Path, claimed: int = 1 << 30) -> Path:
+    """A ~10 KB GNU tar whose sparse member `000000000.jpg` expands to `claimed` bytes (made by tar itself)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "000000000.jpg", "wb") as f:
+        f.truncate(claimed)
+    (folder / "000000000.json").write_text("{}")
+    subprocess.run(["tar", "--sparse", "--format=gnu", "-cf", "00000.tar", "000000000.jpg", "000000000.json"],
+                   cwd=folder, check=True)
+    (folder / "000000000.jpg").unlink()
+    (folder / "000000000.json").unlink()
+    assert (folder / "00000.tar").stat().st_size < 64 * 1024
+    return folder / "00000.tar"
+
+
+def committed_sparse_shard(folder: Path) -> Path:
+    """sparse_tar plus a manifest that lists its sample, as `shards verify` expects of a committed unit."""
+    tar = sparse_tar(folder)
+    write_manifest(folder, "00000", [{"uid": "0", "source": "s", "status": "kept", "tar": tar.name,
+                                      "key": "000000000"}])
+    return tar
+
+
+def test_shard_images_refuse_a_member_over_the_cap_unread(tmp_path: Path) -> None:
+    tar = sparse_tar(tmp_path)
+    assert read_shard_images(str(tar), ["000000000"]) == {"000000000": None}
+    with tarfile.open(tar) as t:
+        assert t.getmember("000000000.jpg").size > MAX_MEMBER_BYTES
+
+
+def test_iter_samples_and_export_name_the_oversized_member(tmp_path: Path, capsys) -> None:
+    tar = sparse_tar(tmp_path / "shards")
+    with pytest.raises(ShardReadError, match=r"00000.tar: member 000000000.jpg is 1073741824 bytes, over the"):
+        list(iter_samples(str(tar)))
+    assert main(["export", "--format", "qwenvl-json", "--input", str(tar), "--out", str(tmp_path / "x")]) == 2
+    assert "member 000000000.jpg is 1073741824 bytes" in capsys.readouterr().err
+
+
+def test_a_cut_off_tar_is_a_clear_error(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("0.json")
+        payload = b'{"a": 1}' * 200
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    (tmp_path / "cut.tar").write_bytes(buf.getvalue()[:900])
+    with pytest.raises(ShardReadError, match=r"cut\.tar: unreadable or truncated tar"):
+        list(iter_samples(str(tmp_path / "cut.tar")))
+
+
+PEAK_RSS = """
+import resource, sys
+{code}
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def peak_rss_mib(code: str) -> int:
+    """Peak resident memory (MiB) of a fresh interpreter running `code`."""
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS.format(code=code)], cwd=ROOT, capture_output=True,
+                          text=True, check=True, timeout=120)
+    return int(done.stdout.split()[-1])
+
+
+MEMORY_BOUND_MIB = 150  # over an interpreter that imported the same modules; the inputs claim > 1 GiB
+
+
+def test_memory_stays_bounded_on_a_sparse_tar_a_huge_line_and_deep_json(tmp_path: Path) -> None:
+    tar = committed_sparse_shard(tmp_path / "tar")
+    jsonl = tmp_path / "in.jsonl"
+    with open(jsonl, "wb") as f:  # a 64 MiB line without a newline, then the deep record
+        for _ in range(64):
+            f.write(b"z" * (1 << 20))
+        f.write(b"\n" + DEEP + b'\n{"url": "http://x.invalid/", "caption": "c"}\n')
+    imports = ("from pathlib import Path; from vlforge.shards.verify import verify_dir; "
+               "from vlforge.pipelines.readers import list_inputs, read_range, read_shard_images")
+    baseline = peak_rss_mib(imports)
+    work = (f"{imports}\nreport = verify_dir(Path({str(tar.parent)!r}))\n"
+            f"assert any('over the' in p for p in report.problems), report.problems\n"
+            f"assert read_shard_images({str(tar)!r}, ['000000000']) == {{'000000000': None}}\n"
+            f"[f] = list_inputs([('s', {str(jsonl)!r})], {{}})\n"
+            f"errors = [e for t in read_range(f) for e in t['read_error'].to_pylist()]\n"
+            f"assert errors == ['line_too_long', 'json_too_deep', None], errors")
+    assert peak_rss_mib(work) - baseline < MEMORY_BOUND_MIB
+
+
+def test_verify_reports_the_oversized_member_without_reading_it(tmp_path: Path) -> None:
+    tar = committed_sparse_shard(tmp_path)
+    report = verify_dir(tmp_path)
+    assert any("000000000.jpg: 1073741824 bytes, over the" in p and "not read" in p for p in report.problems)
+    assert tar.exists()
+
+
+# ---------------------------------------------------------------- downloads: spilled to disk, not held
+
+
+def test_downloads_are_spilled_to_files_not_held(tmp_path: Path) -> None:
+    images = [jpeg(photo("astronaut", 64 + i, 64)) for i in range(5)]
+    with ImageServer() as server, only_loopback_connections():
+        urls = [server.add(f"/{i}.jpg", data) for i, data in enumerate(images)]
+        results = download(urls, DownloadOptions(thread_count=2, timeout=2, policy=AddressPolicy(allow_loopback=True)),
+                           tmp_path)
+    assert [r.path.parent for r in results] == [tmp_path] * 5
+    assert [r.path.read_bytes() for r in results] == images
+    assert all(not isinstance(value, bytes) for r in results for value in vars(r).values())

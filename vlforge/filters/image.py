@@ -46,7 +46,8 @@ class ImageFilter(Filter):
 
     Replaces `image` with the (possibly re-encoded) bytes and `width`/`height` with the real upright
     size (the sizes the dump claimed move to `meta_width`/`meta_height`); adds `image_ext` (file
-    extension for the shard), `image_reencoded`, and fills `sha256` of the downloaded bytes where absent.
+    extension for the shard), `image_reencoded`, and `sha256` of the downloaded bytes (computed, never a
+    value the dump claims).
     Reasons: image_missing, image_empty, image_html, image_unidentified, image_pixels>N, image_truncated,
     image_corrupt.
     """
@@ -125,12 +126,6 @@ class ImageFilter(Filter):
         out = set_column(out, "height", pa.array(heights, pa.int64()))
         out = set_column(out, "image_reencoded", pa.array(
             [img is not None and img is not data for img, data in zip(images, raw, strict=True)], pa.bool_()))
-        out = set_column(out, "sha256", pa.array(_sha256_column(batch, raw), pa.string()))
+        out = set_column(out, "sha256", pa.array(
+            [None if data is None else hashlib.sha256(data).hexdigest() for data in raw], pa.string()))
         return FilterResult.from_reasons(out, reasons)
-
-
-def _sha256_column(batch: pa.Table, raw: list[bytes | None]) -> list[str | None]:
-    """The existing sha256 values, filled in from the downloaded bytes where null or absent."""
-    given = batch["sha256"].to_pylist() if "sha256" in batch.column_names else [None] * len(raw)
-    return [digest if digest else (hashlib.sha256(data).hexdigest() if data is not None else None)
-            for digest, data in zip(given, raw, strict=True)]

@@ -104,12 +104,12 @@ def fetch_images(job: CleanJob, f: InputFile, table: pa.Table, spill: Path) -> t
     return _split(table, reasons, "download")
 
 
-def _chunks(table: pa.Table) -> Iterator[pa.Table]:
-    """Consecutive slices of at most CHUNK_ROWS rows and CHUNK_BYTES of spilled images (at least one row)."""
+def _chunks(table: pa.Table, max_bytes: int) -> Iterator[pa.Table]:
+    """Consecutive slices of at most CHUNK_ROWS rows and `max_bytes` of spilled images (at least one row)."""
     start, total = 0, 0
     for i, path in enumerate(table["image_path"].to_pylist()):
         size = Path(path).stat().st_size
-        if i > start and (total + size > CHUNK_BYTES or i - start == CHUNK_ROWS):
+        if i > start and (total + size > max_bytes or i - start == CHUNK_ROWS):
             yield table.slice(start, i - start)
             start, total = i, 0
         total += size
@@ -170,7 +170,8 @@ def _records(table: pa.Table) -> list[dict]:
     return table.drop_columns([c for c in ("image",) if c in table.column_names]).to_pylist()
 
 
-def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, dropped: list[pa.Table], after: list[Filter]) -> dict:
+def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, dropped: list[pa.Table], after: list[Filter],
+               chunk_bytes: int = CHUNK_BYTES) -> dict:
     """The `after` steps over the fetched rows, one chunk at a time, and every row written in input row order:
     kept samples into the unit's shards, dropped ones as manifest rows. `sha256` is hashed from the stored bytes."""
     early = sorted((r for part in dropped for r in _records(part)), key=lambda r: r["row"])
@@ -190,7 +191,7 @@ def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, dropped: list[pa.T
                     writer.drop(_manifest_row(record), reason=record["reason"], stage=record["stage"])
                     reasons[record["reason"]] += 1
 
-        for chunk in _chunks(fetched):
+        for chunk in _chunks(fetched, chunk_bytes):
             kept, out, _ = run_filters(_load_images(chunk), after)
             rows = [(r, True) for r in kept.to_pylist()] + [(r, False) for r in _records(out)]
             last = chunk["row"][-1].as_py()

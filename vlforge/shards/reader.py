@@ -14,8 +14,8 @@ from braceexpand import braceexpand
 MAX_MEMBER_BYTES = 256 * 1024 * 1024  # one image or JSON member; vlforge's own writers stay far below
 
 
-class MemberTooLarge(ValueError):
-    """A tar member over the size limit, refused before it is read."""
+class ShardReadError(ValueError):
+    """A shard that cannot be read: cut off, not a tar, or a member over the size limit (refused unread)."""
 
 
 def member_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo, max_bytes: int = MAX_MEMBER_BYTES) -> bytes | None:
@@ -58,14 +58,17 @@ def expand_shards(spec: str | Sequence[str]) -> list[str]:
 
 
 def _tar_files(url: str, stream: BinaryIO, max_bytes: int) -> Iterator[dict]:
-    """webdataset's per-file dicts of one tar; MemberTooLarge names the tar and member over the limit."""
-    for info, data in iter_members(stream, max_bytes):
-        if not info.isfile():
-            continue
-        if data is None:
-            raise MemberTooLarge(f"{url}: member {info.name} is {info.size} bytes, over the {max_bytes}-byte "
-                                 f"limit for one member; not read")
-        yield {"fname": info.name, "data": data, "__url__": url}
+    """webdataset's per-file dicts of one tar; ShardReadError names the tar (and member) that cannot be read."""
+    try:
+        for info, data in iter_members(stream, max_bytes):
+            if not info.isfile():
+                continue
+            if data is None:
+                raise ShardReadError(f"{url}: member {info.name} is {info.size} bytes, over the {max_bytes}-byte "
+                                     f"limit for one member; not read")
+            yield {"fname": info.name, "data": data, "__url__": url}
+    except tarfile.TarError as exc:
+        raise ShardReadError(f"{url}: unreadable or truncated tar ({exc})") from exc
 
 
 def iter_tar(url: str, max_member_bytes: int = MAX_MEMBER_BYTES) -> Iterator[dict]:
