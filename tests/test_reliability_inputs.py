@@ -13,9 +13,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 from test_clean_support import ROOT, ImageServer, jpeg, only_loopback_connections, photo, write_recipe
+from test_filters_clip_score import TINY, photo_batch, tiny_checkpoint  # noqa: F401 (a fixture)
 
 from vlforge.cli import main
+from vlforge.filters.base import set_column
+from vlforge.filters.clip_score import ComputedClipScoreFilter
+from vlforge.filters.image import ImageFilter
 from vlforge.pipelines.clean_recipe import RecipeError, load_recipe
 from vlforge.pipelines.download import DownloadOptions, download
 from vlforge.pipelines.netguard import AddressPolicy
@@ -27,9 +32,11 @@ from vlforge.pipelines.readers import (
     read_range,
     read_shard_images,
 )
+from vlforge.shards.imageio import ImageRejected, open_image
 from vlforge.shards.manifest import write_manifest
 from vlforge.shards.reader import MAX_MEMBER_BYTES, ShardReadError, iter_samples
 from vlforge.shards.verify import verify_dir
+from vlforge.shards.writer import ShardWriter
 
 CLIP = {"model_name": "ViT-B-32", "checkpoint_path": None, "on_missing": "skip"}  # validated, never loaded
 
@@ -102,6 +109,21 @@ def test_parquet_with_a_nested_caption_column_is_refused_before_work(tmp_path: P
     pq.write_table(pa.table({"url": ["http://x.invalid/0"], "caption": [{"text": "nested"}]}), path)
     with pytest.raises(InputError, match=r"column 'caption' \(field caption\) is struct<text: string>"):
         list_inputs([("s", str(path))], {})
+
+
+def test_corrupt_parquet_data_is_an_error_naming_the_file_and_rows(tmp_path: Path) -> None:
+    path = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"url": [f"http://x.invalid/{i}" for i in range(10)], "caption": ["c"] * 10}), path,
+                   row_group_size=5, compression="none")
+    offset = pq.ParquetFile(path).metadata.row_group(1).column(0).data_page_offset
+    data = bytearray(path.read_bytes())
+    data[offset:offset + 16] = b"\xff" * 16  # the second row group's page header
+    path.write_bytes(bytes(data))
+    [f] = list_inputs([("s", str(path))], {})
+    first, second = plan_ranges(f, 5)
+    assert sum(t.num_rows for t in read_range(f, first)) == 5
+    with pytest.raises(InputError, match=rf"{path}: rows 5\.\.9 unreadable parquet data"):
+        list(read_range(f, second))
 
 
 # ---------------------------------------------------------------- tars: members streamed, their size capped
@@ -211,3 +233,42 @@ def test_downloads_are_spilled_to_files_not_held(tmp_path: Path) -> None:
     assert [r.path.parent for r in results] == [tmp_path] * 5
     assert [r.path.read_bytes() for r in results] == images
     assert all(not isinstance(value, bytes) for r in results for value in vars(r).values())
+
+
+# ---------------------------------------------------------------- image formats: an allow-list everywhere
+
+OTHER_FORMATS = ("PCX", "TGA", "PPM", "SGI", "ICO", "QOI", "EPS")  # PIL opens them all; EPS would run Ghostscript
+
+
+def other_format(fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(out, fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", OTHER_FORMATS)
+def test_images_outside_the_allow_list_are_refused_by_the_opener_and_the_image_step(fmt: str) -> None:
+    data = other_format(fmt)
+    with Image.open(io.BytesIO(data)) as im:  # PIL itself would open it
+        assert im.format == fmt
+    with pytest.raises(ImageRejected) as info:
+        open_image(data)
+    assert info.value.reason == "image_unidentified"
+    assert ImageFilter().check(data)[4] == "image_unidentified"
+
+
+def test_verify_reports_a_member_in_a_format_outside_the_allow_list(tmp_path: Path) -> None:
+    with ShardWriter(tmp_path, "unit") as writer:
+        writer.write("ok", {"jpg": jpeg(photo("astronaut", 32, 32)), "json": {}})
+        writer.write("tga", {"jpg": other_format("TGA"), "json": {}})
+    problems = verify_dir(tmp_path).problems
+    assert len(problems) == 1 and "tga.jpg: does not decode" in problems[0]
+
+
+def test_computed_clip_refuses_a_format_outside_the_allow_list(tiny_checkpoint) -> None:  # noqa: F811
+    batch = photo_batch()
+    images = batch["image"].to_pylist()
+    images[2] = other_format("PCX")
+    batch = set_column(batch, "image", pa.array(images, pa.binary()))
+    result = ComputedClipScoreFilter(TINY, tiny_checkpoint, -1.0).apply(batch)
+    assert list(result.reasons) == [None, None, "image_unreadable", None]

@@ -6,6 +6,15 @@ each redirect hop, resolves its host once, refuses if *any* resolved address is 
 and then connects to exactly the address it checked. No connection is attempted to a refused
 address, and DNS rebinding between check and connect is impossible because nothing resolves twice.
 
+Blocked is every address that is not globally routable, from explicit IANA tables (not the Python
+version's), and IPv6 forms that carry an IPv4 address (mapped, IPv4-compatible, SIIT, NAT64, 6to4) are
+judged by the IPv4 address inside; `allow_loopback` allows exactly 127.0.0.0/8 and ::1, not the wrappers.
+
+Time: a socket timeout bounds each read, not a server that sends a byte a second. Each download (its
+redirect hops and body together) gets a wall-clock deadline, and all downloads through one opener (a
+work unit) another; a watchdog shuts the connection down when the deadline passes (`too_slow`,
+`unit_deadline`), and no new download starts after the unit's.
+
 Limitations: resolving a host name still sends a DNS query to the system resolver; IP literals
 (`http://10.0.0.1/`) never leave the process. Proxies are not used (the opener has no ProxyHandler).
 """
