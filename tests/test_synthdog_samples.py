@@ -74,7 +74,8 @@ def test_every_quad_encloses_its_line_ink(config, lang):
             ys, xs = np.nonzero(np.asarray(layer))
             ink_box = G.apply(plan.homography, G.box_corners(xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
             assert outside_distance(ink_box, quad).max() <= 0.02, line.text
-            fills.append(polygon_area(ink_box) / polygon_area(quad))
+            if min(xs.max() - xs.min(), ys.max() - ys.min()) >= 3:  # a dash's quad is mostly the 1 px margin
+                fills.append(polygon_area(ink_box) / polygon_area(quad))
     assert len(fills) > 20
     assert min(fills) > 0.5 and np.median(fills) > 0.85, (min(fills), np.median(fills))
 

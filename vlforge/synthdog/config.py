@@ -201,6 +201,24 @@ class Effects(_Section):
     gaussian_blur: GaussianBlur = GaussianBlur()
 
 
+class GlyphHeights(_Section):
+    en: Annotated[float, Field(ge=0)] = 7.0  # x-height
+    zh: Annotated[float, Field(ge=0)] = 14.0  # height of an ideograph
+
+
+class Legibility(_Section):
+    """What every labelled line keeps after the warp and the image effects (output pixels, luminance 0-255).
+
+    Effects keep SynthDoG's ranges; where a sampled value would break one of these on some line of the
+    page, that value is weakened for the page (or the block takes a face that is legible at its size).
+    """
+
+    glyph_px: GlyphHeights = GlyphHeights()  # smallest reference glyph after the warp, per language
+    stroke_px: Annotated[float, Field(ge=0)] = 0.8  # thinnest stem after the warp
+    blur_per_stroke: Annotated[float, Field(ge=0)] = 0.5  # blur spread at most this share of the thinnest stem
+    contrast: Annotated[float, Field(ge=0, le=255)] = 90.0  # paper minus ink luminance under every line
+
+
 class Fonts(_Section):
     min_coverage: Prob = 0.99  # share of a language's corpus characters a font must have to serve it
 
@@ -215,6 +233,7 @@ class SynthConfig(_Section):
     background: Background = Background()
     document: Document = Document()
     effects: Effects = Effects()
+    legibility: Legibility = Legibility()
     fonts: Fonts = Fonts()
     cache: Cache = Cache()
 

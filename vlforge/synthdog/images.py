@@ -150,6 +150,11 @@ def paper_texture(index: int) -> Image.Image:
     return image
 
 
+def paper_tone(value: float, alpha: float, tint: int) -> float:
+    """One channel of the paper: texture value at opacity alpha over white, times the tint channel."""
+    return (255 - alpha * (255 - value)) * tint / 255
+
+
 @lru_cache(maxsize=1)
 def noise_bank() -> np.ndarray:
     """Standard normal values from a fixed seed; samples take random windows instead of drawing anew."""

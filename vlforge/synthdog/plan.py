@@ -8,6 +8,7 @@ boxes and the single matrix from document pixels to output pixels, which is all 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vlforge.synthdog import config as C
 from vlforge.synthdog import geometry as G
+from vlforge.synthdog import legibility as L
 from vlforge.synthdog.effects import (
     CanvasEffects,
     Elastic,
@@ -23,7 +25,7 @@ from vlforge.synthdog.effects import (
     sample_elastic,
     sample_noise,
 )
-from vlforge.synthdog.images import PAPER_COUNT, PAPER_SIDE, TEXTURE_COUNT
+from vlforge.synthdog.images import PAPER_COUNT, PAPER_SIDE, TEXTURE_COUNT, paper_texture
 from vlforge.synthdog.layout import grid_stack
 from vlforge.synthdog.resources import Resources
 from vlforge.synthdog.sampling import chance, integer, uniform, weighted_index
@@ -142,16 +144,21 @@ def _gray_color(rng: np.random.Generator, cfg: C.TextColor) -> Rgb:
 
 
 def _lines(rng: np.random.Generator, cfg: C.Content, res: Resources, lang: str,
-           doc: tuple[int, int], min_text: float) -> list[Line]:
+           doc: tuple[int, int], min_size: dict[int, float]) -> list[Line]:
+    """The text lines; a block's face is drawn among those legible at its size (min_size: face ->
+    smallest legible font size), and no block is smaller than the most legible face needs."""
     width, height = doc
     left, top = width * uniform(rng, cfg.margin), height * uniform(rng, cfg.margin)
     box = (left, top, max(width - 2 * left, 0), max(height - 2 * top, 0))
-    blocks = grid_stack(rng, box, cfg.layout, min_text)
+    legible_text = min((math.ceil(size) + 0.01) * res.fonts.metrics(face, lang).line for face, size in min_size.items())
+    blocks = grid_stack(rng, box, cfg.layout, max(cfg.layout.min_text_px, legible_text))
     corpus = res.corpora[lang]
     pos = corpus.start(rng)
-    faces = res.fonts.faces_for(lang)
     lines = []
     for block in blocks:
+        text_size = block.cells[0].h
+        faces = [f for f, size in min_size.items() if res.fonts.size_for_height(f, text_size) >= size]
+        faces = faces or [min(min_size, key=min_size.get)]
         face = faces[int(rng.integers(len(faces)))]
         codepoints = res.fonts.cmaps[face]
         for cell in block.cells:
@@ -219,13 +226,35 @@ def plan_sample(rng: np.random.Generator, lang: str, attempt: int, cfg: C.SynthC
 
     doc_virtual = _document_size(rng, cfg.document, virtual)
     doc = (max(1, round(doc_virtual[0] * scale)), max(1, round(doc_virtual[1] * scale)))
-    lines = _lines(rng, cfg.document.content, res, lang, doc, cfg.document.content.layout.min_text_px)
+    matrix = _document_matrix(rng, cfg.document, doc, out)
+    shrink = L.min_scale(matrix, doc)
+    glyph_px = getattr(cfg.legibility.glyph_px, lang)
+    min_size = {face: L.min_font_size(res.fonts.metrics(face, lang), glyph_px, cfg.legibility, shrink)
+                for face in res.fonts.faces_for(lang)}
+    lines = _lines(rng, cfg.document.content, res, lang, doc, min_size)
     paper = _paper(rng, cfg.document.paper)
     elastic = sample_elastic(rng, cfg.document.elastic, scale)
     noise = sample_noise(rng, cfg.document.noise)
-    matrix = _document_matrix(rng, cfg.document, doc, out)
     effects = sample_canvas_effects(rng, cfg.effects, scale)
     quality = integer(rng, cfg.canvas.quality)
+    lines, effects = _legible(lines, effects, res, lang, paper, doc, matrix, out, shrink, cfg.legibility)
     return Plan(attempt, out, background, doc, paper, tuple(lines), elastic, noise,
                 tuple(float(v) for v in matrix.flatten()), effects, quality)
+
+
+def _legible(lines: list[Line], fx: CanvasEffects, res: Resources, lang: str, paper: PaperPlan,
+             doc: tuple[int, int], matrix: np.ndarray, out: tuple[int, int], shrink: float,
+             cfg: C.Legibility) -> tuple[list[Line], CanvasEffects]:
+    """The page's blur and tone effects bounded by what they do to its lines (see legibility)."""
+    if not lines:
+        return lines, fx
+    stroke = min(res.fonts.metrics(line.face, lang).stroke * line.size for line in lines) * shrink
+    fx = L.bound_blur(fx, stroke, cfg)
+    texture = np.asarray(paper_texture(paper.texture))
+    tint = paper.tint or (255, 255, 255)
+    tones = [L.LineTones(L.paper_under(texture, paper.crop, doc, line.ink, paper.alpha, tint), line.color,
+                         G.apply(matrix, G.box_corners(*line.ink))) for line in lines]
+    fx = L.bound_contrast(fx, tones, out, cfg)
+    inks = [L.darker_ink(tone, out, fx, cfg) for tone in tones]
+    return [dataclasses.replace(line, color=ink) for line, ink in zip(lines, inks, strict=True)], fx
 

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from vlforge.synthdog.effects import add_noise, apply_canvas_effects, elastic
 from vlforge.synthdog.fonts import FontLibrary
 from vlforge.synthdog.geometry import pil_coefficients
-from vlforge.synthdog.images import BadImage, background_texture, paper_texture
+from vlforge.synthdog.images import BadImage, background_texture, paper_texture, paper_tone
 from vlforge.synthdog.plan import Line, PaperPlan, Plan
 from vlforge.synthdog.resources import Resources
 
@@ -52,7 +52,7 @@ def paper_image(paper: PaperPlan, size: tuple[int, int]) -> Image.Image:
     """Grey texture at `alpha` over white, optionally tinted, in one lookup table."""
     texture = paper_texture(paper.texture).resize(size, Image.Resampling.BILINEAR, box=paper.crop)
     tint = paper.tint or (255, 255, 255)
-    lut = [round((255 - paper.alpha * (255 - v)) * t / 255) for t in tint for v in range(256)]
+    lut = [round(paper_tone(v, paper.alpha, t)) for t in tint for v in range(256)]
     return texture.convert("RGB").point(lut)
 
 
