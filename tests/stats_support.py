@@ -122,16 +122,14 @@ def pipeline_outputs(base: Path) -> dict[str, Path]:
 
 
 def metrics_rows() -> list[dict]:
-    """A short training run: train rows every step, eval rows with per-task loss every 5 steps."""
+    """A short run as vlforge/training/loop.py logs it: a row per step, an evaluation row every 5 steps."""
     rows = []
     for step in range(1, 21):
-        rows.append({"split": "train", "step": step, "loss": 4.0 - 0.1 * step, "lr": 1e-4 * min(1.0, step / 5),
-                     "grad_norm": 1.0, "tokens_per_s": 1000.0 + 10 * step, "samples_per_s": 2.0 + 0.1 * step,
-                     "padding_share": 0.1 if step % 2 else 0.3,
-                     "loss_by_task": {"caption": 3.0 - 0.05 * step, "ocr": 5.0 - 0.1 * step}})
+        rows.append({"step": step, "loss": 4.0 - 0.1 * step, "lr": 1e-4 * min(1.0, step / 5), "grad_norm": 1.0,
+                     "tokens_per_s": 1000.0 + 10 * step, "samples_per_s": 2.0 + 0.1 * step,
+                     "padding": 0.1 if step % 2 else 0.3, "seconds": 0.5})
         if step % 5 == 0:
-            rows.append({"split": "eval", "step": step, "loss": 3.5 - 0.1 * step,
-                         "loss_by_task": {"caption": 3.2 - 0.05 * step, "ocr": 4.0 - 0.1 * step}})
+            rows.append({"step": step, "eval": {"caption": 3.2 - 0.05 * step, "ocr": 4.0 - 0.1 * step}})
     return rows
 
 

@@ -128,17 +128,20 @@ def test_training_run_metrics(tmp_path, capsys):
     rows = metrics_rows()
     tables = stats_json(capsys, train_dir(tmp_path / "run"))
     [run] = tables["training"]
-    train = [r for r in rows if r["split"] == "train"]
-    evals = [r for r in rows if r["split"] == "eval"]
-    assert run["train_rows"] == len(train) and run["last_step"] == 20
-    assert run["train_loss"] == pytest.approx(train[-1]["loss"])
-    assert run["eval_loss"] == pytest.approx(evals[-1]["loss"])
+    train = [r for r in rows if "eval" not in r]
+    evals = [r for r in rows if "eval" in r]
+    assert (run["steps"], run["last_step"], run["evals"]) == (len(train), 20, len(evals))
+    assert run["last_loss"] == pytest.approx(train[-1]["loss"])
     assert run["last_lr"] == pytest.approx(train[-1]["lr"])
     assert run["tokens_per_s"] == pytest.approx(np.mean([r["tokens_per_s"] for r in train]), abs=0.05)
-    assert run["padding_pct"] == pytest.approx(100 * np.mean([r["padding_share"] for r in train]), abs=0.01)
-    losses = {(r["split"], r["task"]): (r["step"], r["loss"]) for r in tables["task_loss"]}
-    assert losses == {(split, task): (20, pytest.approx(last["loss_by_task"][task]))
-                      for split, last in (("train", train[-1]), ("eval", evals[-1])) for task in ("caption", "ocr")}
+    assert run["samples_per_s"] == pytest.approx(np.mean([r["samples_per_s"] for r in train]), abs=0.005)
+    assert run["padding_pct"] == pytest.approx(100 * np.mean([r["padding"] for r in train]), abs=0.01)
+    losses = {r["task"]: r for r in tables["task_loss"]}
+    assert set(losses) == {"caption", "ocr"}
+    for task, row in losses.items():
+        assert (row["evals"], row["first_step"], row["last_step"]) == (len(evals), evals[0]["step"], evals[-1]["step"])
+        assert row["first_loss"] == pytest.approx(evals[0]["eval"][task])
+        assert row["last_loss"] == pytest.approx(evals[-1]["eval"][task])
 
 
 def test_json_is_one_object_of_tables(clean_out, tmp_path, capsys):

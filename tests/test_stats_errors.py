@@ -78,7 +78,7 @@ def test_bad_sql_and_bad_metrics(clean_dir, tmp_path, capsys):
     assert_refused(capsys, "sql", str(clean_dir), "SELEKT 1 FROM samples", says="syntax error")
     run = train_dir(tmp_path / "run")
     with open(run / "metrics.jsonl", "a") as f:
-        f.write('{"split": "train", "step": 21, "loss": \n')  # torn last line of a killed run
+        f.write('{"step": 21, "loss": \n')  # torn last line of a killed run
     assert_refused(capsys, "stats", str(run), says="metrics.jsonl")
 
 

@@ -95,32 +95,31 @@ def task_mix_chart(task_rows: list[dict]) -> str:
 
 
 def training_chart(con: duckdb.DuckDBPyConnection, directory: str) -> str | None:
-    """Train and eval loss (and loss per task at eval) against step, the learning rate beside them."""
+    """Training loss and evaluation loss per task against the step, the learning rate beside them."""
     last = run(con, "SELECT max(step) FROM metrics WHERE dir = ?", [directory]).fetchone()[0]
     if last is None:
         return None
     bucket = max(1, math.ceil(last / MAX_POINTS))
     curves = run(con, f"""
-        SELECT split, (step // {bucket}) * {bucket} AS s, avg(loss), avg(lr) FROM metrics
-        WHERE dir = ? AND step IS NOT NULL GROUP BY ALL ORDER BY split, s""", [directory]).fetchall()
+        SELECT (step // {bucket}) * {bucket} AS s, avg(loss), avg(lr) FROM metrics
+        WHERE dir = ? AND split = 'train' AND step IS NOT NULL GROUP BY ALL ORDER BY s""", [directory]).fetchall()
     per_task = run(con, """
-        SELECT t.key, step, TRY_CAST(t.value AS DOUBLE) FROM metrics, json_each(loss_by_task) AS t
+        SELECT t.key, step, TRY_CAST(t.value AS DOUBLE) FROM metrics, json_each(eval) AS t
         WHERE dir = ? AND split = 'eval' ORDER BY t.key, step""", [directory]).fetchall()
     fig = Figure(figsize=(10, 3.2))
     ax_loss, ax_lr = fig.subplots(1, 2)
-    for split in ("train", "eval"):
-        points = [(s, loss) for sp, s, loss, _ in curves if sp == split and loss is not None]
-        if points:
-            ax_loss.plot(*zip(*points, strict=True), label=f"{split} loss", marker="o" if split == "eval" else None)
+    train = [(s, loss) for s, loss, _ in curves if loss is not None]
+    if train:
+        ax_loss.plot(*zip(*train, strict=True), label="train loss")
     tasks: dict[str, list] = defaultdict(list)
     for task, step, loss in per_task:
         tasks[task].append((step, loss))
     for task, points in tasks.items():
-        ax_loss.plot(*zip(*points, strict=True), linestyle="--", label=f"eval {task}")
+        ax_loss.plot(*zip(*points, strict=True), marker="o", label=f"eval {task}")
     ax_loss.set_xlabel("step")
     ax_loss.set_title("loss")
     ax_loss.legend(fontsize=7)
-    lr = [(s, v) for sp, s, _, v in curves if sp == "train" and v is not None]
+    lr = [(s, v) for s, _, v in curves if v is not None]
     if lr:
         ax_lr.plot(*zip(*lr, strict=True), color="#e8590c")
     ax_lr.set_xlabel("step")

@@ -26,10 +26,12 @@ TRAIN = "train"
 # Columns only one pipeline writes, checked in this order.
 SIGNATURES = (("synthdog", {"lines", "chars", "background"}), ("render", {"task", "line"}),
               ("clean", {"url", "row"}))
-# Training metrics rows (TRAIN_CONTRACT "Metrics rows"): fields read, with their types; others are ignored.
-METRICS_COLUMNS = {"split": "VARCHAR", "step": "BIGINT", "loss": "DOUBLE", "lr": "DOUBLE", "grad_norm": "DOUBLE",
-                   "tokens_per_s": "DOUBLE", "samples_per_s": "DOUBLE", "padding_share": "DOUBLE",
-                   "loss_by_task": "JSON"}
+# Training metrics (vlforge/training/loop.py `Metrics`): a row per step, `{"step", "loss", "lr", "grad_norm",
+# "tokens_per_s", "samples_per_s", "padding" (share of padding tokens), "seconds", "mfu"?}`, and a row per
+# evaluation, `{"step", "eval": {task: loss}}`. Fields read, with their types; others are ignored.
+METRICS_COLUMNS = {"step": "BIGINT", "loss": "DOUBLE", "lr": "DOUBLE", "grad_norm": "DOUBLE", "tokens_per_s": "DOUBLE",
+                   "samples_per_s": "DOUBLE", "padding": "DOUBLE", "seconds": "DOUBLE", "mfu": "DOUBLE",
+                   "eval": "JSON"}
 
 
 class StatsError(ValueError):
@@ -109,7 +111,8 @@ def samples_view(outputs: Sequence[Output]) -> str | None:
 
 def metrics_view(outputs: Sequence[Output]) -> str | None:
     columns = "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in METRICS_COLUMNS.items()) + "}"
-    parts = [f"SELECT * REPLACE (coalesce(split, 'train') AS split), {literal(str(o.dir))} AS dir FROM read_json("
+    parts = [f"SELECT CASE WHEN eval IS NULL THEN 'train' ELSE 'eval' END AS split, *, {literal(str(o.dir))} AS dir "
+             f"FROM read_json("
              f"{literal(str(o.dir / METRICS_FILE))}, format = 'newline_delimited', columns = {columns})"
              for o in outputs if o.pipeline == TRAIN]
     return "CREATE VIEW metrics AS " + " UNION ALL ".join(parts) if parts else None

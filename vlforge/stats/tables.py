@@ -157,24 +157,23 @@ def fonts(con: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> Table | No
 
 
 def training(con: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> Table:
-    """A training run in one row: steps, last losses, throughput and the share of padding."""
+    """A training run in one row: steps, last loss and LR, throughput and the share of padding."""
     return _table(con, "training", "Training runs", """
-        SELECT dir, count(*) FILTER (WHERE split = 'train') AS train_rows, max(step) AS last_step,
-               round(arg_max(loss, step) FILTER (WHERE split = 'train'), 4) AS train_loss,
-               round(arg_max(loss, step) FILTER (WHERE split = 'eval'), 4) AS eval_loss,
+        SELECT dir, count(*) FILTER (WHERE split = 'train') AS steps, max(step) AS last_step,
+               round(arg_max(loss, step) FILTER (WHERE split = 'train'), 4) AS last_loss,
                arg_max(lr, step) FILTER (WHERE split = 'train') AS last_lr,
                round(avg(tokens_per_s), 1) AS tokens_per_s, round(avg(samples_per_s), 2) AS samples_per_s,
-               round(100.0 * avg(padding_share), 2) AS padding_pct
+               round(100.0 * avg(padding), 2) AS padding_pct, count(*) FILTER (WHERE split = 'eval') AS evals
         FROM metrics GROUP BY dir ORDER BY dir""")
 
 
 def task_loss(con: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> Table:
-    """Loss per task at the last step that reported it, train and eval apart."""
-    return _table(con, "task_loss", "Loss per task (last reported step)", """
-        SELECT dir, split, t.key AS task, max(step) AS step, round(arg_max(TRY_CAST(t.value AS DOUBLE), step), 4)
-               AS loss
-        FROM metrics, json_each(loss_by_task) AS t WHERE loss_by_task IS NOT NULL
-        GROUP BY ALL ORDER BY dir, split DESC, task""")
+    """Evaluation loss per task: at the first and the last evaluation."""
+    return _table(con, "task_loss", "Evaluation loss per task", """
+        SELECT dir, t.key AS task, count(*) AS evals, min(step) AS first_step,
+               round(arg_min(TRY_CAST(t.value AS DOUBLE), step), 4) AS first_loss, max(step) AS last_step,
+               round(arg_max(TRY_CAST(t.value AS DOUBLE), step), 4) AS last_loss
+        FROM metrics, json_each(eval) AS t WHERE split = 'eval' GROUP BY ALL ORDER BY dir, task""")
 
 
 SAMPLE_TABLES: tuple[Callable, ...] = (funnel, reasons, languages, distributions, tasks, ocr, fonts)
