@@ -104,6 +104,8 @@ def test_choice_accuracy():
 def test_tokenize_like_ptb():
     assert tokenize("A man's hat. Don't go -- black-and-white, 3.5 ...") == [
         "a", "man", "'s", "hat", "do", "n't", "go", "black-and-white", "3.5"]
+    assert tokenize('Two (2) "big" dogs & 1,000 cats/birds!') == [
+        "two", "2", "big", "dogs", "&", "1,000", "cats/birds"]
 
 
 def test_cider_d_by_hand():

@@ -6,11 +6,12 @@ import math
 import re
 from collections import Counter
 
-# What pycocoevalcap's PTB tokenizer wrapper drops after tokenising.
+# What pycocoevalcap's PTB tokenizer wrapper drops after tokenising; PTB writes brackets as -LRB- and
+# double quotes as `` and '', which the list drops too.
 _PUNCTUATION = {"''", "'", "``", "`", "-lrb-", "-rrb-", "-lcb-", "-rcb-", ".", "?", "!", ",", ":", "-", "--",
-                "...", ";"}
+                "...", ";", '"', "(", ")", "[", "]", "{", "}"}
 _CLITIC = re.compile(r"(?<=\w)(n't|'s|'re|'ve|'ll|'d|'m)\b")
-_TOKEN = re.compile(r"n't|'\w+|\w+(?:[-./]\w+)*|\.\.\.|--|[^\w\s]")
+_TOKEN = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|n't|'\w+|\w+(?:[-./]\w+)*|\.\.\.|--|[^\w\s]")
 
 
 def tokenize(text: str) -> list[str]:
