@@ -17,7 +17,7 @@ from vlforge.stats.manifests import run, view_columns
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 QUANTILE_NAMES = ("p5", "p25", "p50", "p75", "p95")
 EXACT_QUANTILE_ROWS = 100_000_000  # above this, DuckDB's approximate (t-digest) quantiles bound the memory
-TOKEN_COLUMN = "est_tokens"  # per-sample token estimate the mixer writes (text characters + 258 per image)
+TOKEN_COLUMN = "est_tokens"  # per-sample estimate the mixer writes (text characters + 258 per image)
 
 
 def _num(column: str) -> str:
@@ -36,6 +36,7 @@ METRICS: dict[str, tuple[str, set[str]]] = {
     "caption_chars": (_num("caption_chars"), {"caption_chars"}),
     "lines_per_image": (_num("lines"), {"lines"}),
     "chars_per_line": (f"{_num('chars')} / nullif({_num('lines')}, 0)", {"chars", "lines"}),
+    TOKEN_COLUMN: (_num(TOKEN_COLUMN), {TOKEN_COLUMN}),
 }
 
 
