@@ -100,22 +100,27 @@ def languages(con: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> Table 
 
 
 def distributions(con: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> Table | None:
-    """Quantiles of each measured value per source, kept and dropped apart; one scan for all of them."""
+    """Quantiles of each measured value per source, kept and dropped apart: one scan, one group-by for all."""
     present = {name: expr for name, (expr, needed) in METRICS.items() if needed <= columns.keys()}
     if not present:
         return None
     rows = run(con, "SELECT count(*) FROM samples").fetchone()[0]
     quantile = "quantile_cont" if rows <= EXACT_QUANTILE_ROWS else "approx_quantile"
     values = ", ".join(f"{expr} AS {name}" for name, expr in present.items())
-    picks = ", ".join(f"round(q[{i + 1}], 4) AS {n}" for i, n in enumerate(QUANTILE_NAMES))
-    return _table(con, "distributions", "Distributions (quantiles) per source, kept vs dropped", f"""
-        SELECT dir, source, status, metric, n, {picks}, round(mean, 4) AS mean FROM (
-            SELECT dir, source, status, metric, count(*) AS n, {quantile}(value, {list(QUANTILES)}) AS q,
-                   avg(value) AS mean
-            FROM (SELECT dir, coalesce(source, '?') AS source, status, {values} FROM samples)
-            UNPIVOT (value FOR metric IN ({", ".join(present)}))
-            GROUP BY ALL)
-        ORDER BY dir, source, status DESC, metric""")
+    aggregates = ", ".join(f"count({n}), {quantile}({n}, {list(QUANTILES)}), avg({n})" for n in present)
+    groups = run(con, f"""
+        SELECT dir, source, status, {aggregates}
+        FROM (SELECT dir, coalesce(source, '?') AS source, status, {values} FROM samples)
+        GROUP BY ALL ORDER BY dir, source, status DESC""").fetchall()
+    found = []
+    for d, source, status, *measured in groups:
+        for i, metric in enumerate(present):
+            n, q, mean = measured[3 * i: 3 * i + 3]
+            if n:
+                found.append((d, source, status, metric, n, *(round(v, 4) for v in q), round(mean, 4)))
+    found.sort(key=lambda r: (r[0], r[1], r[2] != "kept", r[3]))
+    return Table("distributions", "Distributions (quantiles) per source, kept vs dropped",
+                 ["dir", "source", "status", "metric", "n", *QUANTILE_NAMES, "mean"], found)
 
 
 def tasks(con: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> Table | None:
