@@ -248,7 +248,7 @@ def test_actor_pool_serves_a_step_and_is_stopped(ray_local, tmp_path) -> None:
 
 
 def test_other_inputs_into_the_same_out_dir_are_refused(ray_local, tmp_path) -> None:
-    from vlforge.pipelines.clean_recipe import RecipeError
+    from vlforge.shards.outdir import OutDirError
 
     with ImageServer() as server:
         coffee = server.add("/a.jpg", jpeg(photo("coffee")))
@@ -257,7 +257,7 @@ def test_other_inputs_into_the_same_out_dir_are_refused(ray_local, tmp_path) -> 
                                                        "TEXT": ENGLISH.format("nothing"), "WIDTH": 9, "HEIGHT": 9}])
         recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
         clean(recipe, tmp_path / "out", [("web", str(first))])
-        with pytest.raises(RecipeError, match="holds a run of other inputs or another recipe"):
+        with pytest.raises(OutDirError, match=r"holds a clean run of other inputs or options \(changed: --input:"):
             clean(recipe, tmp_path / "out", [("web", str(second))])
     assert by_uid(tmp_path / "out")["1"]["status"] == "kept"
 

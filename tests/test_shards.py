@@ -185,7 +185,7 @@ def test_abort_on_exception_commits_nothing(tmp_path):
         raise RuntimeError("boom")
     assert committed_units(tmp_path) == set()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["u-000000.tar"]  # finished, but uncommitted
-    assert cleanup_uncommitted(tmp_path) == ["u-000000.tar"]
+    assert cleanup_uncommitted(tmp_path, ["u"]) == ["u-000000.tar"]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -216,7 +216,7 @@ def test_killed_writer_never_leaves_partial_tar_under_final_name(tmp_path):
         with tarfile.open(tar) as t:
             assert len(t.getnames()) == 6
     assert not verify_dir(out).ok  # uncommitted tars are reported
-    removed = cleanup_uncommitted(out)
+    removed = cleanup_uncommitted(out, ["u"])
     assert sorted(removed) == sorted(p.name for p in finals + temps)
     subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(out), "7", "0"], check=True)
     subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "clean"), "7", "0"], check=True)

@@ -24,7 +24,12 @@ def _add_render(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-samples", type=int, default=1000, help="samples per tar")
     p.add_argument("--shard-bytes", type=int, default=512 * 1024 * 1024, help="bytes per tar (target)")
     p.add_argument("--lines-per-unit", type=int, default=5000, help="input lines per resumable work unit")
-    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: local Ray")
+    p.add_argument("--max-images", type=int, default=32, help="images per record; a record with more is rejected")
+    p.add_argument("--allow-outside-paths", action="store_true",
+                   help="let image paths leave the JSONL file's folder tree (absolute paths, ..)")
+    p.add_argument("--allow-foreign-files", action="store_true",
+                   help="write into an --out that holds files vlforge did not write (they are never deleted)")
+    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: a private local Ray")
 
 
 def _run_render(args: argparse.Namespace) -> int:
@@ -32,8 +37,9 @@ def _run_render(args: argparse.Namespace) -> int:
 
     options = RenderOptions(task=args.task, source=args.source, on_error=args.on_error,
                             lines_per_unit=args.lines_per_unit, max_samples=args.shard_samples,
-                            max_bytes=args.shard_bytes)
-    report = run_render(args.input, args.out, options, args.ray_address)
+                            max_bytes=args.shard_bytes, max_images=args.max_images,
+                            allow_outside_paths=args.allow_outside_paths)
+    report = run_render(args.input, args.out, options, args.ray_address, args.allow_foreign_files)
     _print_summary(report, args.out)
     return 0
 

@@ -21,16 +21,19 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from vlforge.pipelines.clean_dedup import dedup_images
-from vlforge.pipelines.clean_plan import make_plan, write_json
+from vlforge.pipelines.clean_dedup import DEDUP_DIR, dedup_images
+from vlforge.pipelines.clean_plan import PLAN_DIR, CleanJob, clean_fingerprint, make_plan, write_json
 from vlforge.pipelines.clean_ray import start_pools, stop_pools
 from vlforge.pipelines.clean_recipe import CleanRecipe, RecipeError, load_recipe
 from vlforge.pipelines.clean_unit import process_unit
-from vlforge.pipelines.readers import list_inputs
-from vlforge.pipelines.runner import RunReport, Unit, ray_session, run_units
+from vlforge.pipelines.readers import RowRange, list_inputs
+from vlforge.pipelines.runner import UNIT_FAILED, RunReport, Unit, ray_session, run_units
 from vlforge.shards.manifest import KEPT, MANIFEST_SUFFIX, list_manifests
+from vlforge.shards.outdir import Plan, claim_out_dir
+from vlforge.shards.writer import ShardWriter
 
 SUMMARY = "clean-summary.json"
+UNIT_PATTERN = r"clean-\d{4}-\d{10}"  # clean_plan.unit_id
 
 
 def summarize(out_dir: Path, prefixes: Iterable[str]) -> dict[str, dict]:
@@ -86,28 +89,49 @@ def parse_inputs(specs: list[str], recipe: CleanRecipe) -> list[tuple[str, str]]
     return pairs
 
 
-def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]] | None = None) -> CleanReport:
-    """Run the whole recipe; `inputs` (source, path) replace the recipe's `sources.*.inputs` when given."""
+def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]] | None = None,
+          allow_foreign_files: bool = False) -> CleanReport:
+    """Run the whole recipe; `inputs` (source, path) replace the recipe's `sources.*.inputs` when given.
+
+    The output directory is claimed before planning (`shards.outdir`) and held until the summary is written.
+    """
     t0 = time.perf_counter()
     out = Path(out_dir)
     pairs = inputs if inputs is not None else [(s, p) for s, spec in recipe.sources.items() for p in spec.inputs]
     if not pairs:
         raise RecipeError("--input: no input files (give --input or `inputs:` under a source)")
     files = list_inputs(pairs, {s: spec.overrides() for s, spec in recipe.sources.items()})
-    out.mkdir(parents=True, exist_ok=True)
-    with ray_session(recipe.ray_address, recipe.num_cpus) as (started, stopped):
-        job, units = make_plan(recipe, out, files)
+    plan = Plan(key="clean", pipeline="clean", units=UNIT_PATTERN, extras=(PLAN_DIR, DEDUP_DIR, SUMMARY),
+                fingerprint=clean_fingerprint(recipe, files))
+    read = [p for _, p in pairs] + [p for f in files for p in (f.path, f.tar) if p is not None]
+    with claim_out_dir(out, plan, inputs=read, allow_foreign_files=allow_foreign_files) as claim, \
+            ray_session(recipe.ray_address, recipe.num_cpus) as (started, stopped):
+        job, units = make_plan(recipe, out, files, plan.fingerprint)
         job = dataclasses.replace(job, pools=start_pools(recipe, {f.source for f in files}))
         try:
             units = [Unit(u.id, {**u.payload, "job": job}) for u in units]
-            report = run_units(units, process_unit, out, ray_address=recipe.ray_address, desc="clean")
+            report = run_units(units, process_unit, out, ray_address=recipe.ray_address, desc="clean",
+                               claim=claim, give_up=give_up_unit)
         finally:
             stop_pools(job.pools)
         duplicates = dedup_images(job, units) if recipe.dedup.sha256 else 0
-    summary = summarize(out, [u.id for u in units])
-    write_json(out / SUMMARY, summary)
+        summary = summarize(out, [u.id for u in units])
+        write_json(out / SUMMARY, summary)
     return CleanReport(run=report, summary=summary, image_duplicates=duplicates, ray_start_s=started,
                        ray_stop_s=stopped[0] if stopped else 0.0, elapsed_s=time.perf_counter() - t0)
+
+
+def give_up_unit(unit: Unit, cause: str) -> dict:
+    """Commit a unit whose worker kept dying: each of its rows dropped, saying why."""
+    job: CleanJob = unit.payload["job"]
+    f = job.files[unit.payload["file_index"]]
+    rng: RowRange = unit.payload["range"]
+    with ShardWriter(job.out_dir, unit.id) as writer:
+        for row in range(rng.row_start, rng.row_start + rng.row_count):
+            writer.drop({"uid": None, "source": f.source, "file_index": f.file_index, "row": row, "error": cause},
+                        reason=UNIT_FAILED, stage="unit")
+    return {"unit": unit.id, "read": rng.row_count, "kept": 0, "dropped": rng.row_count,
+            "reasons": {UNIT_FAILED: rng.row_count}}
 
 
 COLUMN_FLAGS = ("uid", "url", "caption", "width", "height")
@@ -119,9 +143,12 @@ def add_clean_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--input", nargs="+", metavar="[SOURCE=]PATH",
                    help="input files, directories, globs or fsspec URLs (recipe: sources.<name>.inputs)")
     p.add_argument("--out", required=True, type=Path, help="output directory (shards, manifests, plan)")
-    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); recipe: ray_address")
+    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); recipe: ray_address; "
+                                         "default: a private local Ray")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (recipe: num_cpus)")
     p.add_argument("--rows-per-unit", type=int, help="rows per resumable work unit (recipe: rows_per_unit)")
+    p.add_argument("--allow-foreign-files", action="store_true",
+                   help="write into an --out that holds files vlforge did not write (they are never deleted)")
     p.add_argument("--allow-loopback", action="store_true", default=None,
                    help="let downloads reach 127.0.0.0/8 (recipe: download.allow_loopback)")
     p.add_argument("--schema", help="input schema for every source: auto|laion|datacomp|coyo|img2dataset|generic "
@@ -161,7 +188,7 @@ def _source_names(recipe_path: str) -> list[str]:
 def run_clean(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, recipe_overrides(args, _source_names(args.recipe)))
     inputs = parse_inputs(args.input, recipe) if args.input else None
-    report = clean(recipe, args.out, inputs)
+    report = clean(recipe, args.out, inputs, allow_foreign_files=args.allow_foreign_files)
     print(format_summary(report.summary))
     run = report.run
     print(f"units run {len(run.stats)}, skipped (already committed) {len(run.skipped)}, debris removed "

@@ -12,7 +12,6 @@ later dropped (say, for its caption) the other copies are dropped as duplicates 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import shutil
@@ -36,6 +35,7 @@ from vlforge.pipelines.clean_keys import (
 )
 from vlforge.pipelines.clean_ray import run_tasks
 from vlforge.pipelines.clean_recipe import CleanRecipe, RecipeError
+from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.pipelines.readers import InputFile, RowRange, plan_ranges, read_range
 from vlforge.pipelines.runner import Unit
 from vlforge.shards.atomic import commit, temp_path
@@ -102,17 +102,13 @@ def scan_file(job: CleanJob, f: InputFile) -> dict:
     return {"file_index": f.file_index, "ranges": [dataclasses.asdict(r) for r in ranges], "histograms": histograms}
 
 
-def _fingerprint(recipe: CleanRecipe, files: list[InputFile]) -> str:
-    """What decides the result: the recipe (minus operational knobs) and the input files with their sizes."""
-    import fsspec
-
+def clean_fingerprint(recipe: CleanRecipe, files: list[InputFile]) -> dict[str, str]:
+    """What decides the result: the recipe (minus operational knobs), which file feeds which source, and
+    each input file's size and modification stamp (`fingerprint.plan_fingerprint`)."""
     decisive = recipe.model_dump(mode="json", exclude={"num_cpus": True, "ray_address": True, "download": {
         "thread_count", "timeout", "retries"}})
-    sizes = []
-    for f in files:
-        fs, path = fsspec.core.url_to_fs(f.path)
-        sizes.append([f.source, f.path, fs.size(path)])
-    return hashlib.sha256(json.dumps([decisive, sizes], sort_keys=True).encode()).hexdigest()
+    options = {"recipe": decisive, "--input": [[f.source, f.path] for f in files]}
+    return plan_fingerprint(options, [p for f in files for p in (f.path, f.tar) if p is not None])
 
 
 def _top_fraction_thresholds(recipe: CleanRecipe, histograms: Mapping[str, ScoreHistogram]
@@ -126,7 +122,7 @@ def _top_fraction_thresholds(recipe: CleanRecipe, histograms: Mapping[str, Score
     return thresholds
 
 
-def _plan_from_scratch(recipe: CleanRecipe, out_dir: Path, files: list[InputFile], fingerprint: str) -> dict:
+def _plan_from_scratch(recipe: CleanRecipe, out_dir: Path, files: list[InputFile], fingerprint: dict) -> dict:
     plan_dir = out_dir / PLAN_DIR
     shutil.rmtree(plan_dir, ignore_errors=True)
     job = CleanJob(recipe=recipe, out_dir=str(out_dir), files=tuple(files))
@@ -155,11 +151,11 @@ def _plan_from_scratch(recipe: CleanRecipe, out_dir: Path, files: list[InputFile
     return plan
 
 
-def make_plan(recipe: CleanRecipe, out_dir: Path, files: list[InputFile]) -> tuple[CleanJob, list[Unit]]:
-    """Reuse `_plan/plan.json` if it matches this recipe and these inputs, else plan from scratch."""
+def make_plan(recipe: CleanRecipe, out_dir: Path, files: list[InputFile], fingerprint: dict[str, str]
+              ) -> tuple[CleanJob, list[Unit]]:
+    """Reuse `_plan/plan.json` if it matches this fingerprint (`clean_fingerprint`), else plan from scratch."""
     plan_dir = out_dir / PLAN_DIR
     plan_file = plan_dir / "plan.json"
-    fingerprint = _fingerprint(recipe, files)
     if plan_file.exists():
         plan = json.loads(plan_file.read_text())
         if plan["fingerprint"] != fingerprint:

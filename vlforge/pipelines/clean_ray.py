@@ -9,14 +9,23 @@ import pyarrow as pa
 
 from vlforge.filters.base import Filter, FilterResult
 from vlforge.pipelines.clean_recipe import PARAMS, CleanRecipe, Step, make_filter
+from vlforge.pipelines.runner import run_fenced
+from vlforge.shards.fence import active_fence
 
 
 def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], None] = lambda _: None) -> None:
-    """Run fn(*args) for every args tuple as Ray tasks, handing each result to `on_result` as it arrives."""
+    """Run fn(*args) for every args tuple as Ray tasks, handing each result to `on_result` as it arrives.
+
+    The tasks carry the caller's fence (`shards.fence`), so their commits are refused once a newer run
+    owns the output directory, and they die with their raylet, as unit tasks do.
+    """
     import ray
 
-    task = ray.remote(num_cpus=1)(fn)
-    pending = [task.remote(*args) for args in calls]
+    fence = active_fence()
+    if fence is None:
+        raise RuntimeError("run_tasks: claim the output directory first (shards.outdir.claim_out_dir)")
+    task = ray.remote(num_cpus=1)(run_fenced)
+    pending = [task.remote(fn, fence, *args) for args in calls]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
         on_result(ray.get(ready[0]))

@@ -2,26 +2,35 @@
 
 The input is split into line ranges by byte offset (one streaming pass), each range a
 work unit that reads its own lines, so units are independent and resumable.
+
+Untrusted lines are bounded: line length, JSON nesting (Python's recursion limit; deeper lines
+are bad lines, not crashes), images per record and image bytes per record; image paths stay
+inside the JSONL file's folder tree unless `allow_outside_paths`, and only the formats of
+`shards.imageio` are opened.
 """
 
+import dataclasses
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image
-
 from vlforge.formats.errors import FieldError
 from vlforge.formats.tasks import TASKS, image_fields, render
-from vlforge.pipelines.runner import RunReport, Unit, run_units
+from vlforge.pipelines.fingerprint import plan_fingerprint
+from vlforge.pipelines.runner import UNIT_FAILED, RunReport, Unit, run_units
+from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
 from vlforge.shards.keys import sanitize_key
+from vlforge.shards.outdir import Plan
 from vlforge.shards.writer import ShardWriter
 
-MAX_IMAGE_PIXELS = 89_478_485  # PIL's own decompression-bomb bound
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 ON_ERROR = ("raise", "skip")
+NOT_IN_FINGERPRINT = ("on_error",)  # a run stopped by a bad line may be resumed with --on-error skip
+FLAGS = {"max_samples": "--shard-samples", "max_bytes": "--shard-bytes"}  # option -> its flag, where they differ
 
 
 class RecordError(ValueError):
@@ -45,6 +54,9 @@ class RenderOptions:
     max_bytes: int | None = 512 * 1024 * 1024
     # a record with a 1 MB caption fits; a runaway line is rejected unread
     max_line_bytes: int = 16 * 1024 * 1024
+    max_images: int = 32  # per record; a chat line with hundreds of <img> tags is rejected unread
+    max_record_image_bytes: int = 256 * 1024 * 1024  # all images of one record, as stored
+    allow_outside_paths: bool = False  # image paths may leave the JSONL file's folder tree
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -52,31 +64,29 @@ class RenderOptions:
         if self.on_error not in ON_ERROR:
             raise ValueError(f"--on-error: expected one of {', '.join(ON_ERROR)}, got {self.on_error!r}")
         for flag, value in (("--lines-per-unit", self.lines_per_unit), ("--shard-samples", self.max_samples),
-                            ("--shard-bytes", self.max_bytes), ("max_line_bytes", self.max_line_bytes)):
+                            ("--shard-bytes", self.max_bytes), ("max_line_bytes", self.max_line_bytes),
+                            ("--max-images", self.max_images),
+                            ("max_record_image_bytes", self.max_record_image_bytes)):
             if value is not None and value < 1:
                 raise ValueError(f"{flag} must be >= 1, got {value}")
 
 
 def load_image(path: Path) -> tuple[bytes, tuple[int, int]]:
-    """JPEG bytes and (width, height); JPEGs pass through untouched, other formats are re-encoded."""
+    """JPEG bytes and (width, height); JPEGs pass through untouched, other allowed formats are re-encoded."""
     if not path.is_file():
         raise FieldError("image", f"no such image file: {path}")
     if path.stat().st_size > MAX_IMAGE_BYTES:
         raise FieldError("image", f"{path}: file larger than {MAX_IMAGE_BYTES} bytes")
     data = path.read_bytes()
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise FieldError("image", f"{path}: {im.width}x{im.height} exceeds {MAX_IMAGE_PIXELS} pixels")
+        with open_image(data) as im:
             im.load()
             size = im.size
             if im.format == "JPEG" and im.mode in ("RGB", "L"):
                 return data, size
-            rgba = im.convert("RGBA")
-            rgb = Image.new("RGB", rgba.size, (255, 255, 255))
-            rgb.paste(rgba, mask=rgba.getchannel("A"))
-    except FieldError:
-        raise
+            rgb = to_rgb(im)
+    except ImageRejected as exc:
+        raise FieldError("image", f"{path}: {exc}") from exc
     except Exception as exc:
         raise FieldError("image", f"{path}: cannot decode ({type(exc).__name__}: {exc})") from exc
     buf = io.BytesIO()
@@ -84,24 +94,43 @@ def load_image(path: Path) -> tuple[bytes, tuple[int, int]]:
     return buf.getvalue(), size
 
 
-def render_line(text: str, base: Path, task: str) -> tuple[dict, list[bytes], dict]:
+def image_file(base: Path, rel: str, allow_outside: bool) -> Path:
+    """The image a record names, confined to `base`'s folder tree (symlinks resolved) unless allowed."""
+    path = base / rel
+    if not allow_outside:
+        root, real = base.resolve(), path.resolve()
+        if root not in real.parents:
+            raise FieldError("image", f"{rel}: outside the JSONL file's folder {root} (--allow-outside-paths)")
+    return path
+
+
+def render_line(text: str, base: Path, task: str, options: RenderOptions | None = None
+                ) -> tuple[dict, list[bytes], dict]:
     """One JSONL line -> (sample json, image bytes, meta); raises FieldError naming the field."""
+    options = options or RenderOptions(task)
     try:
         record = json.loads(text)
+        paths = image_fields(options.task, record)
     except json.JSONDecodeError as exc:
         raise FieldError("line", f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
-    paths = image_fields(task, record)
-    images, sizes = [], []
+    except RecursionError as exc:
+        raise FieldError("line", "JSON nested too deeply") from exc
+    if len(paths) > options.max_images:
+        raise FieldError("image", f"{len(paths)} images, more than the limit of {options.max_images} (--max-images)")
+    images, sizes, total = [], [], 0
     for i, rel in enumerate(paths):
         try:
-            data, size = load_image(base / rel)
+            data, size = load_image(image_file(base, rel, options.allow_outside_paths))
         except FieldError as exc:
             raise FieldError(f"image[{i}]" if len(paths) > 1 else exc.field, exc.message) from exc
+        total += len(data)
+        if total > options.max_record_image_bytes:
+            raise FieldError("image", f"images of the record exceed {options.max_record_image_bytes} bytes")
         images.append(data)
         sizes.append(size)
-    segments = render(task, record, sizes)
+    segments = render(options.task, record, sizes)
     meta = {"images": paths, "sizes": [list(s) for s in sizes]}
-    return {"task": task, "segments": segments}, images, meta
+    return {"task": options.task, "segments": segments}, images, meta
 
 
 def iter_lines(f: BinaryIO, start: int, end: int, max_bytes: int) -> Iterator[bytes | None]:
@@ -117,10 +146,14 @@ def iter_lines(f: BinaryIO, start: int, end: int, max_bytes: int) -> Iterator[by
             yield raw
 
 
+def unit_name(path: Path, task: str) -> str:
+    """`{task}-{stem}`, or just `caption` for caption.jsonl."""
+    return "-".join(dict.fromkeys([task, sanitize_key(path.stem)]))
+
+
 def split_units(path: Path, options: RenderOptions, out_dir: Path) -> list[Unit]:
     """Byte ranges of `lines_per_unit` lines each; ids are stable for the same file."""
-    # `caption`, not `caption-caption`
-    name = "-".join(dict.fromkeys([options.task, sanitize_key(path.stem)]))
+    name = unit_name(path, options.task)
     ranges, start, count = [], 0, 0
     with open(path, "rb") as f:
         for _ in iter_lines(f, 0, path.stat().st_size, options.max_line_bytes):
@@ -140,24 +173,32 @@ def split_units(path: Path, options: RenderOptions, out_dir: Path) -> list[Unit]
     ]
 
 
+def unit_lines(unit: Unit) -> Iterator[tuple[int, bytes | None, dict]]:
+    """(line number, raw line or None when over the length cap, manifest row) of the unit's non-blank lines."""
+    p = unit.payload
+    options: RenderOptions = p["options"]
+    path = Path(p["path"])
+    source = options.source or sanitize_key(path.stem)
+    with open(path, "rb") as f:
+        lines = iter_lines(f, p["start"], p["end"], options.max_line_bytes)
+        for n, raw in enumerate(lines, start=p["first_line"]):
+            if raw is None or raw.strip():
+                yield n, raw, {"uid": f"{path.name}:{n}", "source": source, "task": options.task, "line": n}
+
+
 def process_unit(unit: Unit) -> dict:
     p = unit.payload
     options: RenderOptions = p["options"]
     path = Path(p["path"])
     source = options.source or sanitize_key(path.stem)
     stats = {"unit": unit.id, "read": 0, "kept": 0, "dropped": 0}
-    writer = ShardWriter(p["out_dir"], unit.id, options.max_samples, options.max_bytes)
-    with open(path, "rb") as f, writer as w:
-        lines = iter_lines(f, p["start"], p["end"], options.max_line_bytes)
-        for n, raw in enumerate(lines, start=p["first_line"]):
-            if raw is not None and not raw.strip():
-                continue
+    with ShardWriter(p["out_dir"], unit.id, options.max_samples, options.max_bytes) as w:
+        for n, raw, row in unit_lines(unit):
             stats["read"] += 1
-            row = {"uid": f"{path.name}:{n}", "source": source, "task": options.task, "line": n}
             try:
                 if raw is None:
                     raise FieldError("line", f"longer than {options.max_line_bytes} bytes")
-                sample, images, meta = render_line(raw.decode("utf-8"), path.parent, options.task)
+                sample, images, meta = render_line(raw.decode("utf-8"), path.parent, options.task, options)
             except (FieldError, UnicodeDecodeError) as exc:
                 field = exc.field if isinstance(exc, FieldError) else "line"
                 message = exc.message if isinstance(exc, FieldError) else "not valid UTF-8"
@@ -175,8 +216,30 @@ def process_unit(unit: Unit) -> dict:
     return stats
 
 
+def give_up_unit(unit: Unit, cause: str) -> dict:
+    """Commit a unit whose worker kept dying: every line a dropped row saying why."""
+    options: RenderOptions = unit.payload["options"]
+    stats = {"unit": unit.id, "read": 0, "kept": 0, "dropped": 0}
+    with ShardWriter(unit.payload["out_dir"], unit.id, options.max_samples, options.max_bytes) as w:
+        for _, _, row in unit_lines(unit):
+            w.drop({**row, "error": cause}, reason=UNIT_FAILED, stage="render")
+            stats["read"] += 1
+            stats["dropped"] += 1
+    return stats
+
+
+def render_plan(path: Path, options: RenderOptions) -> Plan:
+    """One plan per input file: its units, and the fingerprint a resume must match."""
+    name = unit_name(path, options.task)
+    flags = {FLAGS.get(f.name, f"--{f.name.replace('_', '-')}"): getattr(options, f.name)
+             for f in dataclasses.fields(options) if f.name not in NOT_IN_FINGERPRINT}
+    return Plan(key=f"render:{name}", pipeline="render", units=re.escape(name) + r"-\d{5}",
+                fingerprint=plan_fingerprint(flags, [path]))
+
+
 def run_render(
-    inputs: list[Path], out_dir: Path, options: RenderOptions, ray_address: str | None = None
+    inputs: list[Path], out_dir: Path, options: RenderOptions, ray_address: str | None = None,
+    allow_foreign_files: bool = False,
 ) -> RunReport:
     for path in inputs:
         if not path.is_file():
@@ -184,5 +247,7 @@ def run_render(
     stems = [sanitize_key(path.stem) for path in inputs]
     if len(set(stems)) != len(stems):
         raise ValueError(f"--input: file names must differ (work units are named after them), got {stems}")
+    plans = [render_plan(path, options) for path in inputs]
     units = [u for path in inputs for u in split_units(path, options, out_dir)]
-    return run_units(units, process_unit, out_dir, ray_address=ray_address, desc=f"render {options.task}")
+    return run_units(units, process_unit, out_dir, ray_address=ray_address, desc=f"render {options.task}",
+                     plan=plans, inputs=inputs, allow_foreign_files=allow_foreign_files, give_up=give_up_unit)

@@ -1,20 +1,30 @@
 """Exactly-once execution of work units on Ray.
 
 A unit is processed whole by one task that commits by renaming its tars and then its
-manifest into place. Before running, leftovers of killed runs are deleted and committed
-units are skipped, so running the same command again resumes without loss or duplicates.
+manifest into place. Before running, the output directory is claimed (lock, ownership, plan
+fingerprint, a new fence token: `shards.outdir`), leftovers of this plan's killed runs are
+deleted and committed units are skipped, so running the same command again resumes without
+loss or duplicates, and a different command on the same directory is refused.
 """
 
 import logging
 import os
+import re
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vlforge.shards.fence import Fence
+from vlforge.shards.outdir import Claim, Plan, claim_out_dir
 from vlforge.shards.units import cleanup_uncommitted, committed_units
+
+MAX_ATTEMPTS = 3  # a unit whose worker dies (out of memory, say) this many times is given up
+UNIT_FAILED = "unit_failed"  # the manifest reason of the rows of a unit that was given up
 
 
 @dataclass(frozen=True)
@@ -39,11 +49,15 @@ class UnitFailure(RuntimeError):
 
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[tuple[float, list[float]]]:
-    """Join or start Ray; shut down only what we started. Yields (start seconds, [stop seconds]).
+    """Join the Ray at `address`, or start a private local one; shut down only what we started.
 
-    A local Ray sends no usage statistics and, unless ray was imported before with other settings,
-    uses 127.0.0.1 as its node address (Ray's switch for that is read when ray is imported), so its
-    traffic stays on loopback.
+    Yields (start seconds, [stop seconds]). Without an address Ray is started with
+    `address="local"`, so a cluster named by RAY_ADDRESS or found under /tmp/ray is never joined
+    by accident. A local Ray sends no usage statistics, requires its token for every control-plane
+    call (Ray >= 2.59 turns token authentication on for a new local cluster unless RAY_AUTH_MODE
+    says otherwise; pyproject.toml requires it), and, unless ray was imported before with other
+    settings, uses 127.0.0.1 as its node address (read when ray is imported), so its traffic stays
+    on loopback. Ray processes started here die with this process (Ray's kernel fate sharing).
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not address:
@@ -58,7 +72,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     if address:
         ray.init(address=address, log_to_driver=True, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
+                 logging_level=logging.WARNING)
     started = time.perf_counter() - t0
     try:
         yield started, stop
@@ -86,6 +101,49 @@ class Progress:
               file=sys.stderr, flush=True)
 
 
+def default_plan(desc: str, ids: list[str]) -> Plan:
+    """A plan that owns exactly these unit ids and has no fingerprint (callers that pass none)."""
+    return Plan(key=desc, pipeline=desc, units="|".join(re.escape(i) for i in ids))
+
+
+def _memory_or_crash(exc: BaseException) -> str | None:
+    """A short cause when a unit's worker died or ran out of memory (worth retrying); None otherwise."""
+    from ray.exceptions import RayError, RayTaskError
+
+    cause = getattr(exc, "cause", None) or exc
+    if isinstance(cause, MemoryError) or (isinstance(exc, RayError) and not isinstance(exc, RayTaskError)):
+        first = (str(cause).strip().splitlines() or [""])[0][:200]
+        return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
+    return None
+
+
+@contextmanager
+def exit_with_parent(poll_s: float = 0.2) -> Iterator[None]:
+    """Exit this process if its parent (the raylet) goes away while the block runs.
+
+    A local Ray's raylet dies with the driver that started it; its workers would otherwise finish the
+    task they are running. Their commits are fenced anyway; this makes them stop within `poll_s`.
+    """
+    parent, done = os.getppid(), threading.Event()
+
+    def watch() -> None:
+        while not done.wait(poll_s):
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="vlforge-exit-with-parent").start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def run_fenced(process: Callable, fence: Fence, *args: object) -> object:
+    """Body of every unit task: commits carry the run's fence; the task dies with its raylet."""
+    with fence.active(), exit_with_parent():
+        return process(*args)
+
+
 def run_units(
     units: list[Unit],
     process: Callable[[Unit], dict],
@@ -94,25 +152,57 @@ def run_units(
     ray_address: str | None = None,
     num_cpus: int | None = None,
     desc: str = "run",
+    plan: Plan | Sequence[Plan] | None = None,
+    inputs: Sequence[str | Path] = (),
+    allow_foreign_files: bool = False,
+    claim: Claim | None = None,
+    give_up: Callable[[Unit, str], dict] | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
 ) -> RunReport:
-    import ray
+    """Run every uncommitted unit once, each as one Ray task calling `process(unit)`.
 
+    The output directory is claimed first (`shards.outdir.claim_out_dir`): pass the caller's `claim`
+    when it already holds one (clean claims before planning), else `plan` (its fingerprint makes a
+    mismatching rerun fail with what changed; without it a plan owning exactly these unit ids is
+    used), the `inputs` the directory must not overlap and `allow_foreign_files`. Debris of this
+    plan's units is deleted, nothing else. A unit whose worker dies or runs out of memory is retried
+    until it has failed `max_attempts` times; then `give_up(unit, cause)` commits its rows as
+    dropped (reason UNIT_FAILED, the cause beside it) and returns its stats, or, without `give_up`,
+    the run ends with UnitFailure naming the unit and the cause. A unit raising any other exception
+    fails at once (UnitFailure, after the other units have run).
+    """
     ids = [u.id for u in units]
     if len(set(ids)) != len(ids):
         raise ValueError("work unit ids must be unique")
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be >= 1")
     t0 = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    report = RunReport(removed=cleanup_uncommitted(out))
+    with ExitStack() as stack:
+        if claim is None:
+            claim = stack.enter_context(claim_out_dir(out_dir, plan or default_plan(desc, ids), inputs=inputs,
+                                                      allow_foreign_files=allow_foreign_files))
+        report = _run_claimed(units, process, claim, ray_address, num_cpus, desc, give_up, max_attempts)
+    report.elapsed_s = time.perf_counter() - t0
+    return report
+
+
+def _run_claimed(units: list[Unit], process: Callable[[Unit], dict], claim: Claim, ray_address: str | None,
+                 num_cpus: int | None, desc: str, give_up: Callable[[Unit, str], dict] | None,
+                 max_attempts: int) -> RunReport:
+    import ray
+
+    out = claim.out_dir
+    report = RunReport(removed=cleanup_uncommitted(out, [u.id for u in units], claim.tokens))
     done = committed_units(out)
     report.skipped = [u.id for u in units if u.id in done]
     todo = [u for u in units if u.id not in done]
     results: dict[str, dict] = {}
     failures: dict[str, str] = {}
+    attempts: Counter = Counter()
     with ray_session(ray_address, num_cpus) as (started, stopped):
         report.ray_start_s = started
         if todo:
-            task = ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)(process)
+            task = ray.remote(num_cpus=1, max_retries=0)(run_fenced)  # retries counted here, see below
             width = max(1, 2 * int(ray.available_resources().get("CPU", 1)))
             progress = Progress(desc, len(todo))
             pending: dict = {}
@@ -120,19 +210,27 @@ def run_units(
             while queue or pending:
                 while queue and len(pending) < width:
                     unit = queue.pop()
-                    pending[task.remote(unit)] = unit.id
+                    pending[task.remote(process, claim.fence, unit)] = unit
                 ready, _ = ray.wait(list(pending), num_returns=1)
-                unit_id = pending.pop(ready[0])
+                unit = pending.pop(ready[0])
                 try:
-                    results[unit_id] = ray.get(ready[0])
+                    results[unit.id] = ray.get(ready[0])
                 except Exception as exc:  # noqa: BLE001 - reported below, other units go on
-                    cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the task's own exception
-                    failures[unit_id] = f"{type(cause).__name__}: {cause}"
-                    continue
-                progress.update(results[unit_id])
+                    crash = _memory_or_crash(exc)
+                    attempts[unit.id] += 1
+                    if crash and attempts[unit.id] < max_attempts:
+                        queue.append(unit)
+                        continue
+                    if crash and give_up is not None:
+                        results[unit.id] = give_up(unit, f"{crash} ({attempts[unit.id]} attempts)")
+                    else:
+                        cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the task's exception
+                        failures[unit.id] = (f"failed {attempts[unit.id]} times: {crash}" if crash
+                                             else f"{type(cause).__name__}: {cause}")
+                        continue
+                progress.update(results[unit.id])
     report.ray_stop_s = stopped[0] if stopped else 0.0
     report.stats = [results[u.id] for u in todo if u.id in results]
-    report.elapsed_s = time.perf_counter() - t0
     if failures:
         lines = "\n".join(f"  {k}: {v.splitlines()[0] if v else v}" for k, v in sorted(failures.items()))
         raise UnitFailure(f"{len(failures)} work unit(s) failed (the rest committed; rerun to resume):\n{lines}")

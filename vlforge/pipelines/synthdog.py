@@ -9,7 +9,6 @@ started again with the same command finishes the missing units only.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -19,8 +18,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from vlforge.pipelines.runner import RunReport, Unit, UnitFailure, run_units
-from vlforge.shards.atomic import commit, temp_path
+from vlforge.pipelines.fingerprint import plan_fingerprint
+from vlforge.pipelines.runner import UNIT_FAILED, RunReport, Unit, UnitFailure, run_units
+from vlforge.shards.outdir import Plan, claim_out_dir
 from vlforge.shards.writer import ShardWriter
 from vlforge.synthdog.config import ConfigError, SynthConfig, config_dict, load_config
 from vlforge.synthdog.corpus import LANGUAGES, guess_language, read_source
@@ -29,7 +29,7 @@ from vlforge.synthdog.resources import ResourceReport, load_resources, prepare_r
 from vlforge.synthdog.sample import EmptySample, identity_row, synthesize
 
 log = logging.getLogger(__name__)
-RUN_FILE = "synthdog-run.json"
+DONUT_NAMES = ("donut", ".donut.tmp")  # export_donut's output and its temporary folder
 
 
 class Recipe(BaseModel):
@@ -49,6 +49,7 @@ class Recipe(BaseModel):
     size: Annotated[int, Field(ge=32, le=8192)] | Literal["variable"] | None = None  # synthdog.canvas.size
     format: Literal["webdataset", "donut"] = "webdataset"
     unit_size: Annotated[int, Field(ge=1)] = 200  # samples per work unit (and per tar)
+    allow_foreign_files: bool = False  # write into an `out` holding files vlforge did not write (never deleted)
     synthdog: dict = {}
 
     @field_validator("lang")
@@ -75,7 +76,7 @@ def resolve(args: argparse.Namespace) -> tuple[Recipe, SynthConfig]:
     flags = {"lang": args.lang.split(",") if args.lang else None, "count": args.count, "out": args.out,
              "seed": args.seed, "fonts": args.fonts, "backgrounds": args.backgrounds, "corpus": args.corpus,
              "ray_address": args.ray_address, "num_cpus": args.num_cpus, "format": args.format,
-             "unit_size": args.unit_size, "size": args.size}
+             "unit_size": args.unit_size, "size": args.size, "allow_foreign_files": args.allow_foreign_files}
     data.update({k: v for k, v in flags.items() if v is not None})
     try:
         recipe = Recipe.model_validate(data)
@@ -92,14 +93,18 @@ def resolve(args: argparse.Namespace) -> tuple[Recipe, SynthConfig]:
     return recipe, load_config(section)
 
 
+def split_corpus_entry(entry: str) -> tuple[str | None, str]:
+    """`LANG=FILE` -> (LANG, FILE); a bare `FILE` (even one holding `=`) -> (None, FILE)."""
+    lang, sep, path = entry.partition("=")
+    return (lang, path) if sep and lang in LANGUAGES else (None, entry)
+
+
 def corpus_sources(entries: list[str]) -> dict[str, list[str]]:
     """`LANG=FILE` or `FILE` (language guessed from the text) -> sources per language."""
     by_lang: dict[str, list[str]] = {}
     for entry in entries:
-        lang, sep, path = entry.partition("=")
-        if not sep or lang not in LANGUAGES:
-            lang, path = guess_language(read_source(entry)), entry
-        by_lang.setdefault(lang, []).append(path)
+        lang, path = split_corpus_entry(entry)
+        by_lang.setdefault(lang or guess_language(read_source(path)), []).append(path)
     return by_lang
 
 
@@ -143,23 +148,23 @@ def process_unit(unit: Unit) -> dict:
     return stats
 
 
-def check_run_file(out: Path, settings: dict) -> None:
-    """A directory holds one run: resuming with another seed, config or resources would mix samples."""
-    path = out / RUN_FILE
-    if path.exists():
-        try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: unreadable ({exc}); use a new --out directory") from None
-        changed = sorted(k for k in settings if previous.get(k) != settings[k])
-        if changed:
-            raise ConfigError(f"{out} holds a synthdog run with different {', '.join(changed)}; "
-                              "use a new --out directory")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    tmp.write_text(json.dumps(settings, indent=1, ensure_ascii=False), encoding="utf-8")
-    commit(tmp, path)
+def synthdog_plan(recipe: Recipe, config: SynthConfig, resources: dict, corpora: list[str]) -> Plan:
+    """Units `synthdog-{lang}-{start}`; every option that changes a sample or a unit's range is fingerprinted."""
+    options = {"--seed": recipe.seed, "--unit-size": recipe.unit_size, "--lang": recipe.lang,
+               "--count": recipe.count, "synthdog": config_dict(config), "resources": resources}
+    return Plan(key="synthdog", pipeline="synthdog", units=r"synthdog-[a-z]+-\d{8}", extras=DONUT_NAMES,
+                fingerprint=plan_fingerprint(options, [path for path in corpora if Path(path).is_file()]))
+
+
+def give_up_unit(unit: Unit, cause: str) -> dict:
+    """Commit a unit whose worker kept dying: every sample index a dropped row saying why."""
+    p = unit.payload
+    with ShardWriter(p["out"], prefix=unit.id) as writer:
+        for index in range(p["start"], p["stop"]):
+            writer.drop({**identity_row(p["lang"], p["seed"], index), "error": cause}, UNIT_FAILED, "unit")
+    count = p["stop"] - p["start"]
+    return {"unit": unit.id, "lang": p["lang"], "read": count, "kept": 0, "dropped": count,
+            "unreadable_backgrounds": 0, "load_cpu_s": 0.0, "cpu_s": 0.0}
 
 
 def synthesize_shards(recipe: Recipe, config: SynthConfig) -> tuple[RunReport, ResourceReport]:
@@ -167,15 +172,16 @@ def synthesize_shards(recipe: Recipe, config: SynthConfig) -> tuple[RunReport, R
     spec, resources = prepare_resources(recipe.lang, config, recipe.fonts or None,
                                         corpus_sources(recipe.corpus), recipe.backgrounds or None)
     out = Path(recipe.out)
-    settings = {"seed": recipe.seed, "unit_size": recipe.unit_size, "config": config_dict(config),
-                "resources": spec}
-    check_run_file(out, settings)
     payload = {"out": str(out), "seed": recipe.seed, "config": config_dict(config), "resources": spec}
+    corpora = [split_corpus_entry(entry)[1] for entry in recipe.corpus]
     units = make_units(recipe.lang, recipe.count, recipe.unit_size, payload)
-    report = run_units(units, process_unit, out, ray_address=recipe.ray_address, num_cpus=recipe.num_cpus,
-                       desc="synthdog")
-    if recipe.format == "donut":
-        export_donut(out, out / "donut")
+    with claim_out_dir(out, synthdog_plan(recipe, config, spec, corpora),
+                       inputs=[*recipe.fonts, *recipe.backgrounds, *corpora],
+                       allow_foreign_files=recipe.allow_foreign_files) as claim:
+        report = run_units(units, process_unit, out, ray_address=recipe.ray_address, num_cpus=recipe.num_cpus,
+                           desc="synthdog", claim=claim, give_up=give_up_unit)
+        if recipe.format == "donut":
+            export_donut(out, out / "donut")
     return report, resources
 
 
@@ -225,11 +231,13 @@ def add_synthdog_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     parser.add_argument("--fonts", nargs="+", metavar="DIR", help="font files/directories (TTF/OTF/TTC/OTC)")
     parser.add_argument("--backgrounds", nargs="+", metavar="DIR", help="background image files/directories")
     parser.add_argument("--corpus", nargs="+", metavar="[LANG=]FILE", help="UTF-8 text files per language")
-    parser.add_argument("--ray-address", help="join a Ray cluster (auto or HOST:PORT); default: local Ray")
+    parser.add_argument("--ray-address", help="join a Ray cluster (auto or HOST:PORT); default: a private local Ray")
     parser.add_argument("--num-cpus", type=int, help="CPUs for the local Ray (default: all)")
     parser.add_argument("--format", choices=["webdataset", "donut"],
                         help="donut: also export Donut's layout (split/metadata.jsonl) under OUT/donut")
     parser.add_argument("--unit-size", type=int, help="samples per work unit and tar (default 200)")
+    parser.add_argument("--allow-foreign-files", action="store_true", default=None,
+                        help="write into an --out that holds files vlforge did not write (never deleted)")
     parser.set_defaults(func=run_synthdog)
     return parser
 

@@ -1,25 +1,52 @@
-"""Write-then-rename: a file appears under its final name only when complete."""
+"""Write-then-rename: a file appears under its final name only when complete.
 
+Inside a fenced run (`fence.Fence.active`) temporary names carry the run's token and every rename
+checks the fence first, so a replaced run neither clobbers nor commits the newer run's files.
+"""
+
+import contextlib
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
+from vlforge.shards.fence import FencedOut, active_fence
+
 TMP_SUFFIX = ".tmp"
+_TEMP = re.compile(r"^\.(?P<final>.+?)(?:\.(?P<token>[0-9a-f]{32}))?\.tmp$")
 
 
 def temp_path(final: Path) -> Path:
     """Hidden temporary sibling of `final`; listing and globbing for `*.tar` never see it."""
-    return final.with_name(f".{final.name}{TMP_SUFFIX}")
+    fence = active_fence()
+    token = f".{fence.token}" if fence else ""
+    return final.with_name(f".{final.name}{token}{TMP_SUFFIX}")
 
 
 def is_temp(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(TMP_SUFFIX)
 
 
-def commit(tmp: Path, final: Path) -> None:
-    """fsync the data, rename atomically, fsync the directory so the rename survives a crash."""
+def parse_temp(name: str) -> tuple[str, str | None] | None:
+    """(final name, run token or None) of a temporary file name; None for any other name."""
+    match = _TEMP.match(name)
+    return (match["final"], match["token"]) if match else None
+
+
+def commit(tmp: Path, final: Path, requires: Iterable[Path] = ()) -> None:
+    """fsync the data, rename atomically, fsync the directory so the rename survives a crash.
+
+    `requires`: files that must still exist at the moment of the rename (a manifest's tars); checked
+    under the fence, so a newer run's cleanup cannot remove them in between.
+    """
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
-    os.replace(tmp, final)
+    fence = active_fence()
+    with fence.guard() if fence else contextlib.nullcontext():
+        missing = [p.name for p in requires if not p.exists()]
+        if missing:
+            raise FencedOut(f"{final.name}: not committed, its files are gone: {', '.join(missing)}")
+        os.replace(tmp, final)
     dir_fd = os.open(final.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

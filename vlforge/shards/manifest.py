@@ -50,12 +50,13 @@ def rows_to_table(rows: Sequence[dict]) -> pa.Table:
     return pa.table(columns)
 
 
-def write_manifest(out_dir: Path, prefix: str, rows: Sequence[dict]) -> Path:
+def write_manifest(out_dir: Path, prefix: str, rows: Sequence[dict], tars: Sequence[Path] = ()) -> Path:
+    """The unit's commit mark; refused if one of its `tars` is gone by the time it would land."""
     final = manifest_path(out_dir, prefix)
     final.parent.mkdir(exist_ok=True)
     tmp = temp_path(final)
     pq.write_table(rows_to_table(rows), tmp)
-    commit(tmp, final)
+    commit(tmp, final, requires=tars)
     return final
 
 

@@ -1,32 +1,65 @@
 """Restart bookkeeping for work units: what is committed, what is debris."""
 
+import re
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from vlforge.shards.atomic import is_temp
+from vlforge.shards.atomic import parse_temp
 from vlforge.shards.manifest import MANIFEST_DIR, MANIFEST_SUFFIX, list_manifests
+
+TAR_NAME = re.compile(r"^(?P<unit>.+)-\d{6}\.tar$")
 
 
 def committed_units(out_dir: str | Path) -> set[str]:
     return {p.name[: -len(MANIFEST_SUFFIX)] for p in list_manifests(Path(out_dir))}
 
 
-def tar_unit(tar: Path) -> str:
-    """`{prefix}-{k:06d}.tar` -> prefix."""
-    return tar.name[: -len(".tar")].rsplit("-", 1)[0]
+def tar_unit(tar: Path) -> str | None:
+    """`{prefix}-{k:06d}.tar` -> prefix; None for a name the shard writer never gives."""
+    match = TAR_NAME.match(tar.name)
+    return match["unit"] if match else None
 
 
-def cleanup_uncommitted(out_dir: str | Path) -> list[str]:
-    """Delete temporary files and tars of units whose manifest never landed."""
+def manifest_unit(path: Path) -> str | None:
+    return path.name[: -len(MANIFEST_SUFFIX)] if path.name.endswith(MANIFEST_SUFFIX) else None
+
+
+def unit_of(path: Path) -> str | None:
+    """The unit a shard writer's file belongs to: its tar, its manifest, or a temporary file of either."""
+    name = path.name
+    if temp := parse_temp(name):
+        name = temp[0]
+    named = path.with_name(name)
+    return manifest_unit(named) if path.parent.name == MANIFEST_DIR else tar_unit(named)
+
+
+def _files(out: Path) -> Iterator[Path]:
+    manifest_dir = out / MANIFEST_DIR
+    yield from sorted(out.iterdir())
+    if manifest_dir.is_dir():
+        yield from sorted(manifest_dir.iterdir())
+
+
+def cleanup_uncommitted(out_dir: str | Path, units: Collection[str], tokens: Collection[str] = ()) -> list[str]:
+    """Delete what the shard writer left of `units` without committing them; nothing else.
+
+    Removed: temporary files of these units (untagged, or tagged with one of `tokens`) and their tars
+    when the unit has no manifest. A file of any other name, or of another unit, is never touched.
+    """
     out = Path(out_dir)
     if not out.exists():
         return []
+    units = set(units)
     committed = committed_units(out)
     removed = []
-    manifest_dir = out / MANIFEST_DIR
-    paths = sorted(out.iterdir()) + (sorted(manifest_dir.iterdir()) if manifest_dir.is_dir() else [])
-    for path in paths:
-        orphan_tar = path.suffix == ".tar" and tar_unit(path) not in committed
-        if path.is_file() and (is_temp(path) or orphan_tar):
+    for path in _files(out):
+        unit = unit_of(path)
+        if unit not in units or not path.is_file():
+            continue
+        temp = parse_temp(path.name)
+        own_temp = temp is not None and (temp[1] is None or temp[1] in tokens)
+        orphan_tar = temp is None and path.suffix == ".tar" and unit not in committed
+        if own_temp or orphan_tar:
             path.unlink()
             removed.append(str(path.relative_to(out)))
     return removed

@@ -2,8 +2,9 @@
 
 webdataset is imported on first write, not at import, because it pulls in torch
 whenever torch is installed. Tars are written under hidden temporary names and renamed
-when complete; the unit's manifest is renamed into place last, so a killed writer leaves
-either a committed unit or only debris that `units.cleanup_uncommitted` removes.
+when complete; the unit's manifest is renamed into place last (and only while its tars are all
+there), so a killed writer leaves either a committed unit or only debris that
+`units.cleanup_uncommitted` removes. Inside a fenced run every rename checks the run's token.
 """
 
 import json
@@ -56,6 +57,7 @@ class ShardWriter:
         self._index = 0
         self._tar = None  # a webdataset.TarWriter while a shard is open
         self._tar_final: Path | None = None
+        self._tar_temp: Path | None = None
         self._tar_samples = 0
         self._tar_bytes = 0
         self._keys = KeyAllocator()
@@ -96,14 +98,14 @@ class ShardWriter:
             return
         if self._tar is not None:
             self._finish_tar()
-        write_manifest(self.out_dir, self.prefix, self.rows)
+        write_manifest(self.out_dir, self.prefix, self.rows, self.tars)
         self._closed = True
 
     def abort(self) -> None:
         """Remove the temporary tar; finished tars stay until cleanup sees no manifest."""
         if self._tar is not None:
             self._tar.close()
-            temp_path(self._tar_final).unlink(missing_ok=True)
+            self._tar_temp.unlink(missing_ok=True)
             self._tar = None
         self._closed = True
 
@@ -126,7 +128,8 @@ class ShardWriter:
         self._index += 1
         import webdataset  # lazy: webdataset imports torch when it is installed
 
-        self._tar = webdataset.TarWriter(str(temp_path(self._tar_final)), encoder=False, mtime=0.0,
+        self._tar_temp = temp_path(self._tar_final)
+        self._tar = webdataset.TarWriter(str(self._tar_temp), encoder=False, mtime=0.0,
                                   user="vlforge", group="vlforge")
         self._tar_samples = 0
         self._tar_bytes = 0
@@ -134,6 +137,6 @@ class ShardWriter:
 
     def _finish_tar(self) -> None:
         self._tar.close()
-        commit(temp_path(self._tar_final), self._tar_final)
+        commit(self._tar_temp, self._tar_final)
         self.tars.append(self._tar_final)
         self._tar = None
