@@ -182,19 +182,14 @@ def _shadow_mask(size: tuple[int, int], params: tuple) -> Image.Image:
     `scale` so it still covers the square (cv2.getRotationMatrix2D), edges repeated, resized to the
     canvas. Here one affine transform of the 1-pixel-high profile does all of it.
     """
-    values = shadow_values(size, params)
-    side = len(values)
+    intensity, amount, smoothing, bidirectional, align, angle = params
+    side = max(size)
+    values = shadow_profile(side, amount, smoothing, bidirectional, align) * intensity
+    values = np.clip(values + 0.5, 0, 255).astype(np.uint8)
     padded = np.concatenate([np.full(side, values[0]), values, np.full(side, values[-1])]).astype(np.uint8)
     profile = Image.fromarray(padded[None, :], mode="L")
-    coeffs = (*shadow_axis(size, params[5]), 0, 0, 0.5)
+    coeffs = (*shadow_axis(size, angle), 0, 0, 0.5)
     return profile.transform(size, Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR)
-
-
-def shadow_values(size: tuple[int, int], params: tuple) -> np.ndarray:
-    """The shadow's darkness (0-255) along its direction, one value per profile column."""
-    intensity, amount, smoothing, bidirectional, align, _ = params
-    values = shadow_profile(max(size), amount, smoothing, bidirectional, align) * intensity
-    return np.clip(values + 0.5, 0, 255).astype(np.uint8)
 
 
 def shadow_axis(size: tuple[int, int], angle: float) -> tuple[float, float, float]:

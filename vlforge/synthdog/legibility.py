@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vlforge.synthdog.config import Legibility
-from vlforge.synthdog.effects import CanvasEffects, motion_kernel, shadow_axis, shadow_values, shift_color, tone
+from vlforge.synthdog.effects import CanvasEffects, motion_kernel, shadow_axis, shadow_profile, shift_color, tone
 from vlforge.synthdog.fonts import FaceMetrics
 from vlforge.synthdog.geometry import box_corners
 from vlforge.synthdog.images import paper_tone
@@ -92,26 +92,31 @@ def shown(rgb: Sequence[float], shade: float, fx: CanvasEffects) -> float:
     return _luma([tone(v, fx.contrast, fx.brightness) for v in values])
 
 
-def darkest_shadow(quad: np.ndarray, size: tuple[int, int], fx: CanvasEffects) -> float:
-    """The deepest shadow (0-255) anywhere on a quad of the output."""
-    if fx.shadow is None or fx.shadow[0] <= 0:
-        return 0.0
-    values = shadow_values(size, fx.shadow)
-    a, b, c = shadow_axis(size, fx.shadow[5])
-    columns = a * quad[:, 0] + b * quad[:, 1] + c - len(values)
-    lo, hi = np.clip([math.floor(columns.min()), math.ceil(columns.max())], 0, len(values) - 1)
-    return float(values[int(lo):int(hi) + 1].max())
+def shadow_reach(quads: Sequence[np.ndarray], size: tuple[int, int], shadow: tuple | None) -> list[float]:
+    """How deep the shadow gets on each quad of the output: its profile's deepest point there (0-1, before
+    the shadow's intensity)."""
+    if shadow is None:
+        return [0.0] * len(quads)
+    side = max(size)
+    profile = shadow_profile(side, *shadow[1:5])
+    a, b, c = shadow_axis(size, shadow[5])
+    reach = []
+    for quad in quads:
+        columns = a * quad[:, 0] + b * quad[:, 1] + c - side
+        lo, hi = np.clip([math.floor(columns.min()), math.ceil(columns.max())], 0, side - 1)
+        reach.append(float(profile[int(lo):int(hi) + 1].max()))
+    return reach
 
 
 @dataclasses.dataclass(frozen=True)
 class LineTones:
-    paper: tuple[float, float, float]  # the lightest-to-darkest paper under the line: its darkest colour
+    paper: tuple[float, float, float]  # the darkest paper colour under the line
     ink: tuple[int, int, int]
-    quad: np.ndarray  # output pixels
+    reach: float  # how deep the shadow gets on the line, 0-1 of its intensity
 
 
-def contrast(line: LineTones, size: tuple[int, int], fx: CanvasEffects) -> float:
-    shade = darkest_shadow(line.quad, size, fx)
+def contrast(line: LineTones, fx: CanvasEffects) -> float:
+    shade = line.reach * fx.shadow[0] if fx.shadow is not None else 0.0
     return shown(line.paper, shade, fx) - shown(line.ink, shade, fx)
 
 
@@ -124,12 +129,11 @@ def _weakened(fx: CanvasEffects, name: str, factor: float) -> CanvasEffects:
     return dataclasses.replace(fx, color=(rgb, alpha * factor))
 
 
-def bound_contrast(fx: CanvasEffects, lines: Sequence[LineTones], size: tuple[int, int],
-                   cfg: Legibility) -> CanvasEffects:
+def bound_contrast(fx: CanvasEffects, lines: Sequence[LineTones], cfg: Legibility) -> CanvasEffects:
     """The effects with the shadow, then brightness, then colour shift weakened (in WEAKER steps) until
     every line keeps cfg.contrast; what the effects cannot fix is left to `darker_ink`."""
     def ok(candidate: CanvasEffects) -> bool:
-        return all(contrast(line, size, candidate) >= cfg.contrast for line in lines)
+        return all(contrast(line, candidate) >= cfg.contrast for line in lines)
 
     if ok(fx):
         return fx
@@ -146,12 +150,12 @@ def bound_contrast(fx: CanvasEffects, lines: Sequence[LineTones], size: tuple[in
     return fx
 
 
-def darker_ink(line: LineTones, size: tuple[int, int], fx: CanvasEffects, cfg: Legibility) -> tuple[int, int, int]:
+def darker_ink(line: LineTones, fx: CanvasEffects, cfg: Legibility) -> tuple[int, int, int]:
     """The line's ink colour, moved towards black in WEAKER steps until the line keeps cfg.contrast."""
     ink = line.ink
     for factor in (1.0, *WEAKER):
         ink = tuple(round(c * factor) for c in line.ink)
-        if contrast(dataclasses.replace(line, ink=ink), size, fx) >= cfg.contrast:
+        if contrast(dataclasses.replace(line, ink=ink), fx) >= cfg.contrast:
             break
     return ink
 

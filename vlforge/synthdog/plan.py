@@ -252,9 +252,10 @@ def _legible(lines: list[Line], fx: CanvasEffects, res: Resources, lang: str, pa
     fx = L.bound_blur(fx, stroke, cfg)
     texture = np.asarray(paper_texture(paper.texture))
     tint = paper.tint or (255, 255, 255)
-    tones = [L.LineTones(L.paper_under(texture, paper.crop, doc, line.ink, paper.alpha, tint), line.color,
-                         G.apply(matrix, G.box_corners(*line.ink))) for line in lines]
-    fx = L.bound_contrast(fx, tones, out, cfg)
-    inks = [L.darker_ink(tone, out, fx, cfg) for tone in tones]
+    reach = L.shadow_reach([G.apply(matrix, G.box_corners(*line.ink)) for line in lines], out, fx.shadow)
+    tones = [L.LineTones(L.paper_under(texture, paper.crop, doc, line.ink, paper.alpha, tint), line.color, depth)
+             for line, depth in zip(lines, reach, strict=True)]
+    fx = L.bound_contrast(fx, tones, cfg)
+    inks = [L.darker_ink(tone, fx, cfg) for tone in tones]
     return [dataclasses.replace(line, color=ink) for line, ink in zip(lines, inks, strict=True)], fx
 
