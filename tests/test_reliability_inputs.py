@@ -10,9 +10,11 @@ import sys
 import tarfile
 from pathlib import Path
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fsspec.spec import AbstractBufferedFile
 from PIL import Image
 from test_clean_support import ROOT, ImageServer, jpeg, only_loopback_connections, photo, write_recipe
 from test_filters_clip_score import TINY, photo_batch, tiny_checkpoint  # noqa: F401 (a fixture)
@@ -27,6 +29,7 @@ from vlforge.pipelines.netguard import AddressPolicy
 from vlforge.pipelines.readers import (
     MAX_LINE_BYTES,
     InputError,
+    bounded_lines,
     list_inputs,
     plan_ranges,
     read_range,
@@ -95,6 +98,23 @@ def test_csv_huge_line_is_one_row_and_reading_goes_on(tmp_path: Path) -> None:
     table = _read(path)
     assert table["read_error"].to_pylist() == [None, "line_too_long", None, "line_too_long", None]
     assert table["caption"].to_pylist()[2] == "after" and table["caption"].to_pylist()[4] == "last"
+
+
+class BufferedBytes(AbstractBufferedFile):
+    """fsspec's base class of remote files (s3, gcs, http), whose readline() takes no size, over bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        super().__init__(fs=fsspec.filesystem("memory"), path="x", mode="rb", size=len(data), block_size=7,
+                         cache_type="none")
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        return self.data[start:end]
+
+
+def test_line_cap_works_on_remote_fsspec_files() -> None:
+    data = b"short\n" + b"x" * 40 + b"\nlast"
+    assert list(bounded_lines(BufferedBytes(data), max_bytes=16)) == [(b"short\n", 6), (None, 41), (b"last", 4)]
 
 
 def test_csv_header_over_the_line_cap_names_the_file_and_line(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ any other table names its columns with `ColumnOverrides`.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import posixpath
@@ -442,15 +443,17 @@ class _LineTooLong(Exception):
 
 
 def bounded_lines(handle: BinaryIO, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[bytes | None, int]]:
-    """(line, bytes it took) for each line of a binary stream; None for a line over `max_bytes`, which is
-    skipped a MiB at a time and never held whole."""
-    while raw := handle.readline(max_bytes + 1):
+    """(line, bytes it took) for each line of a binary stream from its position on; None for a line over
+    `max_bytes`, which is skipped a MiB at a time and never held whole. Reads ahead: the stream's own
+    position afterwards means nothing, the sizes do."""
+    reader = io.BufferedReader(handle, 1 << 20)  # fsspec's remote files have a readline() without a size
+    while raw := reader.readline(max_bytes + 1):
         size = len(raw)
         if size <= max_bytes:
             yield raw, size
             continue
         while raw and not raw.endswith(b"\n"):
-            raw = handle.readline(1 << 20)
+            raw = reader.readline(1 << 20)
             size += len(raw)
         yield None, size
 
