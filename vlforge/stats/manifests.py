@@ -38,6 +38,10 @@ class StatsError(ValueError):
     """A directory, file or query that cannot be answered, said in one line."""
 
 
+class DataError(StatsError):
+    """DuckDB failed while reading the files, not on the query's text."""
+
+
 @dataclass(frozen=True)
 class Output:
     dir: Path
@@ -133,15 +137,17 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None
         return con.execute(sql, params)
     except duckdb.Error as exc:
         text = " ".join(str(exc).split())
-        raise StatsError("".join(c if c.isprintable() else repr(c)[1:-1] for c in text)) from None
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        query_error = isinstance(exc, (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException))
+        raise (StatsError if query_error else DataError)(text) from None
 
 
 @contextmanager
 def naming_bad_files(outputs: Sequence[Output]) -> Iterator[None]:
-    """When a query fails, name the manifest whose data pyarrow cannot read either (DuckDB's message does not)."""
+    """When reading fails, name the manifest whose data pyarrow cannot read either (DuckDB's message does not)."""
     try:
         yield
-    except StatsError:
+    except DataError:
         for output in outputs:
             for path in list_manifests(output.dir) if output.pipeline != TRAIN else ():
                 try:
