@@ -98,3 +98,18 @@ def test_installed_command_prints_one_line(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == (f"vlforge stats: error: {tmp_path / 'empty'}: no manifests ({MANIFEST_DIR}/*.manifest"
                            ".parquet) and no metrics.jsonl; is it the --out directory of a vlforge command?\n")
+
+
+def test_column_types_that_differ_between_units(tmp_path, capsys):
+    """A unit whose values Arrow could not unify stores them as JSON text; numbers in it still count."""
+    (tmp_path / "clean").mkdir()
+    base = {"source": "s", "status": "kept", "url": "u", "row": 1}
+    write_manifest(tmp_path / "clean", "a", [{"uid": "1", "clip_score": 0.3, "width": 10, "height": 20, **base}])
+    write_manifest(tmp_path / "clean", "b", [{"uid": "2", "clip_score": [1, "x"], "width": "12", **base},
+                                             {"uid": "3", "clip_score": 0.5, "width": 5, "height": 4, **base}])
+    assert pq.read_schema(list_manifests(tmp_path / "clean")[1]).field("clip_score").type == pa.string()
+    code, out, err = run_cli(capsys, "stats", str(tmp_path / "clean"), "--csv", "distributions")
+    assert code == 0, err
+    rows = {r.split(",")[3]: r.split(",")[4:] for r in out.splitlines()[1:]}
+    assert rows["clip_score"][0] == "2" and float(rows["clip_score"][-1]) == pytest.approx(0.4)
+    assert rows["aspect_ratio"][0] == "2" and float(rows["aspect_ratio"][-1]) == pytest.approx((2 + 1.25) / 2)
