@@ -226,3 +226,18 @@ def test_the_unit_deadline_stops_the_running_download_and_refuses_the_rest(trick
     assert [r.reason for r in results] == ["unit_deadline"] * 3
     assert trickle.connections == 1  # the two later downloads were refused without connecting
     assert time.monotonic() - start < 3.5
+
+
+def test_watchdogs_end_with_their_downloads(tmp_path) -> None:
+    """A watchdog thread (and its socket) per download must not outlive it: thousands of 404s would pile up."""
+    baseline = threading.active_count()
+    with ImageServer() as server, only_loopback_connections():
+        image = jpeg(photo("astronaut", 64, 64))
+        urls = [server.add(f"/{i}.jpg", image) for i in range(20)] + [server.url(f"/missing{i}") for i in range(20)]
+        options = DownloadOptions(thread_count=4, timeout=2, policy=AddressPolicy(allow_loopback=True, max_seconds=30))
+        results = download(urls, options, tmp_path)
+    assert [r.reason for r in results] == [None] * 20 + ["http_404"] * 20
+    deadline = time.monotonic() + 5
+    while threading.active_count() > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= baseline

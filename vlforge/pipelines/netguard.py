@@ -304,6 +304,8 @@ class LimitedResponse(http.client.HTTPResponse):
             raise
         if self.watchdog is not None:
             self.watchdog.raise_if_expired()
+            if self.isclosed():  # the whole body is in: nothing left to watch
+                self.watchdog.cancel()
         return data
 
     def _read_limited(self, amt: int | None) -> bytes:
