@@ -16,13 +16,23 @@ import pyarrow.parquet as pq
 import pytest
 from fsspec.spec import AbstractBufferedFile
 from PIL import Image
-from test_clean_support import ROOT, ImageServer, jpeg, only_loopback_connections, photo, write_recipe
+from test_clean_support import (
+    ROOT,
+    ImageServer,
+    jpeg,
+    manifest_rows,
+    only_loopback_connections,
+    photo,
+    write_recipe,
+)
 from test_filters_clip_score import TINY, photo_batch, tiny_checkpoint  # noqa: F401 (a fixture)
+from test_reliability_dedup import TEXT_ONLY, write_img2dataset_shard
 
 from vlforge.cli import main
 from vlforge.filters.base import set_column
 from vlforge.filters.clip_score import ComputedClipScoreFilter
 from vlforge.filters.image import ImageFilter
+from vlforge.pipelines.clean import clean
 from vlforge.pipelines.clean_recipe import RecipeError, load_recipe
 from vlforge.pipelines.download import DownloadOptions, download
 from vlforge.pipelines.netguard import AddressPolicy
@@ -176,6 +186,23 @@ def test_shard_images_refuse_a_member_over_the_cap_unread(tmp_path: Path) -> Non
     assert read_shard_images(str(tar), ["000000000"]) == {"000000000": None}
     with tarfile.open(tar) as t:
         assert t.getmember("000000000.jpg").size > MAX_MEMBER_BYTES
+
+
+def test_clean_drops_an_oversized_shard_member_as_too_large(ray_local, tmp_path: Path) -> None:
+    small = jpeg(photo("astronaut", 96, 96))
+    shard = write_img2dataset_shard(tmp_path / "shard", [(small, "jpg", None), (small, "jpg", None)])
+    (tmp_path / "shard" / "00000.tar").unlink()
+    with open(tmp_path / "shard" / "000000000.jpg", "wb") as f:
+        f.write(small)
+    with open(tmp_path / "shard" / "000000001.jpg", "wb") as f:
+        f.truncate(1 << 30)  # sparse: 1 GiB claimed, a few KB on disk
+    subprocess.run(["tar", "--sparse", "--format=gnu", "--remove-files", "-cf", "00000.tar", "000000000.jpg",
+                    "000000001.jpg"], cwd=shard, check=True)
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", before_download=TEXT_ONLY, after_download=[{"op": "image"}]))
+    clean(recipe, tmp_path / "out", [("web", str(shard))])
+    rows = {r["row"]: r for r in manifest_rows(tmp_path / "out")}
+    assert rows[0]["status"] == "kept"
+    assert (rows[1]["status"], rows[1]["reason"], rows[1]["stage"]) == ("dropped", "too_large", "download")
 
 
 def test_iter_samples_and_export_name_the_oversized_member(tmp_path: Path, capsys) -> None:
