@@ -19,7 +19,7 @@ from vlforge.cli import main
 from vlforge.pipelines.render import RenderOptions, run_render
 from vlforge.pipelines.synthdog import Recipe, synthesize_shards
 from vlforge.shards.manifest import list_manifests, write_manifest
-from vlforge.shards.thumbs import write_dropped_thumbs
+from vlforge.shards.thumbs import DroppedThumbs
 from vlforge.shards.writer import ShardWriter
 from vlforge.synthdog.config import load_config
 
@@ -110,7 +110,9 @@ def clean_shards(out: Path) -> Path:
         for row in dropped.select(["uid", "reason", "stage"]).to_pylist():
             writer.drop({"uid": row["uid"], "source": "web", "url": "http://127.0.0.1:9/x.jpg", "row": 99,
                          "width": 30, "height": 20, "lang": "en"}, reason=row["reason"], stage=row["stage"])
-        write_dropped_thumbs(out, "web-0000-000000000", [dropped])
+        thumbs = DroppedThumbs()
+        thumbs.offer(dropped)
+        thumbs.write(out, "web-0000-000000000")
     return out
 
 

@@ -1,15 +1,16 @@
 """Thumbnails of dropped images, so a report can show what each filter removed.
 
-A unit keeps, per drop reason, the `cap` dropped images whose uid hashes lowest (a bottom-k sample: the same
-rows give the same thumbnails in any order, and at most `cap` candidates per reason are held). They are written
-as small JPEGs into one parquet file per unit, `DIR/__thumbs/{unit}.thumbs.parquet`, committed atomically before
-the unit's manifest; the tars never contain them. A thumbnail file counts only beside its unit's manifest.
+A unit offers every table of rows it dropped while their image bytes are at hand (chunk by chunk); per drop
+reason `DroppedThumbs` keeps the `cap` decodable images whose uid hashes lowest (a bottom-k sample: the same rows
+give the same thumbnails in any order and chunking). Only thumbnails are held, never the images, and an image
+is decoded only when it enters the sample. `write` puts them into one parquet file per unit,
+`DIR/__thumbs/{unit}.thumbs.parquet`, committed atomically before the unit's manifest; the tars never contain
+them. A thumbnail file counts only beside its unit's committed manifest.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -47,50 +48,48 @@ def thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes | None:
     return buffer.getvalue()
 
 
-def _rank(uid: str | None) -> int:
-    return xxhash.xxh64_intdigest((uid or "").encode("utf-8"))
+def _column(table: pa.Table, name: str) -> list:
+    return table[name].to_pylist() if name in table.column_names else [None] * table.num_rows
 
 
-def pick(dropped: Sequence[pa.Table], cap: int = DEFAULT_CAP) -> list[dict]:
-    """Per reason, the `cap` rows with an image whose uid ranks lowest; only those rows are materialised."""
-    chosen: dict[str, list[tuple[int, str, int, int]]] = {}
-    for t, table in enumerate(dropped):
-        if "image" not in table.column_names or table.num_rows == 0:
-            continue
-        has_image = table["image"].is_valid().to_pylist()
-        uids, reasons = table["uid"].to_pylist(), table["reason"].to_pylist()
-        for i, (uid, reason, ok) in enumerate(zip(uids, reasons, has_image, strict=True)):
-            if ok:
-                best = chosen.setdefault(reason, [])
-                best.append((_rank(uid), uid or "", t, i))
-                if len(best) > cap:
-                    best.sort()
-                    best.pop()
-    rows = []
-    for reason in sorted(chosen):
-        for _, uid, t, i in sorted(chosen[reason]):
-            table = dropped[t]
-            row = {name: table[name][i].as_py() for name in ("stage", "caption") if name in table.column_names}
-            caption = row.get("caption")
-            rows.append({"uid": uid, "reason": reason, "stage": row.get("stage"),
-                         "caption": caption[:MAX_CAPTION_CHARS] if isinstance(caption, str) else None,
-                         "image": table["image"][i].as_py()})
-    return rows
+class DroppedThumbs:
+    """Per drop reason, thumbnails of the `cap` decodable dropped images whose uid hashes lowest."""
 
+    def __init__(self, cap: int = DEFAULT_CAP) -> None:
+        self.cap = cap
+        self._best: dict[str, list[tuple[tuple[int, str], dict]]] = {}
 
-def write_dropped_thumbs(out_dir: Path, prefix: str, dropped: Sequence[pa.Table],
-                         cap: int = DEFAULT_CAP) -> Path | None:
-    """Thumbnails of a unit's dropped images (tables with `uid`, `reason`, `image`), committed; None if none."""
-    rows = []
-    for row in pick(dropped, cap):
-        small = thumbnail(row.pop("image"))
-        if small is not None:
-            rows.append({**row, "jpeg": small})
-    if not rows:
-        return None
-    final = thumb_path(out_dir, prefix)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(final)
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp)
-    commit(tmp, final)
-    return final
+    def offer(self, dropped: pa.Table) -> None:
+        """Dropped rows with `uid`, `reason` and `image` (and `stage`, `caption` when present); others are ignored."""
+        if "image" not in dropped.column_names or dropped.num_rows == 0:
+            return
+        has_image = dropped["image"].is_valid().to_pylist()
+        rows = zip(_column(dropped, "uid"), _column(dropped, "reason"), _column(dropped, "stage"),
+                   _column(dropped, "caption"), has_image, strict=True)
+        for i, (uid, reason, stage, caption, ok) in enumerate(rows):
+            rank = (xxhash.xxh64_intdigest((uid or "").encode("utf-8")), uid or "")
+            best = self._best.setdefault(reason, [])
+            if not ok or (len(best) >= self.cap and rank >= best[-1][0]):
+                continue
+            small = thumbnail(dropped["image"][i].as_py())
+            if small is None:
+                continue
+            text = caption[:MAX_CAPTION_CHARS] if isinstance(caption, str) else None
+            best.append((rank, {"uid": uid, "reason": reason, "stage": stage, "caption": text, "jpeg": small}))
+            best.sort(key=lambda item: item[0])
+            del best[self.cap:]
+
+    def rows(self) -> list[dict]:
+        return [row for reason in sorted(self._best) for _, row in self._best[reason]]
+
+    def write(self, out_dir: Path, prefix: str) -> Path | None:
+        """Commit the unit's thumbnails (call before its manifest); None, and no file, when there are none."""
+        rows = self.rows()
+        if not rows:
+            return None
+        final = thumb_path(out_dir, prefix)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(final)
+        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp)
+        commit(tmp, final)
+        return final
