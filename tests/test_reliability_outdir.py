@@ -103,6 +103,8 @@ def test_marker_records_the_plan_and_a_foreign_subfolder_is_refused(tmp_path):
         pass
     recorded = json.loads((out / MARKER).read_text())
     assert recorded["plans"]["p"]["fingerprint"] == {"--seed": "1"} and recorded["tokens"] == [claim.fence.token]
+    (out / "__thumbs").mkdir()
+    (out / "__thumbs/u-1.thumbs.parquet").write_bytes(b"a unit's thumbnails are vlforge's")
     (out / "photos").mkdir()
     (out / MANIFEST_DIR).mkdir()
     (out / MANIFEST_DIR / "notes.txt").write_text("mine")

@@ -189,8 +189,6 @@ def run_units(
 def _run_claimed(units: list[Unit], process: Callable[[Unit], dict], claim: Claim, ray_address: str | None,
                  num_cpus: int | None, desc: str, give_up: Callable[[Unit, str], dict] | None,
                  max_attempts: int) -> RunReport:
-    import ray
-
     out = claim.out_dir
     report = RunReport(removed=cleanup_uncommitted(out, [u.id for u in units], claim.tokens))
     done = committed_units(out)
@@ -200,6 +198,8 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], dict], claim: Clai
     failures: dict[str, str] = {}
     attempts: Counter = Counter()
     with ray_session(ray_address, num_cpus) as (started, stopped):
+        import ray  # after ray_session has set Ray's environment
+
         report.ray_start_s = started
         if todo:
             task = ray.remote(num_cpus=1, max_retries=0)(run_fenced)  # retries counted here, see below

@@ -27,8 +27,7 @@ from pathlib import Path
 
 from vlforge.shards.atomic import commit, parse_temp, temp_path
 from vlforge.shards.fence import FENCE_FILE, STATE_DIR, Fence
-from vlforge.shards.manifest import MANIFEST_DIR
-from vlforge.shards.units import unit_of
+from vlforge.shards.units import UNIT_FILE_DIRS, unit_of
 
 MARKER = f"{STATE_DIR}/run.json"
 LOCK_FILE = f"{STATE_DIR}/run.lock"
@@ -117,20 +116,20 @@ def _is_own(rel: Path, plans: Iterable[Plan], tokens: Iterable[str]) -> bool:
     if str(named) in OWN_FILES:
         return True
     if len(rel.parts) == 1:
-        if name in (STATE_DIR, MANIFEST_DIR) or any(name in p.extras for p in plans):
+        if name == STATE_DIR or name in UNIT_FILE_DIRS or any(name in p.extras for p in plans):
             return True
-    elif rel.parts[0] != MANIFEST_DIR:
+    elif rel.parts[0] not in UNIT_FILE_DIRS:
         return False
     return any(p.owns_unit(unit_of(named)) for p in plans)
 
 
 def foreign_files(out: Path, plans: Iterable[Plan], tokens: Iterable[str]) -> list[str]:
-    """Names in the directory (and in `__manifests/`, `__vlforge/`) that no recorded plan gives."""
+    """Names in the directory (and in `__vlforge/` and the per-unit folders) that no recorded plan gives."""
     plans, tokens = list(plans), set(tokens)
     found = []
     for path in sorted(out.iterdir()):
         rel = path.relative_to(out)
-        if path.name in (MANIFEST_DIR, STATE_DIR) and path.is_dir():
+        if (path.name == STATE_DIR or path.name in UNIT_FILE_DIRS) and path.is_dir():
             found.extend(str(p.relative_to(out)) for p in sorted(path.iterdir())
                          if not _is_own(p.relative_to(out), plans, tokens))
         elif not _is_own(rel, plans, tokens):
@@ -148,7 +147,7 @@ def _plan_files(out: Path, plan: Plan) -> bool:
     """Whether any tar, manifest or extra of the plan is on disk."""
     if any((out / name).exists() for name in plan.extras):
         return True
-    candidates = list(out.glob("*.tar")) + list((out / MANIFEST_DIR).glob("*"))
+    candidates = list(out.glob("*.tar")) + [p for folder in UNIT_FILE_DIRS for p in (out / folder).glob("*")]
     return any(plan.owns_unit(unit_of(p)) for p in candidates)
 
 

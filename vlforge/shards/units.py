@@ -6,8 +6,10 @@ from pathlib import Path
 
 from vlforge.shards.atomic import parse_temp
 from vlforge.shards.manifest import MANIFEST_DIR, MANIFEST_SUFFIX, list_manifests
+from vlforge.shards.thumbs import THUMB_DIR, THUMB_SUFFIX
 
 TAR_NAME = re.compile(r"^(?P<unit>.+)-\d{6}\.tar$")
+UNIT_FILE_DIRS = {MANIFEST_DIR: MANIFEST_SUFFIX, THUMB_DIR: THUMB_SUFFIX}  # folder -> `{unit}{suffix}` files
 
 
 def committed_units(out_dir: str | Path) -> set[str]:
@@ -20,24 +22,23 @@ def tar_unit(tar: Path) -> str | None:
     return match["unit"] if match else None
 
 
-def manifest_unit(path: Path) -> str | None:
-    return path.name[: -len(MANIFEST_SUFFIX)] if path.name.endswith(MANIFEST_SUFFIX) else None
-
-
 def unit_of(path: Path) -> str | None:
-    """The unit a shard writer's file belongs to: its tar, its manifest, or a temporary file of either."""
+    """The unit a shard writer's file belongs to: a tar, a per-unit file (manifest, thumbnails) or a
+    temporary file of either; None for any other name."""
     name = path.name
     if temp := parse_temp(name):
         name = temp[0]
-    named = path.with_name(name)
-    return manifest_unit(named) if path.parent.name == MANIFEST_DIR else tar_unit(named)
+    suffix = UNIT_FILE_DIRS.get(path.parent.name)
+    if suffix is not None:
+        return name[: -len(suffix)] if name.endswith(suffix) else None
+    return tar_unit(path.with_name(name))
 
 
 def _files(out: Path) -> Iterator[Path]:
-    manifest_dir = out / MANIFEST_DIR
     yield from sorted(out.iterdir())
-    if manifest_dir.is_dir():
-        yield from sorted(manifest_dir.iterdir())
+    for folder in UNIT_FILE_DIRS:
+        if (out / folder).is_dir():
+            yield from sorted((out / folder).iterdir())
 
 
 def cleanup_uncommitted(out_dir: str | Path, units: Collection[str], tokens: Collection[str] = ()) -> list[str]:
