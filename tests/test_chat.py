@@ -152,23 +152,24 @@ def toy(text):
     return [SPECIAL.get(piece) or ord(piece) for piece in pieces]
 
 
-def finetune_py_preprocess(source, system_message="You are a helpful assistant."):
+def finetune_py_preprocess(source, tokenize=toy, system_message="You are a helpful assistant."):
+    """finetune.py's preprocess() of one conversation; `tokenize` is its `tokenizer(text).input_ids`."""
     roles = {"user": "<|im_start|>user", "assistant": "<|im_start|>assistant"}
-    im_start, im_end = SPECIAL["<|im_start|>"], SPECIAL["<|im_end|>"]
-    nl_tokens = toy("\n")
+    (im_start,), (im_end,) = tokenize("<|im_start|>"), tokenize("<|im_end|>")
+    nl_tokens = tokenize("\n")
     if roles[source[0]["from"]] != roles["user"]:
         source = source[1:]
-    system = [im_start, *toy("system"), *nl_tokens, *toy(system_message), im_end, *nl_tokens]
+    system = [im_start, *tokenize("system"), *nl_tokens, *tokenize(system_message), im_end, *nl_tokens]
     input_id = list(system)
     target = [im_start] + [IGNORE] * (len(system) - 3) + [im_end] + nl_tokens
     for sentence in source:
         role = roles[sentence["from"]]
-        _input_id = toy(role) + nl_tokens + toy(sentence["value"]) + [im_end] + nl_tokens
+        _input_id = tokenize(role) + nl_tokens + tokenize(sentence["value"]) + [im_end] + nl_tokens
         input_id += _input_id
         if role == "<|im_start|>user":
             _target = [im_start] + [IGNORE] * (len(_input_id) - 3) + [im_end] + nl_tokens
         else:
-            n = len(toy(role))
+            n = len(tokenize(role))
             _target = [im_start] + [IGNORE] * n + _input_id[n + 1 : -2] + [im_end] + nl_tokens
         target += _target
     return input_id, target

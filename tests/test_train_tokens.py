@@ -5,6 +5,7 @@ import re
 import shutil
 
 import pytest
+from test_chat import finetune_py_preprocess
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
@@ -118,10 +119,9 @@ def test_image_count_mismatch_names_the_sample():
     assert raised.value.reason == "image_count"
 
 
-# Qwen-VL's finetune.py, preprocess(), restated with a real tokenizer (tests/test_chat.py restates it with a
-# character tokenizer). Qwen-VL's own tokenizer turns `<img>PATH</img>` into <img>, 256 ids, </img> and
-# tokenizes the text on either side of it on its own; here those ids are <imgpad>: the model sees the adapter's
-# outputs at those positions either way.
+# Qwen-VL's finetune.py, preprocess(), as tests/test_chat.py restates it, run here with real tokenizers.
+# Qwen-VL's own tokenizer turns `<img>PATH</img>` into <img>, 256 ids, </img> and tokenizes the text on either
+# side of it on its own; here those ids are <imgpad>: the model sees the adapter's outputs there either way.
 def qwenvl_tokenize(tok, text: str) -> list[int]:
     ids = []
     for part in re.split(r"(<img>[^<>]*</img>)", text):
@@ -130,30 +130,6 @@ def qwenvl_tokenize(tok, text: str) -> list[int]:
         elif part:
             ids += tok(part, add_special_tokens=False).input_ids
     return ids
-
-
-def finetune_py_preprocess(tok, source: list[dict], system_message="You are a helpful assistant."):
-    t = lambda text: qwenvl_tokenize(tok, text)  # noqa: E731 - finetune.py's `tokenizer(text).input_ids`
-    roles = {"user": "<|im_start|>user", "assistant": "<|im_start|>assistant"}
-    im_start, im_end = tok.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
-    nl_tokens = t("\n")
-    _system = t("system") + nl_tokens
-    if roles[source[0]["from"]] != roles["user"]:
-        source = source[1:]
-    system = [im_start, *_system, *t(system_message), im_end, *nl_tokens]
-    input_id = list(system)
-    target = [im_start] + [IGNORE_INDEX] * (len(system) - 3) + [im_end] + nl_tokens
-    for sentence in source:
-        role = roles[sentence["from"]]
-        _input_id = t(role) + nl_tokens + t(sentence["value"]) + [im_end] + nl_tokens
-        input_id += _input_id
-        if role == "<|im_start|>user":
-            _target = [im_start] + [IGNORE_INDEX] * (len(_input_id) - 3) + [im_end] + nl_tokens
-        else:
-            n = len(t(role))
-            _target = [im_start] + [IGNORE_INDEX] * n + _input_id[n + 1:-2] + [im_end] + nl_tokens
-        target += _target
-    return input_id, target
 
 
 CHAT_RECORDS = [
@@ -190,7 +166,7 @@ def test_chat_tokens_and_labels_equal_finetune_py(tok, chat_samples):
         paths = [f"/data/{i}.jpg" for i in range(len(sample.images))]
         turns = to_qwenvl_conversation({"task": "chat", "segments": segments}, paths, sample.key)["conversations"]
         enc = encode_sample(sample, tok, N)
-        ids, target = finetune_py_preprocess(tok, turns)
+        ids, target = finetune_py_preprocess(turns, lambda text: qwenvl_tokenize(tok, text))
         assert enc.input_ids == ids
         assert enc.labels == target
         assert tok.decode(enc.input_ids[-2:]) == "<|im_end|>\n"
