@@ -189,3 +189,15 @@ def test_images_zero_leaves_out_the_kept_grid(tmp_path, capsys):
     page = Page((tmp_path / "r.html").read_text(encoding="utf-8"))
     assert [kind for _, kind, _, _ in page.grids] == ["dropped", "dropped"]
     assert Path(tmp_path / "r.html").stat().st_size > 10_000
+
+
+def test_a_cut_tar_is_a_note_not_a_failure(tmp_path, capsys):
+    clean = clean_shards(tmp_path / "clean")
+    first = sorted(clean.glob("*.tar"))[0]
+    first.write_bytes(first.read_bytes()[: first.stat().st_size // 3])
+    code, _, err = run_cli(capsys, "report", str(clean), "--out", str(tmp_path / "r.html"), "--images", "6")
+    assert code == 0, err
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert f'<p class="none">not shown: {first.name}: ' in text and "unreadable or truncated tar" in text
+    kept = [n for _, kind, _, n in Page(text).grids if kind == "kept"]
+    assert len(kept) == 1 and 2 <= kept[0] < 6  # the intact tar's two samples, and what preceded the cut

@@ -17,7 +17,7 @@ import duckdb
 from vlforge.formats.sample import SampleError, sample_from_wds
 from vlforge.formats.segments import IMAGE_SLOT
 from vlforge.shards.manifest import manifest_path
-from vlforge.shards.reader import iter_tar
+from vlforge.shards.reader import ShardReadError, iter_tar
 from vlforge.shards.thumbs import MAX_CAPTION_CHARS, THUMB_DIR, THUMB_SUFFIX, thumbnail
 from vlforge.stats.charts import data_uri
 from vlforge.stats.manifests import literal, run
@@ -44,10 +44,10 @@ def _caption(wds: dict) -> tuple[str, bytes | None]:
     return text[:MAX_CAPTION_CHARS], sample.images[0] if sample.images else None
 
 
-def kept_tiles(con: duckdb.DuckDBPyConnection, directory: Path, count: int) -> list[Tile]:
-    """Up to `count` kept samples, read from their tars."""
+def kept_tiles(con: duckdb.DuckDBPyConnection, directory: Path, count: int) -> tuple[list[Tile], list[str]]:
+    """Up to `count` kept samples read from their tars, and a note for each tar that could not be read."""
     if count == 0:
-        return []
+        return [], []
     picked = run(con, f"""
         SELECT tar, key, uid FROM samples WHERE dir = ? AND status = 'kept' AND tar IN (
             SELECT tar FROM (SELECT DISTINCT tar FROM samples WHERE dir = ? AND status = 'kept')
@@ -56,21 +56,20 @@ def kept_tiles(con: duckdb.DuckDBPyConnection, directory: Path, count: int) -> l
     wanted: dict[str, dict[str, str]] = defaultdict(dict)
     for tar, key, uid in picked:
         wanted[tar][key] = uid
-    tiles = []
+    tiles, notes = [], []
     for tar, keys in sorted(wanted.items()):
-        path = directory / tar
-        if not path.is_file():
-            continue
-        for wds in iter_tar(str(path)):
-            uid = keys.pop(wds.get("__key__"), None)
-            if uid is None:
-                continue
-            caption, image = _caption(wds)
-            small = thumbnail(image) if image else None
-            tiles.append(Tile(uid, caption, data_uri(small, "image/jpeg") if small else None))
-            if not keys:
-                break
-    return tiles
+        try:
+            for wds in iter_tar(str(directory / tar)):
+                uid = keys.pop(wds.get("__key__"), None)
+                if uid is not None:
+                    caption, image = _caption(wds)
+                    small = thumbnail(image) if image else None
+                    tiles.append(Tile(uid, caption, data_uri(small, "image/jpeg") if small else None))
+                if not keys:
+                    break
+        except (ShardReadError, OSError) as exc:
+            notes.append(f"{tar}: {exc}")
+    return tiles, notes
 
 
 def committed_thumbs(directory: Path) -> list[Path]:

@@ -82,9 +82,11 @@ def data_section(con: duckdb.DuckDBPyConnection, output: Output, tables: dict[st
     if task_rows:
         parts.extend([html_table(tables["tasks"], d), _chart(charts.task_mix_chart(task_rows), "tasks")])
     parts.extend(html_table(t, d) for t in tables.values() if t.name in ("ocr", "fonts"))
-    kept = kept_tiles(con, output.dir, images)
-    if kept:
-        parts.extend(["<h3>Kept samples</h3>", _grid(kept, "kept")])
+    kept, unreadable = kept_tiles(con, output.dir, images)
+    if kept or unreadable:
+        parts.append("<h3>Kept samples</h3>")
+        parts.extend(f'<p class="none">not shown: {_esc(note)}</p>' for note in unreadable)
+        parts.append(_grid(kept, "kept") if kept else "")
     dropped = dropped_tiles(con, output.dir)
     if reasons:
         parts.append("<h3>Dropped samples by reason</h3>")
