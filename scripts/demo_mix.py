@@ -22,7 +22,7 @@ PER_SHARD_SOURCE = 8  # samples taken from each of the demo's own shard sets
 def _count(kind: str, path: Path) -> int:
     """How many samples to take from a shard set (all of them when it has fewer)."""
     found = shards.scan(shards.Options(adapter="shards", kind=kind, paths=[str(path)]), "caption")
-    return min(len(found), PER_SHARD_SOURCE)
+    return min(sum(1 for _ in found), PER_SHARD_SOURCE)
 
 
 def build_mix(out: Path, clean_dir: Path, synthdog_dir: Path) -> Path:

@@ -226,7 +226,7 @@ def recipe(paths: dict, extra_sources: list[dict] = (), **top: object) -> dict:
         *({"name": layout, "task": "vqa", "weight": 1,
            "from": {"adapter": "simple_vqa", "layout": layout, "annotations": str(paths[layout][0]),
                     "images": str(paths[layout][1])}} for layout in ("textvqa", "docvqa", "chartqa", "ocrvqa")),
-        {"name": "refcoco", "task": "ref_grounding", "weight": 3,
+        {"name": "refcoco", "task": "ref_grounding", "count": 4,
          "from": {"adapter": "refcoco", "refs": str(paths["refcoco"]), "instances": str(coco_paths["instances"]),
                   "images": str(coco_paths["images2014"])}},
         {"name": "vg", "task": "grounded_caption", "weight": 3,

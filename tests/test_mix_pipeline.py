@@ -38,10 +38,10 @@ def _rows(out):
 def test_every_planned_sample_has_one_manifest_row(mixed):
     out, _, _ = mixed
     rows = _rows(out)
-    assert sorted(r["position"] for r in rows) == list(range(23))
+    assert sorted(r["position"] for r in rows) == list(range(24))
     assert verify_dir(out).ok
     kept = read_tar_samples(out)
-    assert len(kept) == sum(r["status"] == "kept" for r in rows) == 20
+    assert len(kept) == sum(r["status"] == "kept" for r in rows) == 21
 
 
 def test_drop_reasons_per_source(mixed):
@@ -57,7 +57,7 @@ def test_mix_json_holds_the_realised_mix(mixed):
     mix = json.loads((out / "mix.json").read_text())
     assert mix["sources"]["coco"] == {"task": "caption", "planned": 4, "kept": 3, "dropped": 1,
                                       "reasons": {"image_missing": 1}}
-    assert mix["tasks"] == {"chat": 1, "caption": 3, "vqa": 7, "ref_grounding": 2, "grounded_caption": 2,
+    assert mix["tasks"] == {"chat": 1, "caption": 3, "vqa": 7, "ref_grounding": 3, "grounded_caption": 2,
                             "grounding": 2, "text": 3}
     assert mix["est_tokens"]["text"]["min"] == len("Pure text from JSONL.")
     assert mix["duplicates"]["sha256"] == {"images": 2, "by_sources": {"refcoco+vqav2": 2}}

@@ -10,6 +10,11 @@ from vlforge.pipelines.mix_plan import apportion, make_plan, scan_sources
 from vlforge.pipelines.mix_recipe import MixError, load_mix_recipe
 
 
+def _plan(recipe, folder):
+    folder.mkdir(exist_ok=True)
+    return make_plan(recipe, scan_sources(recipe, folder))
+
+
 def _text_recipe(tmp_path, sizes: dict[str, int], weights: dict, **top) -> object:
     sources = []
     for name, size in sizes.items():
@@ -30,45 +35,45 @@ def test_apportion_by_largest_remainder():
 def test_default_total_is_the_largest_mix_that_repeats_no_weighted_source(tmp_path):
     recipe = _text_recipe(tmp_path, {"a": 100, "b": 30, "c": 5},
                           {"a": {"weight": 2}, "b": {"weight": 1}, "c": {"count": 5}})
-    plan = make_plan(recipe, scan_sources(recipe))
+    plan = _plan(recipe, tmp_path / "plan")
     # b binds: 30 / (1/3) = 90 weighted samples -> a 60, b 30; c exactly 5
     assert plan.targets == {"c": 5, "a": 60, "b": 30}
-    assert Counter(i for i, _ in plan.order) == {0: 60, 1: 30, 2: 5}
-    drawn = [j for i, j in plan.order if i == 0]
+    assert Counter(i for i, _ in plan.order()) == {0: 60, 1: 30, 2: 5}
+    drawn = [j for i, j in plan.order() if i == 0]
     assert len(set(drawn)) == 60  # without repeats
 
 
 def test_repeat_draws_every_record_before_any_twice(tmp_path):
     recipe = _text_recipe(tmp_path, {"a": 3}, {"a": {"weight": 1, "repeat": True}}, total=7)
-    plan = make_plan(recipe, scan_sources(recipe))
-    drawn = [j for _, j in plan.order]
+    plan = _plan(recipe, tmp_path / "plan")
+    drawn = [j for _, j in plan.order()]
     assert sorted(Counter(drawn).values()) == [2, 2, 3]
 
 
 def test_too_few_records_is_an_error_naming_the_source(tmp_path):
     recipe = _text_recipe(tmp_path, {"a": 3, "b": 3}, {"a": {"count": 5}, "b": {"weight": 1}})
     with pytest.raises(MixError, match=r"sources.0 \(a\): the mix needs 5 records but it has 3"):
-        make_plan(recipe, scan_sources(recipe))
+        _plan(recipe, tmp_path / "plan")
     recipe = _text_recipe(tmp_path, {"a": 3}, {"a": {"count": 3}}, total=2)
     with pytest.raises(MixError, match="total: 2 is less than"):
-        make_plan(recipe, scan_sources(recipe))
+        _plan(recipe, tmp_path / "plan")
 
 
 def test_same_recipe_and_seed_same_order_other_seed_other_order(tmp_path):
     recipe = _text_recipe(tmp_path, {"a": 50, "b": 50}, {"a": {"weight": 1}, "b": {"weight": 1}})
-    first = make_plan(recipe, scan_sources(recipe)).order
-    assert make_plan(recipe, scan_sources(recipe)).order == first
+    first = list(_plan(recipe, tmp_path / "plan").order())
+    assert list(_plan(recipe, tmp_path / "plan").order()) == first
     other = recipe.model_copy(update={"seed": 1})
-    assert make_plan(other, scan_sources(other)).order != first
+    assert list(_plan(other, tmp_path / "plan").order()) != first
 
 
 def test_every_stretch_of_the_output_mixes_tasks_by_weight(tmp_path):
     """Realised shares in the first tenth of the output are within 4 sigma of the weights (hypergeometric)."""
     recipe = _text_recipe(tmp_path, {"a": 6000, "b": 3000, "c": 1000},
                           {"a": {"weight": 6}, "b": {"weight": 3}, "c": {"weight": 1}})
-    plan = make_plan(recipe, scan_sources(recipe))
-    assert len(plan.order) == 10_000
-    window = plan.order[:1000]
+    plan = _plan(recipe, tmp_path / "plan")
+    assert len(list(plan.order())) == 10_000
+    window = list(plan.order())[:1000]
     counts = Counter(i for i, _ in window)
     for index, share in enumerate((0.6, 0.3, 0.1)):
         sigma = math.sqrt(1000 * share * (1 - share))
@@ -81,4 +86,4 @@ def test_a_missing_source_fails_before_any_work(tmp_path):
         {"name": "coco", "task": "caption", "weight": 1,
          "from": {"adapter": "coco_captions", "annotations": str(tmp_path / "nope.json"), "images": str(tmp_path)}}]})
     with pytest.raises(MixError, match=r"sources.0 \(coco, coco_captions\): annotations: no such file"):
-        scan_sources(load_mix_recipe(recipe_path))
+        scan_sources(load_mix_recipe(recipe_path), tmp_path)

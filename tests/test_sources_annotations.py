@@ -24,6 +24,10 @@ from vlforge.sources.annotations import shards as shard_source
 from vlforge.sources.annotations.base import most_common
 
 
+def _scan(module, options, task):
+    return list(module.scan(options, task))
+
+
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory):
     return mix_layouts.write_all(tmp_path_factory.mktemp("layouts"))
@@ -31,7 +35,7 @@ def fx(tmp_path_factory):
 
 def test_coco_captions_one_sample_per_caption_with_its_image(fx):
     c = fx["coco"]
-    items = coco_captions.scan(coco_captions.Options(adapter="coco_captions", annotations=c["captions"],
+    items = _scan(coco_captions, coco_captions.Options(adapter="coco_captions", annotations=c["captions"],
                                                      images=c["images2017"]), "caption")
     assert [i.uid for i in items] == ["coco:661611", "coco:661612", "coco:122312", "coco:122313"]
     assert items[2].record["caption"] == "A giraffe eating food from the top of a tree."
@@ -40,7 +44,7 @@ def test_coco_captions_one_sample_per_caption_with_its_image(fx):
 
 def test_vqav2_most_common_answer_and_coco_file_name(fx):
     c, v = fx["coco"], fx["vqav2"]
-    items = vqav2.scan(vqav2.Options(adapter="vqav2", questions=v["questions"], annotations=v["annotations"],
+    items = _scan(vqav2, vqav2.Options(adapter="vqav2", questions=v["questions"], annotations=v["annotations"],
                                      images=c["images2014"]), "vqa")
     assert [(i.record["question"], i.record["answer"]) for i in items] == [
         ("How many people are there?", "2"), ("What animal is this?", "bear")]
@@ -55,7 +59,7 @@ def test_most_common_prefers_the_annotated_answer_on_a_tie():
 
 def test_gqa_short_answer_and_image_by_id(fx):
     g = fx["gqa"]
-    [item] = gqa.scan(gqa.Options(adapter="gqa", questions=g["questions"], images=g["images"]), "vqa")
+    [item] = _scan(gqa, gqa.Options(adapter="gqa", questions=g["questions"], images=g["images"]), "vqa")
     assert item.uid == "gqa:02930152"
     assert item.record == {"image": str(g["images"] / "2354786.jpg"), "question": "Is the sky dark?",
                            "answer": "yes"}
@@ -70,7 +74,7 @@ def test_gqa_short_answer_and_image_by_id(fx):
 ])
 def test_simple_vqa_layouts(fx, layout, expected):
     annotations, images = fx[layout]
-    items = simple_vqa.scan(simple_vqa.Options(adapter="simple_vqa", layout=layout, annotations=annotations,
+    items = _scan(simple_vqa, simple_vqa.Options(adapter="simple_vqa", layout=layout, annotations=annotations,
                                                images=images), "vqa")
     assert [(i.record["question"], i.record["answer"], i.images[0]) for i in items] == [
         (q, a, str(images / rel)) for q, a, rel in expected]
@@ -80,17 +84,17 @@ def test_ocrvqa_keeps_only_the_chosen_splits(fx):
     annotations, images = fx["ocrvqa"]
     options = simple_vqa.Options(adapter="simple_vqa", layout="ocrvqa", annotations=annotations, images=images,
                                  splits=(3,))
-    assert simple_vqa.scan(options, "vqa") == []
+    assert _scan(simple_vqa, options, "vqa") == []
 
 
 def test_refcoco_sentences_of_train_refs_with_their_coco_box(fx):
     c = fx["coco"]
     options = refcoco.Options(adapter="refcoco", refs=fx["refcoco"], instances=c["instances"], images=c["images2014"])
-    items = refcoco.scan(options, "ref_grounding")
+    items = _scan(refcoco, options, "ref_grounding")
     assert [i.record["expression"] for i in items] == ["man on the left", "guy in red", "bear in the corner",
                                                        "bear mostly outside"]  # the testA ref is left out
     assert items[0].record["box"] == [64.0, 48.0, 128.0, 96.0] and items[0].record["box_format"] == "xywh"
-    assert refcoco.scan(options, "grounded_caption")[1].record["caption"] == "guy in red"
+    assert _scan(refcoco, options, "grounded_caption")[1].record["caption"] == "guy in red"
 
 
 def test_refcoco_refuses_the_pickle_itself(fx, tmp_path):
@@ -98,7 +102,7 @@ def test_refcoco_refuses_the_pickle_itself(fx, tmp_path):
     options = refcoco.Options(adapter="refcoco", refs=tmp_path / "refs(unc).p", instances=c["instances"],
                               images=c["images2014"])
     with pytest.raises(SourceError, match="is a pickle; convert it first"):
-        refcoco.scan(options, "ref_grounding")
+        _scan(refcoco, options, "ref_grounding")
 
 
 def py2_pickle(value: object) -> bytes:
@@ -141,7 +145,7 @@ def test_refs_pickle_that_names_a_function_is_refused_not_run(tmp_path):
 
 def test_visual_genome_regions_in_either_image_folder(fx):
     vg = fx["vg"]
-    items = visual_genome.scan(visual_genome.Options(adapter="visual_genome", regions=vg["regions"],
+    items = _scan(visual_genome, visual_genome.Options(adapter="visual_genome", regions=vg["regions"],
                                                      images=vg["images"]), "grounded_caption")
     assert [(i.uid, i.record["caption"], i.record["box"]) for i in items] == [
         ("vg:1382", "the clock is green in colour", [421, 57, 82, 139]),
@@ -159,26 +163,26 @@ def test_grit_refs_from_noun_chunks_grouped_by_span_without_overlaps():
 
 
 def test_grit_reads_img2dataset_shards_with_saved_columns(fx):
-    items = grit.scan(grit.Options(adapter="grit", paths=[str(fx["grit"])]), "grounding")
+    items = _scan(grit, grit.Options(adapter="grit", paths=[str(fx["grit"])]), "grounding")
     assert [i.uid for i in items] == ["grit:1000", "grit:1001"]
     assert items[0].record["caption"] == "a dog and a cat on a sofa"
     assert items[0].record["refs"][1] == {"span": [10, 15], "boxes": [[0.5, 0.3, 0.95, 0.95]]}
     assert items[0].frame == (1.0, 1.0)
     assert items[0].images == [ShardMember(str(fx["grit"]), "000000000.jpg")]
-    refs = grit.scan(grit.Options(adapter="grit", paths=[str(fx["grit"])], spans="ref_exps"), "grounding")
+    refs = _scan(grit, grit.Options(adapter="grit", paths=[str(fx["grit"])], spans="ref_exps"), "grounding")
     assert refs[0].record["refs"] == [{"span": [0, 15], "boxes": [[0.1, 0.2, 0.95, 0.95]]}]
 
 
 def test_text_lines_files_and_jsonl(fx, tmp_path):
-    items = text.scan(text.Options(adapter="text", paths=fx["text"]), "text")
+    items = _scan(text, text.Options(adapter="text", paths=fx["text"]), "text")
     assert [i.record["text"] for i in items] == ["The first line of plain text.",
                                                  "A second, longer line of plain text.", "Pure text from JSONL."]
-    whole = text.scan(text.Options(adapter="text", paths=fx["text"][:1], per="file"), "text")
+    whole = _scan(text, text.Options(adapter="text", paths=fx["text"][:1], per="file"), "text")
     assert len(whole) == 1 and whole[0].record["text"].count("\n") == 3
 
 
 def test_canonical_jsonl_chat_keeps_every_image_in_order(fx):
-    [item] = jsonl.scan(jsonl.Options(adapter="jsonl", path=fx["chat"]), "chat")
+    [item] = _scan(jsonl, jsonl.Options(adapter="jsonl", path=fx["chat"]), "chat")
     assert item.images == [str(fx["chat"].parent / "images/a.jpg"), str(fx["chat"].parent / "images/b.jpg")]
 
 
@@ -189,14 +193,14 @@ def test_vlforge_clean_and_synthdog_shards(tmp_path):
     lines = [{"text": "HELLO", "quad": [[1, 2], [30, 2], [30, 10], [1, 10]]}]
     with ShardWriter(tmp_path / "ocr", "synthdog-en-0") as w:
         w.write("en_1", {"jpg": jpeg, "json": {"task": "ocr", "lines": lines, "lang": "en"}}, {"uid": "s1"})
-    [cap] = shard_source.scan(shard_source.Options(adapter="shards", kind="clean", paths=[str(tmp_path / "clean")]),
+    [cap] = _scan(shard_source, shard_source.Options(adapter="shards", kind="clean", paths=[str(tmp_path / "clean")]),
                               "caption")
     assert cap.record == {"image": "a.jpg", "caption": "a red kite", "lang": "zh"}
     assert cap.images[0].member == "a.jpg"
     with ShardWriter(tmp_path / "ocr", "synthdog-en-1") as w:
         w.write("en_2", {"jpg": jpeg, "json": b"{broken"}, {"uid": "s2"})
     options = shard_source.Options(adapter="shards", kind="synthdog", paths=[str(tmp_path / "ocr")])
-    ocr, broken = shard_source.scan(options, "ocr")
+    ocr, broken = _scan(shard_source, options, "ocr")
     assert ocr.record["lines"] == lines
     assert broken.record == {"image": "en_2.jpg", "lines": None}  # a bad member: dropped when rendered
 
@@ -211,14 +215,14 @@ def test_malformed_annotation_files_name_the_problem(fx, tmp_path, writer, messa
     writer(bad)
     options = coco_captions.Options(adapter="coco_captions", annotations=bad, images=fx["coco"]["images2017"])
     with pytest.raises(SourceError, match=message):
-        coco_captions.scan(options, "caption")
+        _scan(coco_captions, options, "caption")
 
 
 def test_missing_files_and_folders_are_named(fx, tmp_path):
     with pytest.raises(SourceError, match="annotations: no such file"):
-        coco_captions.scan(coco_captions.Options(adapter="coco_captions", annotations=tmp_path / "x.json",
+        _scan(coco_captions, coco_captions.Options(adapter="coco_captions", annotations=tmp_path / "x.json",
                                                  images=fx["coco"]["images2017"]), "caption")
     with pytest.raises(SourceError, match="images: no such directory"):
-        gqa.scan(gqa.Options(adapter="gqa", questions=fx["gqa"]["questions"], images=tmp_path / "nope"), "vqa")
+        _scan(gqa, gqa.Options(adapter="gqa", questions=fx["gqa"]["questions"], images=tmp_path / "nope"), "vqa")
     with pytest.raises(SourceError, match=r"no \.tar shards"):
-        grit.scan(grit.Options(adapter="grit", paths=[str(tmp_path)]), "grounding")
+        _scan(grit, grit.Options(adapter="grit", paths=[str(tmp_path)]), "grounding")

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
@@ -115,8 +116,15 @@ def prepare(data: bytes, max_side: int | None, quality: int, phash: bool) -> Pre
     return Prepared(buffer.getvalue(), size, digest, perceptual, True)
 
 
-def eval_hashes(dirs: list[Path], phash: bool) -> tuple[set[str], set[str]]:
-    """sha256 and pHash sets of every image in the evaluation directories (image files and shard tars)."""
+EVAL_FILES = {"sha256": "eval-sha256.npy", "phash": "eval-phash.npy"}
+
+
+def eval_hashes(dirs: list[Path], phash: bool, folder: Path) -> str:
+    """Sorted sha256 and pHash arrays of every image in the evaluation directories (image files and shard
+    tars), saved in the plan `folder` for the units to memory-map; returns the digest of both.
+
+    Planning holds the hashes of the evaluation images only (~200 bytes each), never the training data's.
+    """
     for root in dirs:
         if not Path(root).is_dir():
             raise FileNotFoundError(f"exclude_eval: no such directory {root}")
@@ -130,7 +138,27 @@ def eval_hashes(dirs: list[Path], phash: bool) -> tuple[set[str], set[str]]:
         shas.add(sha)
         if ph:
             perceptual.add(ph)
-    return shas, perceptual
+    digest = hashlib.sha256()
+    for kind, found in (("sha256", shas), ("phash", perceptual)):
+        array = np.array(sorted(found), dtype="S64")
+        np.save(folder / EVAL_FILES[kind], array)
+        digest.update(array.tobytes() + b"|")
+    return digest.hexdigest()
+
+
+class EvalSet:
+    """The evaluation hashes of a plan folder, memory-mapped; membership by binary search."""
+
+    def __init__(self, folder: Path) -> None:
+        self._arrays = {kind: np.load(Path(folder) / name, mmap_mode="r") for kind, name in EVAL_FILES.items()}
+
+    def __contains__(self, image: Prepared) -> bool:
+        return self._has("sha256", image.sha256) or (image.phash is not None and self._has("phash", image.phash))
+
+    def _has(self, kind: str, value: str) -> bool:
+        array, key = self._arrays[kind], value.encode()
+        at = int(np.searchsorted(array, key))
+        return at < len(array) and array[at] == key
 
 
 def _eval_images(dirs: list[Path]) -> Iterator[bytes]:

@@ -1,17 +1,21 @@
 """`vlforge mix`: plan (read every source, fail before any work), claim the output, run units on Ray, report.
 
-Work unit = a stretch of `samples_per_unit` positions of the planned order (`mix-{k:05d}`), written into
-its own tars and manifest and committed atomically; a killed run started again with the same command
-finishes the missing units only. The plan fingerprint (recipe, every source's records, the input files'
+Planning streams every source into a staging folder beside the output (`.OUT.mixplan-*`, removed at
+the end), so a missing or malformed source fails before the output directory is touched; once the output
+is claimed the staging folder becomes `OUT/_mixplan` (kept when a resumed run planned the same). Work unit
+= a stretch of `samples_per_unit` positions of the planned order (`mix-{k:05d}`), written into its own tars
+and manifest and committed atomically; a killed run started again with the same command finishes the
+missing units only. The plan fingerprint (recipe, a digest of every source's records, the input files'
 size and mtime, the evaluation hashes) is recorded with the output, so a rerun whose recipe or inputs
 changed is refused with the fields that changed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import asdict, dataclass
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from vlforge.pipelines.fingerprint import plan_fingerprint
@@ -19,14 +23,16 @@ from vlforge.pipelines.mix_images import eval_hashes
 from vlforge.pipelines.mix_plan import Plan, make_plan, scan_sources
 from vlforge.pipelines.mix_recipe import MixRecipe
 from vlforge.pipelines.mix_report import summarize
+from vlforge.pipelines.mix_spill import Spilled
 from vlforge.pipelines.mix_unit import process_unit
 from vlforge.pipelines.runner import RunReport, Unit, run_units
 from vlforge.shards.atomic import commit, temp_path
 from vlforge.shards.outdir import Plan as OutPlan
 from vlforge.shards.outdir import claim_out_dir
-from vlforge.sources.annotations import ShardMember
 
 MIX_FILE = "mix.json"
+PLAN_DIR = "_mixplan"
+PLAN_FILE = "plan.json"  # written last into the plan folder: its fingerprint says which plan it holds
 UNIT_PATTERN = r"mix-\d{5}"
 
 
@@ -36,14 +42,7 @@ class MixResult:
     summary: dict
 
 
-def _digest(items: list) -> str:
-    h = hashlib.sha256()
-    for item in items:
-        h.update(json.dumps(asdict(item), sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
-def _input_files(recipe: MixRecipe, plan: Plan) -> list[str]:
+def _input_files(recipe: MixRecipe, spilled: list[Spilled]) -> list[str]:
     """Annotation files and tars the sources read (image files are covered by the records' digest only)."""
     files = set()
     for source in recipe.sources:
@@ -51,31 +50,29 @@ def _input_files(recipe: MixRecipe, plan: Plan) -> list[str]:
             for path in value if isinstance(value, list) else [value]:
                 if isinstance(path, (str, Path)) and Path(path).is_file():
                     files.add(str(Path(path).resolve()))
-    for items in plan.items.values():
-        files.update(ref.tar for item in items for ref in item.images if isinstance(ref, ShardMember))
+    for found in spilled:
+        files.update(found.tars)
     return sorted(files)
 
 
-def make_units(recipe: MixRecipe, plan: Plan, out: Path, evals: tuple[set, set]) -> list[Unit]:
+def make_units(recipe: MixRecipe, plan: Plan, out: Path, plan_dir: Path) -> list[Unit]:
+    """One small payload per unit: its counts and stream offsets, never records or hash sets."""
     sources = [{"name": s.name, "task": s.task, "lang": s.lang} for s in recipe.sources]
-    images = {"max_side": recipe.images.max_side, "quality": recipe.images.quality, "phash": recipe.phash,
-              "eval_sha256": evals[0], "eval_phash": evals[1]}
-    common = {"out": str(out), "sources": sources, "images": images, "max_samples": recipe.shards.max_samples,
-              "max_bytes": recipe.shards.max_bytes}
-    size = recipe.samples_per_unit
-    units = []
-    for k, start in enumerate(range(0, len(plan.order), size)):
-        entries = [(start + n, i, plan.items[recipe.sources[i].name][j])
-                   for n, (i, j) in enumerate(plan.order[start:start + size])]
-        units.append(Unit(f"mix-{k:05d}", {**common, "entries": entries}))
-    return units
+    images = {"max_side": recipe.images.max_side, "quality": recipe.images.quality, "phash": recipe.phash}
+    common = {"out": str(out), "plan_dir": str(plan_dir), "sources": sources, "images": images,
+              "max_samples": recipe.shards.max_samples, "max_bytes": recipe.shards.max_bytes, "seed": plan.seed,
+              "have": plan.have, "exclude_eval": bool(recipe.exclude_eval)}
+    starts = plan.starts()
+    return [Unit(f"mix-{k:05d}", {**common, "unit": k, "start": k * plan.unit_size, "counts": counts.tolist(),
+                                  "starts": starts[k].tolist()})
+            for k, counts in enumerate(plan.counts)]
 
 
-def fingerprint(recipe: MixRecipe, plan: Plan, evals: tuple[set, set], inputs: list[str]) -> dict[str, str]:
+def fingerprint(recipe: MixRecipe, spilled: list[Spilled], evals: str, inputs: list[str]) -> dict[str, str]:
     options = {
         "recipe": recipe.model_dump(mode="json", exclude={"ray_address", "num_cpus", "exclude_eval"}),
-        "records": {name: _digest(items) for name, items in plan.items.items()},
-        "exclude_eval": hashlib.sha256(json.dumps([sorted(evals[0]), sorted(evals[1])]).encode()).hexdigest(),
+        "records": {s.name: found.digest for s, found in zip(recipe.sources, spilled, strict=True)},
+        "exclude_eval": evals,
     }
     return plan_fingerprint(options, inputs)
 
@@ -86,21 +83,40 @@ def write_json(path: Path, data: dict) -> None:
     commit(tmp, path)
 
 
+def install_plan(staging: Path, out: Path, fingerprint: dict[str, str]) -> Path:
+    """`out/_mixplan`: kept if it holds this very plan (a resumed run), else replaced by the staging folder."""
+    plan_dir = out / PLAN_DIR
+    plan_file = plan_dir / PLAN_FILE
+    if plan_file.is_file() and json.loads(plan_file.read_text(encoding="utf-8")) == fingerprint:
+        return plan_dir
+    if plan_dir.exists():
+        shutil.rmtree(plan_dir)  # vlforge's own (a plan extra), of a plan no unit was committed from
+    shutil.move(staging, plan_dir)
+    write_json(plan_file, fingerprint)
+    return plan_dir
+
+
 def build_mixture(recipe: MixRecipe, out: str | Path, allow_foreign_files: bool = False) -> MixResult:
     """Plan, then run; every source problem is a MixError raised before the output directory is touched."""
     out = Path(out)
-    plan = make_plan(recipe, scan_sources(recipe))
-    evals = eval_hashes(recipe.exclude_eval, recipe.phash)
-    inputs = _input_files(recipe, plan)
-    units = make_units(recipe, plan, out, evals)
-    out_plan = OutPlan(key="mix", pipeline="mix", units=UNIT_PATTERN, extras=(MIX_FILE,),
-                       fingerprint=fingerprint(recipe, plan, evals, inputs))
-    with claim_out_dir(out, out_plan, inputs=inputs + [str(p) for p in recipe.exclude_eval],
-                       allow_foreign_files=allow_foreign_files) as claim:
-        report = run_units(units, process_unit, out, ray_address=recipe.ray_address, num_cpus=recipe.num_cpus,
-                           desc="mix", claim=claim)
-        summary = summarize(out, plan.targets, {s.name: s.task for s in recipe.sources})
-        write_json(out / MIX_FILE, {"name": recipe.name, "seed": recipe.seed, "samples": len(plan.order),
-                                    "units": len(units), **summary,
-                                    "recipe": recipe.model_dump(mode="json")})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.mixplan-", dir=out.parent))
+    try:
+        spilled = scan_sources(recipe, staging)
+        plan = make_plan(recipe, spilled)
+        evals = eval_hashes(recipe.exclude_eval, recipe.phash, staging)
+        inputs = _input_files(recipe, spilled)
+        out_plan = OutPlan(key="mix", pipeline="mix", units=UNIT_PATTERN, extras=(MIX_FILE, PLAN_DIR),
+                           fingerprint=fingerprint(recipe, spilled, evals, inputs))
+        with claim_out_dir(out, out_plan, inputs=inputs + [str(p) for p in recipe.exclude_eval],
+                           allow_foreign_files=allow_foreign_files) as claim:
+            plan_dir = install_plan(staging, out, dict(out_plan.fingerprint))
+            units = make_units(recipe, plan, out, plan_dir)
+            report = run_units(units, process_unit, out, ray_address=recipe.ray_address, num_cpus=recipe.num_cpus,
+                               desc="mix", claim=claim)
+            summary = summarize(out, plan.targets, {s.name: s.task for s in recipe.sources})
+            write_json(out / MIX_FILE, {"name": recipe.name, "seed": recipe.seed, "samples": plan.total,
+                                        "units": len(units), **summary, "recipe": recipe.model_dump(mode="json")})
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return MixResult(report, summary)

@@ -2,14 +2,22 @@
 
 Every planned sample ends in one manifest row: kept (with its task, source, estimated length, image
 hashes) or dropped with a reason (`image_missing`, `box_outside_image`, `bad_field:F`, `in_eval_set`, ...).
+The unit computes its stretch of the order from the plan's counts (`mix_plan.unit_entries`) and reads
+each record from the plan folder's spilled sources, so its memory is that of one stretch, whatever the mix.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+
 from vlforge.formats.errors import FieldError
 from vlforge.formats.segments import IMAGE_SLOT, join_text
 from vlforge.formats.tasks import image_fields, render
-from vlforge.pipelines.mix_images import ImageDrop, Prepared, TarReader, prepare, read_bytes
+from vlforge.pipelines.mix_images import EvalSet, ImageDrop, Prepared, TarReader, prepare, read_bytes
+from vlforge.pipelines.mix_plan import unit_entries
+from vlforge.pipelines.mix_spill import SpillReader
 from vlforge.pipelines.runner import Unit
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.annotations import Item
@@ -33,21 +41,24 @@ def _with_lang(record: dict, lang: str) -> dict:
     return record if lang == "auto" else {**record, "lang": lang}
 
 
-def _images(item: Item, options: dict, tars: TarReader) -> list[Prepared]:
+def _images(item: Item, options: dict, tars: TarReader, evals: EvalSet | None) -> list[Prepared]:
     prepared = []
     for ref in item.images:
         try:
             image = prepare(read_bytes(ref, tars), options["max_side"], options["quality"], options["phash"])
         except ImageDrop as exc:
             raise Drop(exc.reason, str(exc)) from None
-        if image.sha256 in options["eval_sha256"] or (image.phash and image.phash in options["eval_phash"]):
+        if evals is not None and image in evals:
             raise Drop("in_eval_set", f"image {ref} is in the evaluation set")
         prepared.append(image)
     return prepared
 
 
-def build_sample(item: Item, task: str, lang: str, options: dict, tars: TarReader) -> tuple[dict, dict, dict]:
+def build_sample(item: Item, task: str, lang: str, options: dict, tars: TarReader,
+                 evals: EvalSet | None = None) -> tuple[dict, dict, dict]:
     """(sample json, shard files, manifest values) of one planned item; Drop says why it cannot be used."""
+    if item.reject:
+        raise Drop(item.reject, f"{item.uid}: rejected by its source adapter ({item.reject})")
     record = _with_lang(item.record, lang)
     try:
         paths = image_fields(task, record)
@@ -55,7 +66,7 @@ def build_sample(item: Item, task: str, lang: str, options: dict, tars: TarReade
         raise Drop(f"bad_field:{exc.field}", exc.message) from None
     if len(paths) != len(item.images):
         raise Drop("bad_field:image", f"record names {len(paths)} images, the source found {len(item.images)}")
-    images = _images(item, options, tars)
+    images = _images(item, options, tars, evals)
     frames = [item.frame or image.size for image in images]
     try:
         if frames:
@@ -78,18 +89,40 @@ def build_sample(item: Item, task: str, lang: str, options: dict, tars: TarReade
     return sample, files, values
 
 
+class Sources:
+    """The plan folder's spilled sources, opened when a unit first reads from them."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self._open = folder, {}
+
+    def item(self, source: int, index: int) -> Item:
+        if source not in self._open:
+            self._open[source] = SpillReader(self.folder, source)
+        return self._open[source].item(index)
+
+    def close(self) -> None:
+        for reader in self._open.values():
+            reader.close()
+
+
 def process_unit(unit: Unit) -> dict:
     p = unit.payload
     stats: dict = {"unit": unit.id, "read": 0, "kept": 0, "dropped": 0}
-    tars = TarReader()
+    folder = Path(p["plan_dir"])
+    entries = unit_entries(p["seed"], p["unit"], p["start"], np.asarray(p["counts"]), np.asarray(p["starts"]),
+                           p["have"])
+    evals = EvalSet(folder) if p["exclude_eval"] else None
+    tars, sources = TarReader(), Sources(folder)
     try:
         with ShardWriter(p["out"], unit.id, p["max_samples"], p["max_bytes"]) as writer:
-            for position, index, item in p["entries"]:
+            for position, index, record_index in entries:
                 source = p["sources"][index]
+                item = sources.item(index, record_index)
                 stats["read"] += 1
                 row = {"uid": item.uid, "source": source["name"], "task": source["task"], "position": position}
                 try:
-                    sample, files, values = build_sample(item, source["task"], source["lang"], p["images"], tars)
+                    sample, files, values = build_sample(item, source["task"], source["lang"], p["images"], tars,
+                                                         evals)
                 except Drop as exc:
                     writer.drop({**row, "error": str(exc)[:300]}, exc.reason, "mix")
                     stats["dropped"] += 1
@@ -100,4 +133,5 @@ def process_unit(unit: Unit) -> dict:
                 stats["kept"] += 1
     finally:
         tars.close()
+        sources.close()
     return stats

@@ -1,8 +1,10 @@
 """What every adapter yields, and the checks they share: an Item per training sample, errors naming the source.
 
-An adapter reads its whole annotation file at plan time, so a missing file or a layout it does not know
-fails before any work (SourceError); a bad single record or a missing image is the mixer's business
-(a manifest row), never the adapter's.
+`scan(options, task)` is a generator: the planner streams its Items to disk, so a source's size never
+decides the planner's memory. Line-based sources (JSONL, text, shards) are read a line or a tar at a time;
+a release that is one JSON document (COCO, VQAv2, GQA, VG, RefCOCO, ...) is parsed one file at a time.
+A missing file or a layout the adapter does not know fails at plan time, before any work (SourceError);
+a bad single record or a missing image is the mixer's business (a manifest row), never the adapter's.
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ class Item:
     """One training sample: the canonical record render takes, and its images in order.
 
     `frame` is the (width, height) the record's boxes are measured in when that is not the image itself:
-    GRIT's normalised boxes use (1, 1). None means pixels of the image as stored.
+    GRIT's normalised boxes use (1, 1). None means pixels of the image as stored. `reject` is a drop reason
+    the adapter already knows (the sample keeps its manifest row, with that reason, instead of vanishing).
     """
 
     uid: str
     record: dict
     images: list[ImageRef] = field(default_factory=list)
     frame: tuple[float, float] | None = None
+    reject: str | None = None
 
 
 def existing_file(path: str | Path, what: str) -> Path:

@@ -4,6 +4,7 @@ Layout: {"images": [{"id", "file_name", "width", "height"}], "annotations": [{"i
 images under `train2017/` (or `train2014/`) by `file_name`.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -28,16 +29,14 @@ def image_files(data: dict, images: Path, where: str) -> dict:
     return files
 
 
-def scan(options: Options, task: str) -> list[Item]:
+def scan(options: Options, task: str) -> Iterator[Item]:
     where = str(options.annotations)
     data = expect(load_json(options.annotations, "annotations"), dict, where)
     files = image_files(data, existing_dir(options.images, "images"), where)
-    items = []
     for i, ann in enumerate(expect(key(data, "annotations", where), list, f"{where}: annotations")):
         image_id = key(ann, "image_id", f"{where}: annotations[{i}]")
         if image_id not in files:
             raise SourceError(f"{where}: annotations[{i}]: image_id {image_id} is not in images")
         caption = ann.get("caption")
-        items.append(Item(f"coco:{ann.get('id', i)}", {"image": files[image_id], "caption": caption},
-                          [files[image_id]]))
-    return items
+        yield Item(f"coco:{ann.get('id', i)}", {"image": files[image_id], "caption": caption},
+                         [files[image_id]])

@@ -3,6 +3,7 @@
 Images `images/{imageId}.jpg`. The short `answer` is used, as in the GQA evaluation.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -19,13 +20,11 @@ class Options(AdapterOptions):
     answer: Literal["answer", "fullAnswer"] = "answer"
 
 
-def scan(options: Options, task: str) -> list[Item]:
+def scan(options: Options, task: str) -> Iterator[Item]:
     images = existing_dir(options.images, "images")
     where = str(options.questions)
     data = expect(load_json(options.questions, "questions"), dict, where)
-    items = []
     for qid, q in data.items():
         path = str(images / f"{key(q, 'imageId', f'{where}: {qid}')}.jpg")
         record = {"image": path, "question": q.get("question"), "answer": q.get(options.answer)}
-        items.append(Item(f"gqa:{qid}", record, [path]))
-    return items
+        yield Item(f"gqa:{qid}", record, [path])

@@ -5,6 +5,7 @@ Image paths are relative to the JSONL file, as for `vlforge render`. A line that
 """
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -21,9 +22,8 @@ class Options(AdapterOptions):
     path: Path
 
 
-def scan(options: Options, task: str) -> list[Item]:
+def scan(options: Options, task: str) -> Iterator[Item]:
     path = existing_file(options.path, "path")
-    items = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
@@ -36,5 +36,4 @@ def scan(options: Options, task: str) -> list[Item]:
                 images = [str(path.parent / rel) for rel in image_fields(task, record)]
             except FieldError:
                 images = []  # rendered later, where the bad field becomes the sample's drop reason
-            items.append(Item(f"{path.stem}:{n}", record, images))
-    return items
+            yield Item(f"{path.stem}:{n}", record, images)

@@ -14,6 +14,7 @@ Every sentence of a ref in the chosen splits is one sample: `ref_grounding` (exp
 import io
 import json
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +35,7 @@ class Options(AdapterOptions):
     splits: tuple[str, ...] = ("train",)  # never val/test/testA/testB into training by default
 
 
-def scan(options: Options, task: str) -> list[Item]:
+def scan(options: Options, task: str) -> Iterator[Item]:
     if str(options.refs).endswith(".p"):
         raise SourceError(f"refs: {options.refs} is a pickle; convert it first with "
                           f"`python scripts/refcoco_refs_to_json.py {options.refs} refs.json` (reads no code)")
@@ -45,7 +46,6 @@ def scan(options: Options, task: str) -> list[Item]:
     files = image_files(instances, images, iwhere)
     boxes = {key(a, "id", f"{iwhere}: annotations[{i}]"): key(a, "bbox", f"{iwhere}: annotations[{i}]")
              for i, a in enumerate(expect(key(instances, "annotations", iwhere), list, f"{iwhere}: annotations"))}
-    items = []
     for i, ref in enumerate(refs):
         where = f"{rwhere}: [{i}]"
         if key(ref, "split", where) not in options.splits:
@@ -56,9 +56,8 @@ def scan(options: Options, task: str) -> list[Item]:
         for j, sentence in enumerate(expect(key(ref, "sentences", where), list, f"{where}.sentences")):
             record = {"image": files[image_id], _TEXT[task]: key(sentence, "sent", f"{where}.sentences[{j}]"),
                       "box": boxes[ann_id], "box_format": "xywh"}
-            items.append(Item(f"ref:{key(ref, 'ref_id', where)}:{sentence.get('sent_id', j)}", record,
-                              [files[image_id]]))
-    return items
+            yield Item(f"ref:{key(ref, 'ref_id', where)}:{sentence.get('sent_id', j)}", record,
+                       [files[image_id]])
 
 
 class _PlainUnpickler(pickle.Unpickler):

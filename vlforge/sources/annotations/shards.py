@@ -5,6 +5,7 @@
 A sample's own `lang` (en/zh) is used when the source's language is `auto`.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -33,10 +34,8 @@ def _record(kind: str, texts: dict, image: str) -> dict:
     return record
 
 
-def scan(options: Options, task: str) -> list[Item]:
-    items = []
+def scan(options: Options, task: str) -> Iterator[Item]:
     for tar in tar_paths(options.paths, "paths"):
         for sample_key, texts, images in read_samples(tar):
             image = images[0].member if images else ""
-            items.append(Item(f"{Path(tar).stem}/{sample_key}", _record(options.kind, texts, image), images[:1]))
-    return items
+            yield Item(f"{Path(tar).stem}/{sample_key}", _record(options.kind, texts, image), images[:1])

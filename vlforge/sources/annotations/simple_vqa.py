@@ -7,10 +7,11 @@
 - chartqa: `train_augmented.json` / `train_human.json` [{"imgname", "query", "label"}], images `png/{imgname}`.
 - ocrvqa: `dataset.json` {id: {"imageURL", "questions", "answers", "split"}} (split 1 train, 2 val, 3 test),
   images `images/{id}{extension of imageURL}` as its download script saves them; every question a sample.
-AI2D (multiple choice, one JSON per image) is not read here; convert it to the canonical JSONL.
+AI2D (multiple choice, one JSON per image) has its own adapter, `ai2d`.
 """
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -58,7 +59,7 @@ def _ocrvqa(data: object, where: str, splits: tuple[int, ...]) -> list[tuple[str
     return rows
 
 
-def scan(options: Options, task: str) -> list[Item]:
+def scan(options: Options, task: str) -> Iterator[Item]:
     images = existing_dir(options.images, "images")
     where = str(options.annotations)
     data = load_json(options.annotations, "annotations")
@@ -66,9 +67,7 @@ def scan(options: Options, task: str) -> list[Item]:
         rows = _ocrvqa(data, where, options.splits)
     else:
         rows = {"textvqa": _textvqa, "docvqa": _docvqa, "chartqa": _chartqa}[options.layout](data, where)
-    items = []
     for uid, rel, question, answer in rows:
         path = str(images / rel)
-        items.append(Item(f"{options.layout}:{uid}", {"image": path, "question": question, "answer": answer},
-                          [path]))
-    return items
+        yield Item(f"{options.layout}:{uid}", {"image": path, "question": question, "answer": answer},
+                         [path])

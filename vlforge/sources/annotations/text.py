@@ -1,6 +1,7 @@
 """Pure text: `.txt` files (a sample per non-empty line, or per file) and JSONL with a `text` field."""
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -16,8 +17,7 @@ class Options(AdapterOptions):
     per: Literal["line", "file"] = "line"  # .txt only
 
 
-def _jsonl(path: Path) -> list[Item]:
-    items = []
+def _jsonl(path: Path) -> Iterator[Item]:
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
             if line.strip():
@@ -26,21 +26,22 @@ def _jsonl(path: Path) -> list[Item]:
                 except json.JSONDecodeError as exc:
                     raise SourceError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
                 text = record.get("text") if isinstance(record, dict) else None
-                items.append(Item(f"{path.stem}:{n}", {"text": text}))
-    return items
+                yield Item(f"{path.stem}:{n}", {"text": text})
 
 
-def _txt(path: Path, per: str) -> list[Item]:
-    text = path.read_text(encoding="utf-8", errors="replace")
+def _txt(path: Path, per: str) -> Iterator[Item]:
     if per == "file":
-        return [Item(path.stem, {"text": text})] if text.strip() else []
-    return [Item(f"{path.stem}:{n}", {"text": line.rstrip("\n")})
-            for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if text.strip():
+            yield Item(path.stem, {"text": text})
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, start=1):
+            if line.strip():
+                yield Item(f"{path.stem}:{n}", {"text": line.rstrip("\r\n")})
 
 
-def scan(options: Options, task: str) -> list[Item]:
-    items = []
+def scan(options: Options, task: str) -> Iterator[Item]:
     for path in options.paths:
         path = existing_file(path, "paths")
-        items += _jsonl(path) if path.suffix == ".jsonl" else _txt(path, options.per)
-    return items
+        yield from _jsonl(path) if path.suffix == ".jsonl" else _txt(path, options.per)

@@ -5,6 +5,7 @@ images `VG_100K/{image_id}.jpg` or `VG_100K_2/{image_id}.jpg` (the first folder 
 pixels of the image as stored.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -29,17 +30,18 @@ def _locate(image_id: object, folders: list[Path]) -> str:
     return str(folders[0] / f"{image_id}.jpg")  # missing: a manifest row when the mixer reads it
 
 
-def scan(options: Options, task: str) -> list[Item]:
+def scan(options: Options, task: str) -> Iterator[Item]:
     folders = [existing_dir(p, "images") for p in options.images]
     where = str(options.regions)
-    items, located = [], {}
+    located: tuple[object, str] = (None, "")  # an image's regions come together: one lookup per image
     for i, entry in enumerate(expect(load_json(options.regions, "regions"), list, where)):
         for j, region in enumerate(expect(key(entry, "regions", f"{where}: [{i}]"), list, f"{where}: [{i}]")):
             at = f"{where}: [{i}].regions[{j}]"
             image_id = region.get("image_id", entry.get("id", entry.get("image_id")))
             x, y = key(region, "x", at), key(region, "y", at)
             box = [x, y, key(region, "width", at), key(region, "height", at)]
-            path = located.get(image_id) or located.setdefault(image_id, _locate(image_id, folders))
+            if located[0] != image_id:
+                located = (image_id, _locate(image_id, folders))
+            path = located[1]
             record = {"image": path, _TEXT[task]: key(region, "phrase", at), "box": box, "box_format": "xywh"}
-            items.append(Item(f"vg:{region.get('region_id', f'{i}-{j}')}", record, [path]))
-    return items
+            yield Item(f"vg:{region.get('region_id', f'{i}-{j}')}", record, [path])

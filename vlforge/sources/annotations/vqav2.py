@@ -6,6 +6,7 @@ Layout: `v2_OpenEnded_mscoco_train2014_questions.json` {"data_subtype": "train20
 "answer_id"}]}]}; images `train2014/COCO_train2014_{image_id:012d}.jpg`.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -23,7 +24,7 @@ class Options(AdapterOptions):
     file_pattern: str = "COCO_{data_subtype}_{image_id:012d}.jpg"
 
 
-def scan(options: Options, task: str) -> list[Item]:
+def scan(options: Options, task: str) -> Iterator[Item]:
     images = existing_dir(options.images, "images")
     qwhere, awhere = str(options.questions), str(options.annotations)
     questions = expect(load_json(options.questions, "questions"), dict, qwhere)
@@ -34,11 +35,9 @@ def scan(options: Options, task: str) -> list[Item]:
         given = [a.get("answer") for a in ann.get("answers", []) if isinstance(a, dict)]
         answers[key(ann, "question_id", f"{awhere}: annotations[{i}]")] = most_common(
             given, ann.get("multiple_choice_answer"))
-    items = []
     for i, q in enumerate(expect(key(questions, "questions", qwhere), list, f"{qwhere}: questions")):
         where = f"{qwhere}: questions[{i}]"
         qid, image_id = key(q, "question_id", where), key(q, "image_id", where)
         path = str(images / options.file_pattern.format(data_subtype=subtype, image_id=image_id))
         record = {"image": path, "question": q.get("question"), "answer": answers.get(qid)}
-        items.append(Item(f"vqav2:{qid}", record, [path]))
-    return items
+        yield Item(f"vqav2:{qid}", record, [path])
