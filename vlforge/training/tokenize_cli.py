@@ -2,7 +2,8 @@
 
 Lines hold `{"key", "task", "input_ids", "labels"}` (labels -100 where not supervised; every image span is `<img>`,
 N `<imgpad>`, `</img>`), in shard order; the tokenizer used, special tokens added, is saved beside the output as
-`FILE.tokenizer/` so every id decodes. Samples the trainer would skip are skipped and counted here too.
+`FILE.tokenizer/` so every id decodes. Samples the trainer cannot read are skipped and counted here too;
+lengths are not checked (the trainer drops a sample longer than its `data.seq_len`).
 """
 
 import argparse
