@@ -175,10 +175,15 @@ def test_min_scale_is_the_strongest_shrink_of_the_warp():
     assert min(shrinks) < 0.55
 
 
-def test_blur_bound_shortens_motion_blur_before_it_removes_the_gaussian():
-    fx = CanvasEffects(None, None, None, None, (5, 0.0), 1.5)
+def test_blur_bound_shrinks_gaussian_and_motion_blur_together():
+    fx = CanvasEffects(None, None, None, None, (5, 30.0), 1.5)
     cfg = load_config({"legibility": {"blur_per_stroke": 0.5}}).legibility
     bounded = bound_blur(fx, stroke=2.0, cfg=cfg)  # budget 1 px
-    assert bounded.motion_blur[0] < 5 and 0 < bounded.gaussian_blur < 1.0
-    assert _spread(bounded) <= 1.0 + 0.05
+    assert 1 < bounded.motion_blur[0] < 5 and 0.3 < bounded.gaussian_blur < 1.0  # both kept, both weaker
+    assert 0.9 <= _spread(bounded) <= 1.0 + 0.05
     assert bound_blur(fx, stroke=100.0, cfg=cfg) == fx
+
+
+def test_a_fractional_motion_streak_spreads_between_its_whole_neighbours():
+    spreads = [_spread(CanvasEffects(None, None, None, None, (k, 20.0), None)) for k in (2, 2.5, 3)]
+    assert spreads[0] < spreads[1] < spreads[2]

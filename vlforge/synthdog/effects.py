@@ -105,7 +105,7 @@ class CanvasEffects:
     shadow: tuple[int, float, float, bool, float, float] | None
     contrast: float | None
     brightness: int | None
-    motion_blur: tuple[int, float] | None  # kernel size in output pixels, angle
+    motion_blur: tuple[float, float] | None  # streak length in output pixels, angle
     gaussian_blur: float | None  # sigma in output pixels
 
 
@@ -204,13 +204,16 @@ def shadow_axis(size: tuple[int, int], angle: float) -> tuple[float, float, floa
     return cos * side / width, -sin * side / height, side + side / 2 * (1 - cos + sin)
 
 
-def motion_kernel(k: int, angle: float) -> list[float]:
-    """A normalised line of length k through the centre at `angle`, padded to PIL's 3x3 or 5x5."""
+def motion_kernel(k: float, angle: float) -> list[float]:
+    """A normalised line of length k through the centre at `angle`, padded to PIL's 3x3 or 5x5.
+
+    k points at most one pixel apart along the line (unit steps for a whole k), splatted bilinearly;
+    a fractional k gives a streak shorter than the next whole one."""
     n = 3 if k <= 3 else 5
     kernel = np.zeros((n, n))
     centre = (n - 1) / 2
     a = math.radians(angle)
-    for t in np.arange(k) - (k - 1) / 2:  # k unit steps along the line, splatted bilinearly
+    for t in np.linspace(-(k - 1) / 2, (k - 1) / 2, max(1, math.ceil(k))):
         x, y = centre + t * math.cos(a), centre - t * math.sin(a)
         x0, y0 = math.floor(x), math.floor(y)
         fx, fy = x - x0, y - y0

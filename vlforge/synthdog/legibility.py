@@ -6,7 +6,8 @@ effects keep SynthDoG's ranges and are only weakened where they would break a li
 - size: the layout's smallest text and each block's face are chosen so that the language's reference
   glyph (x-height, an ideograph) and the face's stems stay above the minimum after the warp, taking
   the smallest local scale of the document-to-output homography;
-- blur: Gaussian and motion blur together spread ink by at most a share of the page's thinnest stem;
+- blur: Gaussian and motion blur together spread ink by at most a share of the page's thinnest stem
+  (both shrunk by one factor, the motion streak to a fractional length);
 - contrast: the paper minus ink luminance under every line, carried through the colour shift, the
   shadow where the line lies, contrast and brightness, stays above the minimum; the shadow, then the
   brightness, then the colour shift are weakened step by step until it does, and lines whose ink is
@@ -51,7 +52,7 @@ def min_font_size(metrics: FaceMetrics, glyph_px: float, cfg: Legibility, scale:
     return max(glyph_px / metrics.glyph, cfg.stroke_px / metrics.stroke) / max(scale, 1e-6)
 
 
-def motion_spread(k: int, angle: float) -> float:
+def motion_spread(k: float, angle: float) -> float:
     """How far a motion blur kernel spreads ink: the root mean square distance of its weights."""
     n = 3 if k <= 3 else 5
     weights = np.array(motion_kernel(k, angle)).reshape(n, n)
@@ -60,19 +61,24 @@ def motion_spread(k: int, angle: float) -> float:
 
 
 def bound_blur(fx: CanvasEffects, stroke: float, cfg: Legibility) -> CanvasEffects:
-    """The effects with motion blur shortened and the Gaussian sigma capped so that together they spread
-    ink by at most cfg.blur_per_stroke of the thinnest stem on the page (`stroke`, output pixels)."""
+    """The effects with the Gaussian sigma and the motion streak shrunk by one factor, so that together
+    they spread ink by at most cfg.blur_per_stroke of the thinnest stem on the page (`stroke`, output px)."""
+    sigma = fx.gaussian_blur or 0.0
+    k, angle = fx.motion_blur or (1.0, 0.0)
+    spread = motion_spread(k, angle) if k > 1 else 0.0
     budget = cfg.blur_per_stroke * stroke
-    motion, spread = fx.motion_blur, 0.0
+    total = math.hypot(sigma, spread)
+    if total <= budget:
+        return fx
+    factor = budget / total
+    blur = None if fx.gaussian_blur is None else sigma * factor
+    motion = fx.motion_blur
     if motion is not None:
-        k, angle = motion
-        while k > 1 and motion_spread(k, angle) > budget:
-            k -= 1
-        motion = (k, angle)
-        spread = motion_spread(k, angle) if k > 1 else 0.0
-    blur = fx.gaussian_blur
-    if blur is not None:
-        blur = min(blur, math.sqrt(max(budget * budget - spread * spread, 0.0)))
+        lo, hi = 1.0, float(k)  # the longest streak whose spread fits its share (spread grows with length)
+        for _ in range(16):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if motion_spread(mid, angle) <= spread * factor else (lo, mid)
+        motion = (lo, angle)
     return dataclasses.replace(fx, motion_blur=motion, gaussian_blur=blur)
 
 
