@@ -159,6 +159,8 @@ def damaged(tmp_path_factory):
         ("mismatch", {"0.jpg": jpeg((1, 2, 3)), "json": two_slots}),
         ("notext", {"jpg": jpeg((1, 2, 3))}),
         ("control", {"jpg": jpeg((1, 2, 3)), "txt": "sneaky<|endoftext|>caption"}),
+        ("strayimg", {"0.jpg": jpeg((1, 2, 3)), "json": {**two_slots, "segments": [
+            {"text": "<img></img>", "train": False}, {"text": "<imgpad>", "train": True}]}}),
         ("ok2", {"jpg": jpeg((9, 9, 9)), "txt": "another fine caption"}),
     ])
     return out
@@ -171,8 +173,8 @@ def test_damaged_tars_and_samples_are_skipped_and_counted(damaged, caplog):
     keys = sorted(key for batch in loader for key, *_ in samples_of(batch))
     assert keys == sorted(["0000_0000000000"] * 2 + ["0000_0000000001"] * 2 + ["0000_0000000002", "ok1", "ok2"])
     assert loader.stats.corrupt == Counter(corrupt_tar=2, bad_json=1, bad_image=1, image_count=1, no_text=1,
-                                           bad_text=1)
-    assert loader.stats.read == 3 + 2 + 7 and loader.stats.used == 7
+                                           bad_text=1, bad_segments=1)
+    assert loader.stats.read == 3 + 2 + 8 and loader.stats.used == 7
     assert "garbage-000000.tar" in caplog.text and "cut-000000.tar" in caplog.text
 
 

@@ -18,6 +18,8 @@ from vlforge.formats.tasks import render
 CLEANED_TASK = "caption_stage1"
 _IMAGE_MEMBER = re.compile(r"^(\d+)\.(jpg|jpeg|png|webp)$")
 _SINGLE_IMAGE = ("jpg", "jpeg", "png", "webp")
+# the trainer places images by these tokens: anywhere but in an `<img></img>` slot they would misplace images
+_IMAGE_TOKENS = ("<img>", "</img>", "<imgpad>")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ def _segments(value: object, where: str) -> list[Segment]:
     for i, seg in enumerate(value):
         if not (isinstance(seg, dict) and isinstance(seg.get("text"), str) and isinstance(seg.get("train"), bool)):
             raise SampleError("bad_segments", where, f"segments[{i}] must be {{'text': str, 'train': bool}}")
+        if any(t in seg["text"].replace(IMAGE_SLOT, "") for t in _IMAGE_TOKENS):
+            raise SampleError("bad_segments", where, f"segments[{i}] has an image token outside {IMAGE_SLOT}")
         out.append(Segment(seg["text"], seg["train"]))
     return out
 
