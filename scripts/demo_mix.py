@@ -1,5 +1,5 @@
 """The demo's stage-2 mixture: its cleaned captions and SynthDoG pages plus small fixtures of every other
-public layout (COCO, VQAv2, GQA, TextVQA, DocVQA, ChartQA, OCR-VQA, RefCOCO, Visual Genome, GRIT, text,
+public layout (COCO, VQAv2, GQA, TextVQA, DocVQA, ChartQA, OCR-VQA, AI2D, RefCOCO, Visual Genome, GRIT, text,
 a two-image conversation), mixed by `vlforge mix`, which prints the realised mix.
 
 Standalone: `python scripts/demo_mix.py --clean demo-out/clean --synthdog demo-out/synthdog --out demo-out`.

@@ -155,6 +155,23 @@ def text_vqa_sets(root: Path) -> dict:
             "ocrvqa": (root / "ocrvqa/dataset.json", root / "ocrvqa/images")}
 
 
+def ai2d(root: Path) -> dict:
+    """AI2D as released: `questions/{imageName}.json` per diagram, `images/`, and the test split's image ids."""
+    _write(root / "ai2d/images/4.png", photo(4004, (700, 500), "PNG"))
+    _write(root / "ai2d/images/9.png", photo(4009, (700, 500), "PNG"))
+    _write(root / "ai2d/questions/4.png.json", {"imageName": "4.png", "questions": {
+        "Which stage comes after the egg?": {"abcLabel": False, "answerTexts": ["larva", "pupa", "adult", "egg"],
+                                             "correctAnswer": 0, "questionId": "4.png-0"},
+        "What does label B show?": {"abcLabel": True, "answerTexts": ["adult", "egg", "larva", "pupa"],
+                                    "correctAnswer": 3, "questionId": "4.png-1"}}})
+    _write(root / "ai2d/questions/9.png.json", {"imageName": "9.png", "questions": {
+        "Which is a producer?": {"abcLabel": False, "answerTexts": ["grass", "fox", "owl", "hawk"],
+                                 "correctAnswer": 0, "questionId": "9.png-0"}}})
+    _write(root / "ai2d_test_ids.csv", "9\n")
+    return {"questions": root / "ai2d/questions", "images": root / "ai2d/images",
+            "test_ids": root / "ai2d_test_ids.csv"}
+
+
 def _tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w") as tar:
@@ -205,6 +222,7 @@ def write_all(root: Path) -> dict:
     """Every layout under `root`; returns the paths a recipe needs."""
     paths = {"coco": coco(root / "coco"), "vqav2": vqav2(root / "vqav2"), "refcoco": refcoco(root / "refcoco"),
              "vg": visual_genome(root / "vg"), "gqa": gqa(root / "gqa"), "grit": grit(root / "grit"),
+             "ai2d": ai2d(root / "ai2d"),
              "text": text(root / "text"), "chat": chat(root / "chat")}
     paths.update(text_vqa_sets(root))
     return paths
@@ -226,6 +244,9 @@ def recipe(paths: dict, extra_sources: list[dict] = (), **top: object) -> dict:
         *({"name": layout, "task": "vqa", "weight": 1,
            "from": {"adapter": "simple_vqa", "layout": layout, "annotations": str(paths[layout][0]),
                     "images": str(paths[layout][1])}} for layout in ("textvqa", "docvqa", "chartqa", "ocrvqa")),
+        {"name": "ai2d", "task": "vqa", "count": 2,
+         "from": {"adapter": "ai2d", "questions": str(paths["ai2d"]["questions"]),
+                  "images": str(paths["ai2d"]["images"]), "exclude_ids": str(paths["ai2d"]["test_ids"])}},
         {"name": "refcoco", "task": "ref_grounding", "count": 4,
          "from": {"adapter": "refcoco", "refs": str(paths["refcoco"]), "instances": str(coco_paths["instances"]),
                   "images": str(coco_paths["images2014"])}},

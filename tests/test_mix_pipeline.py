@@ -38,10 +38,10 @@ def _rows(out):
 def test_every_planned_sample_has_one_manifest_row(mixed):
     out, _, _ = mixed
     rows = _rows(out)
-    assert sorted(r["position"] for r in rows) == list(range(24))
+    assert sorted(r["position"] for r in rows) == list(range(26))
     assert verify_dir(out).ok
     kept = read_tar_samples(out)
-    assert len(kept) == sum(r["status"] == "kept" for r in rows) == 21
+    assert len(kept) == sum(r["status"] == "kept" for r in rows) == 23
 
 
 def test_drop_reasons_per_source(mixed):
@@ -57,12 +57,20 @@ def test_mix_json_holds_the_realised_mix(mixed):
     mix = json.loads((out / "mix.json").read_text())
     assert mix["sources"]["coco"] == {"task": "caption", "planned": 4, "kept": 3, "dropped": 1,
                                       "reasons": {"image_missing": 1}}
-    assert mix["tasks"] == {"chat": 1, "caption": 3, "vqa": 7, "ref_grounding": 3, "grounded_caption": 2,
+    assert mix["tasks"] == {"chat": 1, "caption": 3, "vqa": 9, "ref_grounding": 3, "grounded_caption": 2,
                             "grounding": 2, "text": 3}
     assert mix["est_tokens"]["text"]["min"] == len("Pure text from JSONL.")
     assert mix["duplicates"]["sha256"] == {"images": 2, "by_sources": {"refcoco+vqav2": 2}}
     assert mix["duplicates"]["phash"]["by_sources"] == {"refcoco+vqav2": 2}
     assert result.summary["tasks"] == mix["tasks"]
+
+
+def test_ai2d_renders_lettered_options_and_the_letter_as_answer(mixed):
+    out, _, _ = mixed
+    samples = {sample_json(f)["meta"]["uid"]: sample_json(f) for f in read_tar_samples(out).values()}
+    assert {uid for uid in samples if uid.startswith("ai2d:")} == {"ai2d:4.png-0", "ai2d:4.png-1"}  # 9.png: test id
+    assert [s["text"] for s in samples["ai2d:4.png-1"]["segments"]] == [
+        "<img></img>", "What does label B show?\nOptions: A. adult\nB. egg\nC. larva\nD. pupa Answer:", " D"]
 
 
 def test_images_copied_when_they_fit_else_reencoded_to_the_cap(mixed, fx):
@@ -98,7 +106,7 @@ def test_same_recipe_and_seed_give_the_same_bytes_and_a_rerun_changes_nothing(mi
             } == digest
     assert again.summary == mixed[1].summary
     rerun = build_mixture(recipe, out)
-    assert rerun.report.stats == [] and len(rerun.report.skipped) == 3
+    assert rerun.report.stats == [] and len(rerun.report.skipped) == 4
 
 
 def test_a_rerun_with_another_recipe_is_refused_naming_the_change(mixed):

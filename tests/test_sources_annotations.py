@@ -10,6 +10,7 @@ from vlforge.shards.writer import ShardWriter
 from vlforge.sources.annotations import (
     ShardMember,
     SourceError,
+    ai2d,
     coco_captions,
     gqa,
     grit,
@@ -171,6 +172,54 @@ def test_grit_reads_img2dataset_shards_with_saved_columns(fx):
     assert items[0].images == [ShardMember(str(fx["grit"]), "000000000.jpg")]
     refs = _scan(grit, grit.Options(adapter="grit", paths=[str(fx["grit"])], spans="ref_exps"), "grounding")
     assert refs[0].record["refs"] == [{"span": [0, 15], "boxes": [[0.1, 0.2, 0.95, 0.95]]}]
+
+
+def test_grit_ref_exps_one_referring_sample_per_expression(fx):
+    items = _scan(grit, grit.Options(adapter="grit", paths=[str(fx["grit"])]), "ref_grounding")
+    assert [(i.uid, i.record["expression"], i.record["box"], i.reject) for i in items] == [
+        ("grit:1000:0", "a dog and a cat", [0.1, 0.2, 0.95, 0.95], None),
+        ("grit:1001:0", "the red car", [0.25, 0.5, 1.2, 0.75], None)]
+    assert items[0].frame == (1.0, 1.0) and items[0].images == [ShardMember(str(fx["grit"]), "000000000.jpg")]
+    captions = _scan(grit, grit.Options(adapter="grit", paths=[str(fx["grit"])], spans="noun_chunks"),
+                     "grounded_caption")
+    assert [(i.record["caption"], i.record["box"]) for i in captions][:2] == [
+        ("a dog", [0.1, 0.2, 0.5, 0.9]), ("a cat", [0.5, 0.3, 0.95, 0.95])]
+
+
+def test_grit_expression_with_several_boxes_is_rejected_with_a_reason(tmp_path):
+    meta = {"id": 7, "caption": "two dogs", "ref_exps": [[0, 8, 0, 0, 0.4, 0.4, 0.9], [0, 8, 0.5, 0.5, 1, 1, 0.9]]}
+    with ShardWriter(tmp_path / "grit", "grit-0") as w:
+        w.write("000000007", {"jpg": mix_layouts.photo(7), "json": meta}, {"uid": "7"})
+    [item] = _scan(grit, grit.Options(adapter="grit", paths=[str(tmp_path / "grit")]), "ref_grounding")
+    assert (item.uid, item.reject) == ("grit:7:0", "ambiguous_span")
+    [low] = _scan(grit, grit.Options(adapter="grit", paths=[str(tmp_path / "grit")], min_score=0.95), "grounding")
+    assert low.record["refs"] == []
+
+
+def test_ai2d_questions_with_lettered_options_skipping_test_ids(fx):
+    a = fx["ai2d"]
+    options = ai2d.Options(adapter="ai2d", questions=a["questions"], images=a["images"], exclude_ids=a["test_ids"])
+    items = _scan(ai2d, options, "vqa")
+    assert [(i.uid, i.record["answer"]) for i in items] == [("ai2d:4.png-0", "A"), ("ai2d:4.png-1", "D")]
+    assert items[0].record["question"] == ("Which stage comes after the egg?\n"
+                                           "Options: A. larva\nB. pupa\nC. adult\nD. egg")
+    assert items[0].images == [str(a["images"] / "4.png")]
+    every = _scan(ai2d, ai2d.Options(adapter="ai2d", questions=a["questions"], images=a["images"], answer="text"),
+                  "vqa")
+    assert [(i.uid, i.record["answer"]) for i in every] == [
+        ("ai2d:4.png-0", "larva"), ("ai2d:4.png-1", "pupa"), ("ai2d:9.png-0", "grass")]
+
+
+def test_ai2d_bad_answer_index_is_left_for_the_renderer_and_an_empty_folder_is_an_error(tmp_path):
+    (tmp_path / "q").mkdir()
+    (tmp_path / "images").mkdir()
+    options = ai2d.Options(adapter="ai2d", questions=tmp_path / "q", images=tmp_path / "images")
+    with pytest.raises(SourceError, match=r"no question files"):
+        _scan(ai2d, options, "vqa")
+    (tmp_path / "q" / "1.png.json").write_text(json.dumps({"imageName": "1.png", "questions": {
+        "Q?": {"abcLabel": False, "answerTexts": ["a", "b"], "correctAnswer": 5, "questionId": "1.png-0"}}}))
+    [item] = _scan(ai2d, options, "vqa")
+    assert item.record["answer"] is None  # dropped as bad_field:answer when the mix renders it
 
 
 def test_text_lines_files_and_jsonl(fx, tmp_path):

@@ -62,6 +62,8 @@ class MixRecipe(_Strict):
     total: Annotated[int, Field(ge=1)] | None = None  # default: the largest mix that repeats no weighted source
     samples_per_unit: Annotated[int, Field(ge=1)] = 2000
     phash: bool = True  # perceptual hashes for near-duplicate reports and --exclude-eval
+    # cross-source duplicates are always reported; sha256/phash also drops them from later-listed sources
+    drop_duplicates: Literal["none", "sha256", "phash"] = "none"
     exclude_eval: list[Path] = []
     num_cpus: Annotated[int, Field(ge=1)] | None = None
     ray_address: str | None = None

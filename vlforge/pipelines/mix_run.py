@@ -18,14 +18,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vlforge.pipelines.clean_ray import run_tasks
 from vlforge.pipelines.fingerprint import plan_fingerprint
+from vlforge.pipelines.mix_dedup import find_duplicates, hash_unit
 from vlforge.pipelines.mix_images import eval_hashes
 from vlforge.pipelines.mix_plan import Plan, make_plan, scan_sources
 from vlforge.pipelines.mix_recipe import MixRecipe
 from vlforge.pipelines.mix_report import summarize
 from vlforge.pipelines.mix_spill import Spilled
 from vlforge.pipelines.mix_unit import process_unit
-from vlforge.pipelines.runner import RunReport, Unit, run_units
+from vlforge.pipelines.runner import RunReport, Unit, ray_session, run_units
 from vlforge.shards.atomic import commit, temp_path
 from vlforge.shards.outdir import Plan as OutPlan
 from vlforge.shards.outdir import claim_out_dir
@@ -61,7 +63,7 @@ def make_units(recipe: MixRecipe, plan: Plan, out: Path, plan_dir: Path) -> list
     images = {"max_side": recipe.images.max_side, "quality": recipe.images.quality, "phash": recipe.phash}
     common = {"out": str(out), "plan_dir": str(plan_dir), "sources": sources, "images": images,
               "max_samples": recipe.shards.max_samples, "max_bytes": recipe.shards.max_bytes, "seed": plan.seed,
-              "have": plan.have, "exclude_eval": bool(recipe.exclude_eval)}
+              "have": plan.have, "exclude_eval": bool(recipe.exclude_eval), "drop_duplicates": recipe.drop_duplicates}
     starts = plan.starts()
     return [Unit(f"mix-{k:05d}", {**common, "unit": k, "start": k * plan.unit_size, "counts": counts.tolist(),
                                   "starts": starts[k].tolist()})
@@ -112,8 +114,12 @@ def build_mixture(recipe: MixRecipe, out: str | Path, allow_foreign_files: bool 
                            allow_foreign_files=allow_foreign_files) as claim:
             plan_dir = install_plan(staging, out, dict(out_plan.fingerprint))
             units = make_units(recipe, plan, out, plan_dir)
-            report = run_units(units, process_unit, out, ray_address=recipe.ray_address, num_cpus=recipe.num_cpus,
-                               desc="mix", claim=claim)
+            with ray_session(recipe.ray_address, recipe.num_cpus):
+                if recipe.drop_duplicates != "none":
+                    run_tasks(hash_unit, [(u.id, u.payload, recipe.drop_duplicates) for u in units])
+                    find_duplicates(plan_dir, recipe.drop_duplicates)
+                report = run_units(units, process_unit, out, ray_address=recipe.ray_address,
+                                   num_cpus=recipe.num_cpus, desc="mix", claim=claim)
             summary = summarize(out, plan.targets, {s.name: s.task for s in recipe.sources})
             write_json(out / MIX_FILE, {"name": recipe.name, "seed": recipe.seed, "samples": plan.total,
                                         "units": len(units), **summary, "recipe": recipe.model_dump(mode="json")})

@@ -95,3 +95,19 @@ class SpillReader:
 
     def close(self) -> None:
         self._data.close()
+
+
+class Sources:
+    """The plan folder's spilled sources, opened when a unit first reads from them."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self._open = folder, {}
+
+    def item(self, source: int, index: int) -> Item:
+        if source not in self._open:
+            self._open[source] = SpillReader(self.folder, source)
+        return self._open[source].item(index)
+
+    def close(self) -> None:
+        for reader in self._open.values():
+            reader.close()

@@ -15,9 +15,10 @@ import numpy as np
 from vlforge.formats.errors import FieldError
 from vlforge.formats.segments import IMAGE_SLOT, join_text
 from vlforge.formats.tasks import image_fields, render
+from vlforge.pipelines.mix_dedup import Duplicates
 from vlforge.pipelines.mix_images import EvalSet, ImageDrop, Prepared, TarReader, prepare, read_bytes
 from vlforge.pipelines.mix_plan import unit_entries
-from vlforge.pipelines.mix_spill import SpillReader
+from vlforge.pipelines.mix_spill import Sources
 from vlforge.pipelines.runner import Unit
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.annotations import Item
@@ -89,22 +90,6 @@ def build_sample(item: Item, task: str, lang: str, options: dict, tars: TarReade
     return sample, files, values
 
 
-class Sources:
-    """The plan folder's spilled sources, opened when a unit first reads from them."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder, self._open = folder, {}
-
-    def item(self, source: int, index: int) -> Item:
-        if source not in self._open:
-            self._open[source] = SpillReader(self.folder, source)
-        return self._open[source].item(index)
-
-    def close(self) -> None:
-        for reader in self._open.values():
-            reader.close()
-
-
 def process_unit(unit: Unit) -> dict:
     p = unit.payload
     stats: dict = {"unit": unit.id, "read": 0, "kept": 0, "dropped": 0}
@@ -112,6 +97,7 @@ def process_unit(unit: Unit) -> dict:
     entries = unit_entries(p["seed"], p["unit"], p["start"], np.asarray(p["counts"]), np.asarray(p["starts"]),
                            p["have"])
     evals = EvalSet(folder) if p["exclude_eval"] else None
+    duplicates = Duplicates(folder) if p["drop_duplicates"] != "none" else None
     tars, sources = TarReader(), Sources(folder)
     try:
         with ShardWriter(p["out"], unit.id, p["max_samples"], p["max_bytes"]) as writer:
@@ -121,6 +107,9 @@ def process_unit(unit: Unit) -> dict:
                 stats["read"] += 1
                 row = {"uid": item.uid, "source": source["name"], "task": source["task"], "position": position}
                 try:
+                    if duplicates is not None and (first := duplicates.earlier_source(index, record_index)) is not None:
+                        raise Drop("duplicate_image", f"its image is also in {p['sources'][first]['name']}, "
+                                                      "a source listed earlier in the recipe")
                     sample, files, values = build_sample(item, source["task"], source["lang"], p["images"], tars,
                                                          evals)
                 except Drop as exc:
