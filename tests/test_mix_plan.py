@@ -1,13 +1,16 @@
 """Mix planning without Ray: counts by weight or exact count, seeded interleaving, errors before any work."""
 
 import math
+import pickle
 from collections import Counter
 
 import pytest
-from mix_support import write_recipe
+from mix_support import mix_layouts, write_recipe
 
+from vlforge.pipelines.mix_images import EvalSet, eval_hashes, prepare
 from vlforge.pipelines.mix_plan import apportion, make_plan, scan_sources
 from vlforge.pipelines.mix_recipe import MixError, load_mix_recipe
+from vlforge.pipelines.mix_run import make_units
 
 
 def _plan(recipe, folder):
@@ -87,3 +90,34 @@ def test_a_missing_source_fails_before_any_work(tmp_path):
          "from": {"adapter": "coco_captions", "annotations": str(tmp_path / "nope.json"), "images": str(tmp_path)}}]})
     with pytest.raises(MixError, match=r"sources.0 \(coco, coco_captions\): annotations: no such file"):
         scan_sources(load_mix_recipe(recipe_path), tmp_path)
+
+
+def test_units_carry_counts_not_records_or_evaluation_hashes(tmp_path):
+    """A unit's payload stays a few hundred bytes however many records and evaluation images there are;
+    the evaluation hashes are answered from the plan folder."""
+    evals = tmp_path / "eval"
+    evals.mkdir()
+    for i in range(40):
+        (evals / f"{i}.jpg").write_bytes(mix_layouts.photo(i, (64, 48)))
+    recipe = _text_recipe(tmp_path, {"a": 6000, "b": 2000}, {"a": {"weight": 3}, "b": {"weight": 1}},
+                          samples_per_unit=1000, exclude_eval=[str(evals)])
+    folder = tmp_path / "plan"
+    plan = _plan(recipe, folder)
+    eval_hashes(recipe.exclude_eval, recipe.phash, folder)
+    units = make_units(recipe, plan, tmp_path / "out", folder)
+    assert len(units) == 8
+    assert max(len(pickle.dumps(u.payload)) for u in units) < 1500
+    in_eval = EvalSet(folder)
+    assert prepare(mix_layouts.photo(7, (64, 48)), None, 95, True) in in_eval
+    assert prepare(mix_layouts.photo(7, (128, 96)), None, 95, True) in in_eval  # resized: the same pHash
+    assert prepare(mix_layouts.photo(77, (64, 48)), None, 95, True) not in in_eval
+
+
+def test_the_order_is_a_function_of_counts_each_unit_computes_its_own_stretch(tmp_path):
+    """Units recompute their entries from counts: the concatenation is every draw exactly once per pass."""
+    recipe = _text_recipe(tmp_path, {"a": 700, "b": 300}, {"a": {"weight": 7}, "b": {"weight": 3}},
+                          samples_per_unit=64)
+    plan = _plan(recipe, tmp_path / "plan")
+    order = list(plan.order())
+    assert sorted(order) == [(0, j) for j in range(700)] + [(1, j) for j in range(300)]
+    assert plan.counts.shape == (16, 2) and plan.counts.sum(axis=0).tolist() == [700, 300]
