@@ -141,4 +141,4 @@ def test_an_output_directory_holds_one_run(ray_local, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "en" in printed and "kept" in printed
     assert _cli(["synthdog", "--lang", "en", "--count", "2", "--seed", "9", "--out", str(out)]) == 2
-    assert "different seed" in capsys.readouterr().err
+    assert "holds a synthdog run of other inputs or options (changed: --seed: 0 -> 9" in capsys.readouterr().err

@@ -24,7 +24,7 @@ def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], N
     fence = active_fence()
     if fence is None:
         raise RuntimeError("run_tasks: claim the output directory first (shards.outdir.claim_out_dir)")
-    task = ray.remote(num_cpus=1)(run_fenced)
+    task = ray.remote(num_cpus=1)(run_fenced).options(name=fn.__name__)
     pending = [task.remote(fn, fence, *args) for args in calls]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)

@@ -202,7 +202,8 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], dict], claim: Clai
 
         report.ray_start_s = started
         if todo:
-            task = ray.remote(num_cpus=1, max_retries=0)(run_fenced)  # retries counted here, see below
+            task = ray.remote(num_cpus=1, max_retries=0)(run_fenced).options(  # retries counted here, see below
+                name=getattr(process, "__name__", "unit"))
             width = max(1, 2 * int(ray.available_resources().get("CPU", 1)))
             progress = Progress(desc, len(todo))
             pending: dict = {}
