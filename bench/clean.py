@@ -93,7 +93,8 @@ def baseline_loop(recipe, source: str, shards: Path, out: Path) -> int:
 
     from vlforge.filters.base import run_filters
     from vlforge.pipelines.clean_recipe import make_filter
-    from vlforge.pipelines.readers import list_inputs, read_range, read_shard_images
+    from vlforge.sources.dumps.img2dataset import read_shard_images
+    from vlforge.sources.dumps.readers import list_inputs, read_range
 
     before = [make_filter(s) for s in recipe.source_steps(source, "before_download")]
     after = [make_filter(s) for s in recipe.source_steps(source, "after_download")]
@@ -199,7 +200,7 @@ def baseline_metadata(path: str) -> None:
     """Subprocess entry: the recipe's before-download chain over the parquet, batch by batch, one process."""
     from vlforge.filters.base import run_filters
     from vlforge.pipelines.clean_recipe import load_recipe, make_filter
-    from vlforge.pipelines.readers import list_inputs, read_range
+    from vlforge.sources.dumps.readers import list_inputs, read_range
 
     recipe = load_recipe(RECIPE)
     chain = [make_filter(s) for s in recipe.source_steps("laion-en", "before_download")]

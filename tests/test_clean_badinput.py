@@ -24,8 +24,8 @@ from test_clean_support import (
 
 from vlforge.pipelines.clean import clean
 from vlforge.pipelines.clean_recipe import load_recipe
-from vlforge.pipelines.readers import InputError
 from vlforge.shards.verify import verify_dir
+from vlforge.sources.dumps.schemas import InputError
 
 CAPTION = "A clear photograph of {} taken outdoors on a sunny day"
 

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 from test_clean_support import ImageServer, bomb_png, jpeg, only_loopback_connections, photo, sha256
 
-from vlforge.pipelines.download import DownloadOptions, PixelLimitResizer, download, reason_from_error
-from vlforge.pipelines.netguard import AddressPolicy
+from vlforge.sources.download import DownloadOptions, PixelLimitResizer, download, reason_from_error
+from vlforge.sources.netguard import AddressPolicy
 
 LOOPBACK = AddressPolicy(allow_loopback=True)
 

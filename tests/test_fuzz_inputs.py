@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_clean_support import ROOT
 
-from vlforge.pipelines.readers import MAX_LINE_BYTES, list_inputs, plan_ranges, read_range
 from vlforge.pipelines.render import RenderOptions, process_unit, split_units
 from vlforge.shards.manifest import read_manifests
+from vlforge.sources.dumps.readers import list_inputs, plan_ranges, read_range
+from vlforge.sources.dumps.text import MAX_LINE_BYTES
 
 RENDER_LINE_CAP = 4096  # render's --max-line-bytes in these tests: huge lines stay cheap to generate
 KEYS = st.sampled_from(["url", "caption", "image", "text", "e", "conversations", "from", "value", "lang"])
@@ -163,7 +164,7 @@ def test_readers_and_render_stay_under_the_memory_bound(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLES / "images", src / "images")
     (src / "caption.jsonl").write_bytes(hostile_lines(RENDER_LINE_CAP * 256))  # a 16 MiB line: over render's 1 MiB
     (src / "dump.jsonl").write_bytes(hostile_lines(MAX_LINE_BYTES))  # a 64 MiB line
-    imports = ("from pathlib import Path\nfrom vlforge.pipelines.readers import list_inputs, read_range\n"
+    imports = ("from pathlib import Path\nfrom vlforge.sources.dumps.readers import list_inputs, read_range\n"
                "from vlforge.pipelines.render import RenderOptions, process_unit, split_units\n")
     work = imports + f"""
 [f] = list_inputs([('s', {str(src / 'dump.jsonl')!r})], {{}})

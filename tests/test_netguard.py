@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from test_clean_support import ImageServer, only_loopback_connections
 
-from vlforge.pipelines.netguard import (
+from vlforge.sources.netguard import (
     AddressPolicy,
     BlockedAddress,
     ResponseTooLarge,

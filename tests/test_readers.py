@@ -11,15 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vlforge.pipelines.readers import (
-    ColumnOverrides,
-    InputError,
-    detect_schema,
-    list_inputs,
-    plan_ranges,
-    read_range,
-    read_shard_images,
-)
+from vlforge.sources.dumps.img2dataset import read_shard_images
+from vlforge.sources.dumps.readers import list_inputs, plan_ranges, read_range
+from vlforge.sources.dumps.schemas import ColumnOverrides, InputError, detect_schema
 
 LAION = ["SAMPLE_ID", "URL", "TEXT", "HEIGHT", "WIDTH", "LICENSE", "NSFW", "similarity"]
 DATACOMP = ["uid", "url", "text", "original_width", "original_height", "clip_b32_similarity_score",

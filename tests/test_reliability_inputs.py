@@ -34,22 +34,17 @@ from vlforge.filters.clip_score import ComputedClipScoreFilter
 from vlforge.filters.image import ImageFilter
 from vlforge.pipelines.clean import clean
 from vlforge.pipelines.clean_recipe import RecipeError, load_recipe
-from vlforge.pipelines.download import DownloadOptions, download
-from vlforge.pipelines.netguard import AddressPolicy
-from vlforge.pipelines.readers import (
-    MAX_LINE_BYTES,
-    InputError,
-    bounded_lines,
-    list_inputs,
-    plan_ranges,
-    read_range,
-    read_shard_images,
-)
 from vlforge.shards.imageio import ImageRejected, open_image
 from vlforge.shards.manifest import write_manifest
 from vlforge.shards.reader import MAX_MEMBER_BYTES, ShardReadError, iter_samples
 from vlforge.shards.verify import verify_dir
 from vlforge.shards.writer import ShardWriter
+from vlforge.sources.download import DownloadOptions, download
+from vlforge.sources.dumps.img2dataset import read_shard_images
+from vlforge.sources.dumps.readers import list_inputs, plan_ranges, read_range
+from vlforge.sources.dumps.schemas import InputError
+from vlforge.sources.dumps.text import MAX_LINE_BYTES, bounded_lines
+from vlforge.sources.netguard import AddressPolicy
 
 CLIP = {"model_name": "ViT-B-32", "checkpoint_path": None, "on_missing": "skip"}  # validated, never loaded
 
@@ -250,7 +245,8 @@ def test_memory_stays_bounded_on_a_sparse_tar_a_huge_line_and_deep_json(tmp_path
             f.write(b"z" * (1 << 20))
         f.write(b"\n" + DEEP + b'\n{"url": "http://x.invalid/", "caption": "c"}\n')
     imports = ("from pathlib import Path; from vlforge.shards.verify import verify_dir; "
-               "from vlforge.pipelines.readers import list_inputs, read_range, read_shard_images")
+               "from vlforge.sources.dumps.readers import list_inputs, read_range; "
+               "from vlforge.sources.dumps.img2dataset import read_shard_images")
     baseline = peak_rss_mib(imports)
     work = (f"{imports}\nreport = verify_dir(Path({str(tar.parent)!r}))\n"
             f"assert any('over the' in p for p in report.problems), report.problems\n"

@@ -15,8 +15,8 @@ import urllib.request
 import pytest
 from test_clean_support import ImageServer, jpeg, only_loopback_connections, photo
 
-from vlforge.pipelines.download import DownloadOptions, download
-from vlforge.pipelines.netguard import (
+from vlforge.sources.download import DownloadOptions, download
+from vlforge.sources.netguard import (
     AddressPolicy,
     DeadlineExceeded,
     build_guarded_opener,

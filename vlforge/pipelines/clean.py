@@ -26,11 +26,11 @@ from vlforge.pipelines.clean_plan import PLAN_DIR, CleanJob, clean_fingerprint, 
 from vlforge.pipelines.clean_ray import start_pools, stop_pools
 from vlforge.pipelines.clean_recipe import CleanRecipe, RecipeError, load_recipe
 from vlforge.pipelines.clean_unit import process_unit
-from vlforge.pipelines.readers import RowRange, list_inputs
 from vlforge.pipelines.runner import UNIT_FAILED, RunReport, Unit, ray_session, run_units
 from vlforge.shards.manifest import KEPT, MANIFEST_SUFFIX, list_manifests
 from vlforge.shards.outdir import Plan, claim_out_dir
 from vlforge.shards.writer import ShardWriter
+from vlforge.sources.dumps.readers import RowRange, list_inputs
 
 SUMMARY = "clean-summary.json"
 UNIT_PATTERN = r"clean-\d{4}-\d{10}"  # clean_plan.unit_id

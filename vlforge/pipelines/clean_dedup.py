@@ -22,10 +22,10 @@ from vlforge.filters.dedup import hash_values
 from vlforge.pipelines.clean_keys import find_duplicates, key_path, later_rows, order_keys, partition_jobs, write_keys
 from vlforge.pipelines.clean_plan import CleanJob
 from vlforge.pipelines.clean_ray import run_tasks
-from vlforge.pipelines.readers import RowRange
 from vlforge.pipelines.runner import Unit
 from vlforge.shards.atomic import commit, temp_path
 from vlforge.shards.manifest import DROPPED, KEPT, manifest_path, write_manifest
+from vlforge.sources.dumps.schemas import RowRange
 
 DEDUP_DIR = "_dedup"
 

@@ -36,10 +36,10 @@ from vlforge.pipelines.clean_keys import (
 from vlforge.pipelines.clean_ray import run_tasks
 from vlforge.pipelines.clean_recipe import CleanRecipe, RecipeError
 from vlforge.pipelines.fingerprint import plan_fingerprint
-from vlforge.pipelines.readers import InputFile, RowRange, plan_ranges, read_range
 from vlforge.pipelines.runner import Unit
 from vlforge.shards.atomic import commit, temp_path
 from vlforge.shards.units import committed_units
+from vlforge.sources.dumps.readers import InputFile, RowRange, plan_ranges, read_range
 
 PLAN_DIR = "_plan"
 DUPLICATE_KINDS = ("uid", "url")  # checked in this order: the same sample twice is reported as such

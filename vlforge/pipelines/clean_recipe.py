@@ -26,7 +26,7 @@ from vlforge.filters.clip_score import ClipScoreFilter, ComputedClipScoreFilter
 from vlforge.filters.image import ImageFilter
 from vlforge.filters.language import LanguageFilter
 from vlforge.filters.metadata import AspectRatioFilter, ImageSizeFilter
-from vlforge.pipelines.readers import FIELDS, SCHEMAS, ColumnOverrides
+from vlforge.sources.dumps.schemas import FIELDS, SCHEMAS, ColumnOverrides
 
 OPS: dict[str, type[Filter]] = {
     "aspect_ratio": AspectRatioFilter,

@@ -26,11 +26,12 @@ from vlforge.pipelines.clean_keys import later_rows
 from vlforge.pipelines.clean_plan import CleanJob
 from vlforge.pipelines.clean_ray import PooledFilter
 from vlforge.pipelines.clean_recipe import CleanRecipe, make_filter
-from vlforge.pipelines.download import DownloadOptions, Fetched, download, reason_from_error, spill_path
-from vlforge.pipelines.netguard import AddressPolicy
-from vlforge.pipelines.readers import InputFile, RowRange, iter_shard_images, read_range
 from vlforge.pipelines.runner import Unit
 from vlforge.shards.writer import ShardWriter
+from vlforge.sources.download import DownloadOptions, download
+from vlforge.sources.dumps.readers import read_range, reader_of
+from vlforge.sources.dumps.schemas import InputFile, RowRange
+from vlforge.sources.netguard import AddressPolicy
 
 # Columns that never go into manifests: bytes and free text live in the tar.
 # An img2dataset shard's own key/status/error_message would shadow the manifest's columns of those names.
@@ -71,30 +72,11 @@ def _split(table: pa.Table, reasons: list[str | None], stage: str) -> tuple[pa.T
     return table.filter(pa.array(~drop)), dropped
 
 
-def _from_shard(f: InputFile, table: pa.Table, spill: Path) -> list[Fetched]:
-    """What img2dataset fetched for these rows: the image from its tar (spilled), or its recorded error."""
-    keys = table["key"].to_pylist()
-    statuses = table["status"].to_pylist()
-    errors = table["error_message"].to_pylist() if "error_message" in table.column_names else [None] * len(keys)
-    fetched = [Fetched() if s == "success" else Fetched(reason=reason_from_error(e), error=e)
-               for s, e in zip(statuses, errors, strict=True)]
-    position = {k: i for i, (k, s) in enumerate(zip(keys, statuses, strict=True)) if s == "success"}
-    for key, data in iter_shard_images(f.tar, list(position)):
-        row = fetched[position[key]]
-        if data is None:
-            row.reason, row.error = "too_large", f"tar member of {key} over the size limit for one member"
-        else:
-            row.path = spill_path(spill, position[key])
-            row.path.write_bytes(data)
-    return fetched
-
-
 def fetch_images(job: CleanJob, f: InputFile, table: pa.Table, spill: Path) -> tuple[pa.Table, pa.Table]:
     """Attach `image_path` (the bytes, spilled under `spill`); rows without an image come back dropped
     (stage 'download')."""
-    if f.format == "img2dataset":
-        fetched = _from_shard(f, table, spill)
-    else:
+    fetched = reader_of(f).fetch(f, table, spill)  # an img2dataset shard's tar, or None: download
+    if fetched is None:
         fetched = download(table["url"].to_pylist(), download_options(job.recipe), spill)
     reasons = [r.reason or (None if r.path is not None else "image_missing") for r in fetched]
     table = table.append_column("image_path", pa.array([None if r.path is None else str(r.path) for r in fetched],

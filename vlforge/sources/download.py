@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from vlforge.pipelines.netguard import REFUSED_MARK, AddressPolicy, check_url, guarded_urlopen
 from vlforge.shards.imageio import ImageRejected, open_image
+from vlforge.sources.netguard import REFUSED_MARK, AddressPolicy, check_url, guarded_urlopen
 
 # img2dataset imports albumentations, which otherwise asks pypi.org for its latest version on import.
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"

@@ -1,0 +1,5 @@
+"""Raw image-text dumps (parquet, CSV/TSV, JSONL, img2dataset shards) read as canonical Arrow batches.
+
+`readers` lists inputs and dispatches to one `Reader` per file format (`parquet`, `text`, `img2dataset`);
+`schemas` holds the canonical columns and the known dump schemas; `canonical` turns raw rows into them.
+"""

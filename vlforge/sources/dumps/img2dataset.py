@@ -1,0 +1,71 @@
+"""img2dataset shards: the parquet of a shard read as a dump, its images taken from the tar beside it.
+
+A shard's parquet without its tar is only a list of URLs (schema img2dataset, format parquet): the
+images are downloaded again. With the tar, a row's image is its `KEY.<ext>` member, or the error
+img2dataset recorded for it.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import pyarrow as pa
+
+from vlforge.shards.reader import MAX_MEMBER_BYTES, member_bytes
+from vlforge.sources.download import Fetched, reason_from_error, spill_path
+from vlforge.sources.dumps.parquet import ParquetReader
+from vlforge.sources.dumps.schemas import InputFile
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+
+class Img2datasetReader(ParquetReader):
+    format = "img2dataset"
+    caption_optional = True  # img2dataset runs without captions are common: an empty caption, not a bad row
+
+    def claims(self, path: str, schema: str) -> bool:
+        return schema == "img2dataset" and super().claims(path, schema) and self.companion(path) is not None
+
+    def companion(self, path: str) -> str | None:
+        """The tar beside the parquet; without one, its rows are URLs to download again."""
+        tar = path[: -len(".parquet")] + ".tar"
+        fs, local = fsspec.core.url_to_fs(tar)
+        return tar if fs.exists(local) else None
+
+    def fetch(self, f: InputFile, table: pa.Table, spill: Path) -> list[Fetched]:
+        """What img2dataset fetched for these rows: the image from its tar (spilled), or its recorded error."""
+        keys = table["key"].to_pylist()
+        statuses = table["status"].to_pylist()
+        errors = table["error_message"].to_pylist() if "error_message" in table.column_names else [None] * len(keys)
+        fetched = [Fetched() if s == "success" else Fetched(reason=reason_from_error(e), error=e)
+                   for s, e in zip(statuses, errors, strict=True)]
+        position = {k: i for i, (k, s) in enumerate(zip(keys, statuses, strict=True)) if s == "success"}
+        for key, data in iter_shard_images(f.tar, list(position)):
+            row = fetched[position[key]]
+            if data is None:
+                row.reason, row.error = "too_large", f"tar member of {key} over the size limit for one member"
+            else:
+                row.path = spill_path(spill, position[key])
+                row.path.write_bytes(data)
+        return fetched
+
+
+def iter_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBER_BYTES
+                      ) -> Iterator[tuple[str, bytes | None]]:
+    """(key, image bytes) of the given keys from an img2dataset tar (members `KEY.jpg`, `KEY.png`, ...), streamed
+    one member at a time; None for a member over `max_bytes`, which is never read."""
+    wanted = set(keys)
+    with fsspec.open(tar_path, "rb") as handle, tarfile.open(fileobj=handle, mode="r|") as tar:
+        for member in tar:
+            key, _, ext = member.name.rpartition("/")[2].partition(".")
+            if key in wanted and ext.lower() in IMAGE_EXTENSIONS and member.isfile():
+                yield key, member_bytes(tar, member, max_bytes)
+            tar.members = []
+
+
+def read_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBER_BYTES) -> dict[str, bytes | None]:
+    """iter_shard_images as a mapping (for a few keys: every image is held)."""
+    return dict(iter_shard_images(tar_path, keys, max_bytes))
