@@ -10,6 +10,7 @@ from vlforge.pipelines.clean import add_clean_parser, run_clean
 from vlforge.pipelines.mix import add_mix_parser, run_mix
 from vlforge.pipelines.synthdog import add_synthdog_parser, run_synthdog
 from vlforge.stats.commands import add_report_parser, add_sql_parser, add_stats_parser, run_report, run_sql, run_stats
+from vlforge.training.cli_commands import add_generate_parser, add_train_parser, run_generate, run_train
 from vlforge.training.tokenize_cli import add_tokenize_parser, run_tokenize
 
 
@@ -99,7 +100,8 @@ COMMANDS = {"render": (_add_render, _run_render), "export": (_add_export, _run_e
             "clean": (add_clean_parser, run_clean), "mix": (add_mix_parser, run_mix),
             "score": (add_score_parser, run_score), "tokenize": (add_tokenize_parser, run_tokenize),
             "stats": (add_stats_parser, run_stats), "sql": (add_sql_parser, run_sql),
-            "report": (add_report_parser, run_report)}
+            "report": (add_report_parser, run_report),
+            "train": (add_train_parser, run_train), "generate": (add_generate_parser, run_generate)}
 
 
 def build_parser() -> argparse.ArgumentParser:

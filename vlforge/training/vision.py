@@ -71,6 +71,7 @@ class VisionTower(nn.Module):
         if image_size % patch:
             raise ValueError(f"image_size {image_size} is not a multiple of the ViT patch size {patch}")
         cfg.update(attentional_pool=False, output_tokens=False)
+        self.config = cfg
         self.visual = _build_vision_tower(cfg["width"], cfg)
         self.visual.prune_intermediate_layers(indices=1, prune_norm=True, prune_head=True)
         self.width = cfg["width"]
