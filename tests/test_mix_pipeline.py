@@ -200,3 +200,12 @@ def test_a_missing_evaluation_directory_fails_before_any_work(fx, tmp_path, caps
                 "--exclude-eval", str(tmp_path / "no-eval")]) == 2
     assert "exclude_eval: no such directory" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_inside_an_input_folder_is_refused_before_anything_is_written(fx, capsys):
+    images = fx["gqa"]["images"]
+    before = sorted(p.name for p in images.iterdir())
+    path = write_recipe(images.parent / "mix.yaml", mix_layouts.recipe(fx))
+    assert cli(["mix", "--recipe", str(path), "--out", str(images / "mix")]) == 2
+    assert "is inside the input" in capsys.readouterr().err
+    assert sorted(p.name for p in images.iterdir()) == before  # no staging folder, no output

@@ -30,7 +30,7 @@ from vlforge.pipelines.mix_unit import process_unit
 from vlforge.pipelines.runner import RunReport, Unit, ray_session, run_units
 from vlforge.shards.atomic import commit, temp_path
 from vlforge.shards.outdir import Plan as OutPlan
-from vlforge.shards.outdir import claim_out_dir
+from vlforge.shards.outdir import check_not_input, claim_out_dir
 
 MIX_FILE = "mix.json"
 PLAN_DIR = "_mixplan"
@@ -44,14 +44,19 @@ class MixResult:
     summary: dict
 
 
-def _input_files(recipe: MixRecipe, spilled: list[Spilled]) -> list[str]:
-    """Annotation files and tars the sources read (image files are covered by the records' digest only)."""
-    files = set()
+def _declared_paths(recipe: MixRecipe) -> list[Path]:
+    """Every file or folder the recipe's sources name (annotation files, image roots, shard folders)."""
+    found = []
     for source in recipe.sources:
         for value in source.source.model_dump().values():
-            for path in value if isinstance(value, list) else [value]:
-                if isinstance(path, (str, Path)) and Path(path).is_file():
-                    files.add(str(Path(path).resolve()))
+            found += [Path(v) for v in (value if isinstance(value, list) else [value])
+                      if isinstance(v, (str, Path)) and Path(v).exists()]
+    return found
+
+
+def _input_files(recipe: MixRecipe, spilled: list[Spilled]) -> list[str]:
+    """Annotation files and tars the sources read (image files are covered by the records' digest only)."""
+    files = {str(p.resolve()) for p in _declared_paths(recipe) if p.is_file()}
     for found in spilled:
         files.update(found.tars)
     return sorted(files)
@@ -101,6 +106,7 @@ def install_plan(staging: Path, out: Path, fingerprint: dict[str, str]) -> Path:
 def build_mixture(recipe: MixRecipe, out: str | Path, allow_foreign_files: bool = False) -> MixResult:
     """Plan, then run; every source problem is a MixError raised before the output directory is touched."""
     out = Path(out)
+    check_not_input(out, [*_declared_paths(recipe), *recipe.exclude_eval])  # before staging writes beside it
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.mixplan-", dir=out.parent))
     try:
