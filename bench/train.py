@@ -6,6 +6,7 @@ shard order. The model: the trainer's VLModel with a small random Llama (SmolLM2
 small random ViT. Each mode trains one epoch (forward, backward, AdamW step); tokens/s counts real (non-padding)
 tokens, the same number in both modes, so the ratio is the speed-up packing gives. Padding rows are padded to the
 longest sample of their micro-batch (not to seq_len), the stronger baseline.
+Also: the 448 px image transform against Qwen-VL's torchvision Compose, images/s.
 Run: .venv/bin/python bench/train.py [--samples N] [--seq-len L] [--micro-batch B]
 """
 
@@ -77,12 +78,37 @@ def train_epoch(model: VLModel, batches: list) -> float:
     return time.perf_counter() - t0
 
 
+def bench_image_transform(n: int = 50) -> None:
+    """The trainer's 448 px transform against Qwen-VL's torchvision Compose (same output), images/s."""
+    import io
+
+    from PIL import Image
+    from torchvision import transforms
+
+    from vlforge.training.data import CLIP_MEAN, CLIP_STD, image_transform
+
+    im = Image.open(io.BytesIO((EXAMPLES / "images" / "coffee.jpg").read_bytes()))
+    im.load()
+    qwen_vl = transforms.Compose([transforms.Resize((448, 448), interpolation=transforms.InterpolationMode.BICUBIC),
+                                  transforms.ToTensor(), transforms.Normalize(CLIP_MEAN, CLIP_STD)])
+    rates = {}
+    for name, transform in (("ours", image_transform(448)), ("torchvision", qwen_vl)):
+        transform(im)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            transform(im)
+        rates[name] = n / (time.perf_counter() - t0)
+    print(f"image transform 448 px: {rates['ours']:,.0f} images/s, torchvision Compose {rates['torchvision']:,.0f}")
+    report("train", "image_transform_448_images_per_s", rates["ours"], "images/s", rates["torchvision"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=40, help="cleaned caption pairs besides the examples")
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--micro-batch", type=int, default=2)
     args = parser.parse_args()
+    bench_image_transform()
     torch.manual_seed(0)
     tok = load_tokenizer(None)
     with tempfile.TemporaryDirectory() as tmp:

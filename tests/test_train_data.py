@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from pydantic import ValidationError
 from test_synthdog_support import generate_here
+from torchvision import transforms
 from train_support import EXAMPLES, jpeg, qwen, render_here, write_cleaned
 
 from vlforge.formats.sample import sample_from_wds
@@ -242,6 +243,10 @@ def test_image_transform_is_square_bicubic_with_clip_normalisation():
     wanted = (resized - np.array(CLIP_MEAN, dtype=np.float32)) / np.array(CLIP_STD, dtype=np.float32)
     assert got.shape == (3, 16, 16)
     assert np.allclose(got.numpy(), wanted.transpose(2, 0, 1), atol=1e-5)
+    qwen_vl = transforms.Compose([  # Qwen-VL's own image transform (visual.py)
+        transforms.Resize((16, 16), interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.ToTensor(), transforms.Normalize(CLIP_MEAN, CLIP_STD)])
+    assert torch.allclose(got, qwen_vl(im), atol=1e-5)
     grey = image_transform(8)(Image.new("L", (5, 9), 255))  # any mode becomes RGB
     assert torch.allclose(grey[:, 0, 0], (1 - torch.tensor(CLIP_MEAN)) / torch.tensor(CLIP_STD))
 

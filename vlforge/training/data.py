@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import fsspec
+import numpy as np
 import torch
 from braceexpand import braceexpand
 from PIL import Image
@@ -122,15 +123,18 @@ class Batch:
 
 
 def image_transform(size: int) -> Callable[[Image.Image], torch.Tensor]:
-    """Qwen-VL's: square bicubic resize (aspect ignored), CLIP mean/std. Takes any PIL image, returns [3,size,size]."""
-    from torchvision import transforms
+    """Qwen-VL's: square bicubic resize (aspect ignored), CLIP mean/std. Takes any PIL image, returns [3,size,size].
 
-    steps = transforms.Compose([
-        transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.ToTensor(),
-        transforms.Normalize(CLIP_MEAN, CLIP_STD),
-    ])
-    return lambda im: steps(to_rgb(im))
+    The same arithmetic as torchvision's Resize + ToTensor + Normalize on PIL images (PIL's bicubic resize), in
+    numpy: several times faster per image, and no torchvision import."""
+    mean = np.array(CLIP_MEAN, dtype=np.float32) * 255
+    scale = 1 / (np.array(CLIP_STD, dtype=np.float32) * 255)
+
+    def transform(im: Image.Image) -> torch.Tensor:
+        pixels = np.asarray(to_rgb(im).resize((size, size), Image.BICUBIC), dtype=np.float32)
+        return torch.from_numpy(((pixels - mean) * scale).transpose(2, 0, 1).copy())
+
+    return transform
 
 
 def block_causal_mask(seq_ids: torch.Tensor) -> torch.Tensor:
