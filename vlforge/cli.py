@@ -4,6 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vlforge.evaluation.eval_cli import add_eval_parser, run_eval
 from vlforge.evaluation.score_cli import add_score_parser, run_score
 from vlforge.formats.tasks import TASKS
 from vlforge.pipelines.clean import add_clean_parser, run_clean
@@ -98,7 +99,8 @@ def _run_shards(args: argparse.Namespace) -> int:
 COMMANDS = {"render": (_add_render, _run_render), "export": (_add_export, _run_export),
             "shards": (_add_shards, _run_shards), "synthdog": (add_synthdog_parser, run_synthdog),
             "clean": (add_clean_parser, run_clean), "mix": (add_mix_parser, run_mix),
-            "score": (add_score_parser, run_score), "tokenize": (add_tokenize_parser, run_tokenize),
+            "score": (add_score_parser, run_score), "eval": (add_eval_parser, run_eval),
+            "tokenize": (add_tokenize_parser, run_tokenize),
             "stats": (add_stats_parser, run_stats), "sql": (add_sql_parser, run_sql),
             "report": (add_report_parser, run_report),
             "train": (add_train_parser, run_train), "generate": (add_generate_parser, run_generate)}
