@@ -103,10 +103,10 @@ def baseline_loop(recipe, source: str, shards: Path, out: Path) -> int:
     kept = 0
     for f in files:
         table = pa.concat_tables(list(read_range(f)))
-        table, _, _ = run_filters(table.filter(pc.equal(table["status"], "success")), before)
+        table, _ = run_filters(table.filter(pc.equal(table["status"], "success")), before)
         images = read_shard_images(f.tar, table["key"].to_pylist())
         table = table.append_column("image", pa.array([images.get(k) for k in table["key"].to_pylist()]))
-        table, _, _ = run_filters(table, after)
+        table, _ = run_filters(table, after)
         with webdataset.TarWriter(str(out / f"{f.file_index:05d}.tar"), encoder=False) as tar:
             for r in table.to_pylist():
                 meta = {"uid": r["uid"], "url": r["url"], "width": r["width"], "height": r["height"], "lang": r["lang"]}
@@ -207,7 +207,7 @@ def baseline_metadata(path: str) -> None:
     kept = 0
     for f in list_inputs([("laion-en", path)], {}):
         for batch in read_range(f, batch_size=5000):
-            survivors, _, _ = run_filters(batch.filter(pc.is_null(batch["read_error"])), chain)
+            survivors, _ = run_filters(batch.filter(pc.is_null(batch["read_error"])), chain)
             kept += survivors.num_rows
     print(json.dumps({"kept": kept}))
 

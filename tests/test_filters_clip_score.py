@@ -8,12 +8,11 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from vlforge.filters import run_filters
+from vlforge.filters.base import run_filters
 from vlforge.filters.clip_score import (
     ClipScoreFilter,
     ComputedClipScoreFilter,
     ScoreHistogram,
-    quantile_thresholds,
 )
 
 
@@ -69,12 +68,20 @@ def batches_of(scores, source, size=300):
         yield scored(scores[start:start + size], [source] * len(scores[start:start + size]))
 
 
+def top_thresholds(batches, fractions, bins=20_000):
+    """What the clean plan does with a top-fraction step: one histogram pass, then a threshold per source."""
+    histogram = ScoreHistogram(bins)
+    for batch in batches:
+        histogram.add(batch)
+    return {source: histogram.threshold(source, fraction) for source, fraction in fractions.items()}
+
+
 def test_top_fraction_threshold_keeps_that_fraction_in_one_streaming_pass():
     rng = np.random.default_rng(0)
     scores = {"datacomp": rng.normal(0.25, 0.05, 5000).tolist(),
               "laion": rng.normal(0.3, 0.03, 3000).tolist()}
     stream = (b for source, values in scores.items() for b in batches_of(values, source))
-    thresholds = quantile_thresholds(stream, {"datacomp": 0.3, "laion": 0.5})
+    thresholds = top_thresholds(stream, {"datacomp": 0.3, "laion": 0.5})
     for source, fraction in [("datacomp", 0.3), ("laion", 0.5)]:
         values = np.array(scores[source])
         exact = np.sort(values)[::-1][int(fraction * len(values)) - 1]  # the k-th best score
@@ -85,11 +92,11 @@ def test_top_fraction_threshold_keeps_that_fraction_in_one_streaming_pass():
     assert 1500 <= filtered.keep.sum() <= 1506
 
 
-def test_one_fraction_for_all_sources_and_unlisted_sources():
+def test_each_source_has_its_own_cut():
     batch = scored([0.1, 0.2, 0.3, 0.4, 0.5, -0.5], ["a", "a", "a", "a", "b", "c"])
-    assert set(quantile_thresholds([batch], 0.5)) == {"a", "b", "c"}
-    only_a = quantile_thresholds([batch], {"a": 0.5, "z": 0.5})
-    assert list(only_a) == ["a"] and only_a["a"] == pytest.approx(0.3, abs=1e-4)
+    thresholds = top_thresholds([batch], {"a": 0.5, "b": 0.5, "c": 0.5})
+    assert thresholds["a"] == pytest.approx(0.3, abs=1e-4)
+    assert thresholds["b"] == pytest.approx(0.5, abs=1e-4) and thresholds["c"] == pytest.approx(-0.5, abs=1e-4)
 
 
 def test_histogram_ignores_nan_clips_out_of_range_and_merges():
@@ -113,7 +120,7 @@ def test_thresholds_from_a_parquet_dataset(tmp_path):
         scores = [part / 10 + i / 1000 for i in range(100)]
         batch = scored(scores, ["a"] * 100).append_column("caption", pa.array(["x"] * 100))
         pq.write_table(batch, tmp_path / f"part-{part}.parquet")
-    thresholds = quantile_thresholds(ds.dataset(tmp_path), 0.1)
+    thresholds = top_thresholds(ds.dataset(tmp_path).to_batches(columns=["clip_score", "source"]), {"a": 0.1})
     assert thresholds == {"a": pytest.approx(0.27, abs=1e-4)}  # the 30 best of 300 score >= 0.27
 
 
@@ -128,7 +135,7 @@ def test_null_sources_are_not_counted():
 def test_a_score_exactly_at_the_cut_is_kept(bins, cut):
     # -1 + 2 * k / bins rounds to a float just above some decimal scores in bin k (0.35 -> 0.3500000000000001)
     scores = scored([cut - 0.1, cut, cut + 0.1, cut + 0.2], ["a"] * 4)
-    thresholds = quantile_thresholds([scores], 0.75, bins=bins)
+    thresholds = top_thresholds([scores], {"a": 0.75}, bins=bins)
     assert thresholds["a"] <= cut
     assert ClipScoreFilter(thresholds).apply(scores).keep.tolist() == [False, True, True, True]
 
@@ -146,12 +153,7 @@ def test_every_bin_edge_as_the_cut_keeps_the_top_rows():
 
 def test_a_top_fraction_keeps_that_many_rows_despite_float_products():
     scores = scored([i / 100 for i in range(100)], ["a"] * 100)
-    assert quantile_thresholds([scores], 0.07)["a"] == pytest.approx(0.93, abs=1e-4)  # 0.07 * 100 != 7.0
-
-
-def test_bad_fraction_is_named():
-    with pytest.raises(ValueError, match="top_fraction"):
-        quantile_thresholds([], 1.5)
+    assert top_thresholds([scores], {"a": 0.07})["a"] == pytest.approx(0.93, abs=1e-4)  # 0.07 * 100 != 7.0
 
 
 # ---- computed scores with a tiny randomly initialised open_clip model ----
@@ -225,7 +227,7 @@ def test_unreadable_image_is_a_reason_not_a_crash(tiny_checkpoint):
     images = batch["image"].to_pylist()
     images[1] = b"<html>not an image</html>"
     batch = batch.set_column(batch.schema.get_field_index("image"), "image", pa.array(images, pa.binary()))
-    kept, dropped, _ = run_filters(batch, [ComputedClipScoreFilter(TINY, tiny_checkpoint, -1.0)])
+    kept, dropped = run_filters(batch, [ComputedClipScoreFilter(TINY, tiny_checkpoint, -1.0)])
     assert kept["uid"].to_pylist() == ["a", "c", "d"]
     assert dropped["reason"].to_pylist() == ["image_unreadable"]
     assert dropped["clip_score_computed"].to_pylist() == [None]

@@ -9,7 +9,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from vlforge.filters import run_filters
+from vlforge.filters.base import run_filters
 from vlforge.filters.image import ImageFilter
 from vlforge.filters.metadata import AspectRatioFilter, ImageSizeFilter
 
@@ -205,7 +205,7 @@ def test_real_sizes_feed_the_size_filters(coffee, chelsea):
                       "image": [encode(chelsea), encode(small), encode(wide), b"<html></html>"],
                       "width": pa.array([1000, 1000, 1000, 1000], pa.int64()),
                       "height": pa.array([1000, 1000, 1000, 1000], pa.int64())})
-    kept, dropped, _ = run_filters(batch, [ImageFilter(), AspectRatioFilter(max_ratio=3.0),
+    kept, dropped = run_filters(batch, [ImageFilter(), AspectRatioFilter(max_ratio=3.0),
                                            ImageSizeFilter(min_side=200)])
     assert kept["uid"].to_pylist() == ["ok"]
     reasons = dict(zip(dropped["uid"].to_pylist(), dropped["reason"].to_pylist(), strict=True))

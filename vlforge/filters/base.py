@@ -8,13 +8,15 @@ splits the batch into kept and dropped tables, so every input row lands in exact
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+OPERATORS: dict[str, type[Filter]] = {}  # op -> class, filled as filter modules are imported
 
 
 @dataclass
@@ -40,55 +42,59 @@ class FilterResult:
 
 
 class Filter(ABC):
-    """One cleaning operator. `name` is the stage recorded in the manifest column `stage`."""
+    """One cleaning operator. `name` is the stage recorded in the manifest column `stage`.
+
+    A subclass with an `op` registers itself as the recipe operator of that name (see `vlforge.filters.registry`)
+    and says what the pipeline must know about it: whether it reads the downloaded `image` bytes, which
+    measured columns are scores (a sample's JSON `scores`), which stay out of the manifest.
+    """
 
     name: str
+    op: ClassVar[str] = ""  # the recipe's `op:`; empty for helpers and bases
+    needs_image: ClassVar[bool] = False
+    score_columns: ClassVar[tuple[str, ...]] = ()
+    private_columns: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("op"):
+            if cls.op in OPERATORS and OPERATORS[cls.op] is not cls:
+                raise TypeError(f"filter op {cls.op!r} registered twice: {OPERATORS[cls.op].__name__}, {cls.__name__}")
+            OPERATORS[cls.op] = cls
 
     @abstractmethod
     def apply(self, batch: pa.Table) -> FilterResult:
         """Measure `batch` and decide per row. Must accept an empty batch (schema stays stable)."""
 
 
-@dataclass
-class StageCounts:
-    """Rows seen, kept and dropped by one stage, with the drop count per reason."""
+class RowFilter(Filter):
+    """A filter that judges one row at a time: `judge(value)` returns the row's measured values and then its
+    drop reason (None: keep); they become the columns `outputs()` names, on the batch `prepare` returns."""
 
-    read: int = 0
-    kept: int = 0
-    dropped: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
+    @abstractmethod
+    def inputs(self, batch: pa.Table) -> list:
+        """The value `judge` gets, per row."""
 
-    def merge(self, other: StageCounts) -> StageCounts:
-        reasons = dict(self.reasons)
-        for reason, count in other.reasons.items():
-            reasons[reason] = reasons.get(reason, 0) + count
-        return StageCounts(self.read + other.read, self.kept + other.kept, self.dropped + other.dropped,
-                           reasons)
+    @abstractmethod
+    def judge(self, value: object) -> tuple:
+        """(*measured values, reason or None) of one row."""
 
+    @abstractmethod
+    def outputs(self) -> list[tuple[str, pa.DataType]]:
+        """Name and type of the column each measured value goes to, in `judge`'s order."""
 
-@dataclass
-class FilterStats:
-    """Counts of a filter chain over batches; `merge` adds two of them (batches, units, workers)."""
+    def prepare(self, batch: pa.Table, values: list) -> pa.Table:
+        """Columns set before the measured ones (e.g. the raw input kept beside its cleaned form)."""
+        return batch
 
-    read: int = 0
-    kept: int = 0
-    dropped: int = 0
-    stages: dict[str, StageCounts] = field(default_factory=dict)
-
-    def merge(self, other: FilterStats) -> FilterStats:
-        stages = dict(self.stages)
-        for name, counts in other.stages.items():
-            stages[name] = stages[name].merge(counts) if name in stages else counts
-        return FilterStats(self.read + other.read, self.kept + other.kept, self.dropped + other.dropped,
-                           stages)
-
-    def to_dict(self) -> dict:
-        """Plain JSON-able form, for logs and summary tables."""
-        return {
-            "read": self.read, "kept": self.kept, "dropped": self.dropped,
-            "stages": {name: {"read": c.read, "kept": c.kept, "dropped": c.dropped,
-                              "reasons": dict(c.reasons)} for name, c in self.stages.items()},
-        }
+    def apply(self, batch: pa.Table) -> FilterResult:
+        values = self.inputs(batch)
+        outputs = self.outputs()
+        *measured, reasons = transpose([self.judge(value) for value in values], len(outputs) + 1)
+        out = self.prepare(batch, values)
+        for (name, kind), column in zip(outputs, measured, strict=True):
+            out = set_column(out, name, pa.array(column, kind))
+        return FilterResult.from_reasons(out, reasons)
 
 
 def _object_array(values: list) -> np.ndarray:
@@ -132,34 +138,29 @@ def transpose(rows: list[tuple], width: int) -> list[list]:
     return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
-def run_filters(batch: pa.Table, filters: Sequence[Filter]) -> tuple[pa.Table, pa.Table, FilterStats]:
+def run_filters(batch: pa.Table, filters: Sequence[Filter]) -> tuple[pa.Table, pa.Table]:
     """Apply `filters` in order, each on the rows that survived the ones before.
 
-    Returns (kept, dropped, stats). `dropped` holds every dropped row once, with the columns known when it
-    was dropped plus `reason` and `stage` (the first reason wins); columns measured later are null there.
+    Returns (kept, dropped). `dropped` holds every dropped row once, with the columns known when it was
+    dropped plus `reason` and `stage` (the first reason wins); columns measured later are null there.
     """
-    stats = FilterStats(read=batch.num_rows)
     dropped_parts: list[pa.Table] = []
     current = batch
     for flt in filters:
         result = flt.apply(current)
         keep = np.asarray(result.keep, dtype=bool)
-        n_kept = int(keep.sum())
-        counts = StageCounts(read=current.num_rows, kept=n_kept, dropped=current.num_rows - n_kept)
-        if counts.dropped:
+        if not keep.all():
             drop_idx = np.flatnonzero(~keep)
             reasons = _object_array(result.reasons)[drop_idx]
             reasons[reasons == None] = flt.name  # noqa: E711 (a drop without a reason is named by its stage)
-            counts.reasons = dict(Counter(reasons.tolist()))
             part = result.batch.take(pa.array(drop_idx))
             part = part.append_column("reason", pa.array(reasons, pa.string()))
             part = part.append_column("stage", pa.array([flt.name] * len(drop_idx), pa.string()))
             dropped_parts.append(part)
-        stats.stages[flt.name] = stats.stages[flt.name].merge(counts) if flt.name in stats.stages else counts
-        current = result.batch.filter(pa.array(keep)) if counts.dropped else result.batch
-    stats.kept = current.num_rows
-    stats.dropped = stats.read - stats.kept
-    return current, _concat_dropped(batch.schema, dropped_parts), stats
+            current = result.batch.filter(pa.array(keep))
+        else:
+            current = result.batch
+    return current, _concat_dropped(batch.schema, dropped_parts)
 
 
 def _concat_dropped(input_schema: pa.Schema, parts: list[pa.Table]) -> pa.Table:

@@ -13,7 +13,7 @@ import re
 import ftfy
 import pyarrow as pa
 
-from vlforge.filters.base import Filter, FilterResult, set_column, string_values, transpose
+from vlforge.filters.base import RowFilter, set_column, string_values
 
 _FILE_EXT = r"(?:jpe?g|png|gif|webp|bmp|tiff?|heic|svg|mp4|mov|pdf)"
 _TLD = r"(?:com|net|org|info|biz|edu|gov|io|co|uk|de|fr|ru|jp|cn|au|ca|nl|it|es|br|in)"
@@ -61,12 +61,15 @@ def count_words(text: str) -> int:
     return n_cjk + len(_CJK.sub(" ", text).split()) if n_cjk else len(text.split())
 
 
-class CaptionFilter(Filter):
+class CaptionFilter(RowFilter):
     """Clean captions and drop those outside the length bounds.
 
     Adds `caption_raw` (the input), `caption_chars`, `caption_words`, and replaces `caption` with the
     cleaned text. Captions longer than `max_raw_chars` are rejected before cleaning.
     """
+
+    op = "caption"
+    private_columns = ("caption_raw",)
 
     def __init__(self, min_words: int = 2, max_words: int | None = 256, min_chars: int = 5,
                  max_chars: int = 1000, max_raw_chars: int = 8192, *, column: str = "caption",
@@ -78,7 +81,7 @@ class CaptionFilter(Filter):
         self.column = column
         self.name = name
 
-    def _judge(self, raw: str | None) -> tuple[str | None, int | None, int | None, str | None]:
+    def judge(self, raw: str | None) -> tuple[str | None, int | None, int | None, str | None]:
         """(cleaned, chars, words, reason) of one caption."""
         if raw is None:
             return None, None, None, "caption_missing"
@@ -100,12 +103,11 @@ class CaptionFilter(Filter):
             reason = None
         return cleaned, chars, words, reason
 
-    def apply(self, batch: pa.Table) -> FilterResult:
-        raw = string_values(batch, self.column)
-        judged = [self._judge(text) for text in raw]
-        cleaned, chars, words, reasons = transpose(judged, 4)
-        out = set_column(batch, "caption_raw", pa.array(raw, pa.string()))
-        out = set_column(out, self.column, pa.array(cleaned, pa.string()))
-        out = set_column(out, "caption_chars", pa.array(chars, pa.int64()))
-        out = set_column(out, "caption_words", pa.array(words, pa.int64()))
-        return FilterResult.from_reasons(out, reasons)
+    def inputs(self, batch: pa.Table) -> list[str | None]:
+        return string_values(batch, self.column)
+
+    def outputs(self) -> list[tuple[str, pa.DataType]]:
+        return [(self.column, pa.string()), ("caption_chars", pa.int64()), ("caption_words", pa.int64())]
+
+    def prepare(self, batch: pa.Table, values: list) -> pa.Table:
+        return set_column(batch, "caption_raw", pa.array(values, pa.string()))

@@ -1,9 +1,9 @@
 """CLIP-score filters: thresholds per source on a score that came with the dump, or on one computed here.
 
 Qwen-VL keeps web pairs whose image-text CLIP similarity passes a dataset-specific bound; DataComp's
-recipe keeps the top 30% by ViT-L/14 score. `quantile_thresholds` turns such a top fraction into a
-threshold per source in one streaming pass; `ClipScoreFilter` applies thresholds to a precomputed column;
-`ComputedClipScoreFilter` computes the cosine with an open_clip model from a local checkpoint (never
+recipe keeps the top 30% by ViT-L/14 score. `ScoreHistogram` turns such a top fraction into a
+threshold per source in one streaming pass (the clean plan); `ClipScoreFilter` applies thresholds to a
+precomputed column; `ComputedClipScoreFilter` computes the cosine with an open_clip model from a local checkpoint (never
 downloads, never invents a score when the checkpoint is absent). torch and open_clip load only when a
 score is computed, so importing this module stays light.
 """
@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from vlforge.filters.base import Filter, FilterResult, float_column, set_column, string_values
 
@@ -69,6 +68,8 @@ class ClipScoreFilter(Filter):
     NaN, or `clip_model` other than `model` when `model` is given) is dropped as 'clip_score_missing', or
     kept with `missing="keep"`.
     """
+
+    op = "clip_score"
 
     def __init__(self, thresholds: Thresholds = 0.28, *, default: float | None = None,
                  column: str = "clip_score", model: str | None = None, missing: str = "drop",
@@ -164,30 +165,6 @@ class ScoreHistogram:
         return float(np.nextafter(below, np.inf))  # every score of bin `first` or above is > below
 
 
-def quantile_thresholds(batches: Iterable[pa.Table | pa.RecordBatch] | ds.Dataset,
-                        top_fraction: float | Mapping[str, float], *, column: str = "clip_score",
-                        source_col: str = "source", bins: int = 20_000) -> dict[str, float]:
-    """Per-source thresholds that keep the top `top_fraction` of each source's scores, in one pass.
-
-    `batches` is any iterable of Arrow tables or record batches, or a pyarrow dataset (only the two
-    columns are read). `top_fraction` is one fraction for all sources or a mapping source -> fraction
-    (unlisted sources get no threshold). Run it over the whole input before the main pass and feed the
-    result to ClipScoreFilter.
-    """
-    fractions = top_fraction if isinstance(top_fraction, Mapping) else None
-    for value in (fractions.values() if fractions is not None else [top_fraction]):
-        if not 0.0 < float(value) <= 1.0:
-            raise ValueError(f"top_fraction must be in (0, 1], got {value!r}")
-    if isinstance(batches, ds.Dataset):
-        batches = batches.to_batches(columns=[column, source_col])
-    histogram = ScoreHistogram(bins)
-    for batch in batches:
-        histogram.add(batch, column, source_col)
-    wanted = fractions if fractions is not None else dict.fromkeys(histogram.counts, float(top_fraction))
-    return {source: histogram.threshold(source, float(fraction))
-            for source, fraction in wanted.items() if source in histogram.counts}
-
-
 class ClipScorer:
     """Cosine similarity of L2-normalised open_clip image and text embeddings, as open_clip computes it.
 
@@ -242,6 +219,10 @@ class ComputedClipScoreFilter(Filter):
     use, so the filter pickles cheaply into workers. Rows whose image does not decode are dropped as
     'image_unreadable'.
     """
+
+    op = "clip_score_computed"
+    needs_image = True
+    score_columns = ("clip_score_computed",)
 
     def __init__(self, model_name: str, checkpoint_path: str | os.PathLike | None,
                  thresholds: Thresholds = 0.28, *, default: float | None = None, on_missing: str = "fail",

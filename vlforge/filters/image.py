@@ -15,13 +15,12 @@ import io
 import warnings
 
 import pyarrow as pa
-from PIL import Image, ImageOps
+from PIL import Image
 
 from vlforge.filters.base import Filter, FilterResult, set_column, transpose
-from vlforge.shards.imageio import ALLOWED_FORMATS, ImageRejected, open_image, to_rgb
+from vlforge.shards.imageio import ALLOWED_FORMATS, ImageRejected, exif_orientation, open_image, upright_rgb
 
 _KEEP_AS_IS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
-_ORIENTATION_TAG = 0x0112
 # (output bytes, file extension, width, height, drop reason) of one image
 Checked = tuple[bytes | None, str | None, int | None, int | None, str | None]
 
@@ -30,15 +29,6 @@ def _looks_like_html(data: bytes) -> bool:
     """An HTML or XML page (error pages, S3 'AccessDenied' XML) served where an image was expected."""
     head = data[:256].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     return head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
-
-
-def _orientation(im: Image.Image) -> int:
-    """EXIF orientation 1..8; 1 when absent or unreadable (a broken EXIF block is not a broken image)."""
-    try:
-        value = im.getexif().get(_ORIENTATION_TAG, 1)
-    except (OSError, ValueError, SyntaxError, KeyError, TypeError):
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 class ImageFilter(Filter):
@@ -51,6 +41,9 @@ class ImageFilter(Filter):
     Reasons: image_missing, image_empty, image_html, image_unidentified, image_pixels>N, image_truncated,
     image_corrupt.
     """
+
+    op = "image"
+    needs_image = True
 
     def __init__(self, max_pixels: int = 50_000_000, quality: int = 95, *,
                  formats: tuple[str, ...] = ALLOWED_FORMATS, image_col: str = "image",
@@ -98,7 +91,7 @@ class ImageFilter(Filter):
         width, height = im.size
         if width <= 0 or height <= 0:
             return data, None, None, None, "image_corrupt"
-        orientation = _orientation(im)
+        orientation = exif_orientation(im)
         ext = _KEEP_AS_IS.get(im.format or "")
         if ext is not None and im.mode == "RGB" and orientation == 1:
             if im.format in ("JPEG", "MPO"):
@@ -106,7 +99,7 @@ class ImageFilter(Filter):
             im.load()
             return data, ext, width, height, None
         im.load()
-        upright = to_rgb(ImageOps.exif_transpose(im) if orientation != 1 else im)
+        upright = upright_rgb(im, orientation)
         out = io.BytesIO()
         upright.save(out, "JPEG", quality=self.quality)
         return out.getvalue(), "jpg", upright.width, upright.height, None

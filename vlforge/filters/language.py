@@ -31,7 +31,7 @@ from typing import TypeVar
 import numpy as np
 import pyarrow as pa
 
-from vlforge.filters.base import Filter, FilterResult, set_column, string_values, transpose
+from vlforge.filters.base import RowFilter, string_values
 from vlforge.filters.caption import count_words
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -213,11 +213,13 @@ def strip_non_en_zh(text: str) -> str:
     return _SPACE.sub(" ", _NOT_EN_ZH.sub(" ", text)).strip()
 
 
-class LanguageFilter(Filter):
+class LanguageFilter(RowFilter):
     """Keep captions in `keep` languages, strip other scripts' characters, drop what is left too short.
 
     Adds `lang` and `lang_by`, and replaces `caption` with the stripped text.
     """
+
+    op = "language"
 
     def __init__(self, keep: tuple[str, ...] = ("en", "zh"), min_chars: int = 5, min_words: int = 2, *,
                  column: str = "caption", name: str = "language") -> None:
@@ -226,7 +228,7 @@ class LanguageFilter(Filter):
         self.column = column
         self.name = name
 
-    def _judge(self, text: str | None) -> tuple[str | None, str | None, str | None, str | None]:
+    def judge(self, text: str | None) -> tuple[str | None, str | None, str | None, str | None]:
         """(stripped text, lang, lang_by, reason) of one caption."""
         if not text:
             return text, None, None, "caption_missing"
@@ -240,11 +242,8 @@ class LanguageFilter(Filter):
             return stripped, lang, by, f"caption_words<{self.min_words}"
         return stripped, lang, by, None
 
-    def apply(self, batch: pa.Table) -> FilterResult:
-        texts = string_values(batch, self.column)
-        judged = [self._judge(text) for text in texts]
-        stripped, langs, by, reasons = transpose(judged, 4)
-        out = set_column(batch, self.column, pa.array(stripped, pa.string()))
-        out = set_column(out, "lang", pa.array(langs, pa.string()))
-        out = set_column(out, "lang_by", pa.array(by, pa.string()))
-        return FilterResult.from_reasons(out, reasons)
+    def inputs(self, batch: pa.Table) -> list[str | None]:
+        return string_values(batch, self.column)
+
+    def outputs(self) -> list[tuple[str, pa.DataType]]:
+        return [(self.column, pa.string()), ("lang", pa.string()), ("lang_by", pa.string())]

@@ -64,6 +64,8 @@ class AspectRatioFilter(_SizeFilter):
     `missing="keep"` lets rows without sizes through (the post-download pass judges the real sizes).
     """
 
+    op = "aspect_ratio"
+
     def __init__(self, max_ratio: float = 3.0, *, width_col: str = "width", height_col: str = "height",
                  missing: str = "drop", name: str = "aspect_ratio") -> None:
         if not max_ratio >= 1.0:
@@ -87,6 +89,8 @@ class ImageSizeFilter(_SizeFilter):
 
     Adds columns `min_side` and `pixels`. Either bound may be None to switch it off.
     """
+
+    op = "image_size"
 
     def __init__(self, min_side: int | None = 200, max_pixels: int | None = 50_000_000, *,
                  width_col: str = "width", height_col: str = "height", missing: str = "drop",

@@ -17,37 +17,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from vlforge.config import ConfigError, field_errors, load_model
 from vlforge.filters.base import Filter
-from vlforge.filters.caption import CaptionFilter
-from vlforge.filters.clip_score import ClipScoreFilter, ComputedClipScoreFilter
-from vlforge.filters.image import ImageFilter
-from vlforge.filters.language import LanguageFilter
-from vlforge.filters.metadata import AspectRatioFilter, ImageSizeFilter
+from vlforge.filters.registry import needs_image, operators
 from vlforge.sources.dumps.schemas import FIELDS, SCHEMAS, ColumnOverrides
 
-OPS: dict[str, type[Filter]] = {
-    "aspect_ratio": AspectRatioFilter,
-    "image_size": ImageSizeFilter,
-    "clip_score": ClipScoreFilter,
-    "caption": CaptionFilter,
-    "language": LanguageFilter,
-    "image": ImageFilter,
-    "clip_score_computed": ComputedClipScoreFilter,
-}
-NEEDS_IMAGE = frozenset({"image", "clip_score_computed"})
+OPS = operators()
+NEEDS_IMAGE = needs_image()
 STEP_KEYS = frozenset({"op", "name", "enabled", "top_fraction", "actors", "num_gpus"})
 
 
-class RecipeError(ValueError):
+class RecipeError(ConfigError):
     """A recipe that cannot run; the message names the field."""
 
 
 def _params_model(cls: type[Filter]) -> type[BaseModel]:
     """A pydantic model of the operator's constructor keywords (minus `name`, which is the step name)."""
-    hints = typing.get_type_hints(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__, include_extras=True)  # keep Annotated[..., Field(...)] bounds
     fields: dict[str, Any] = {}
     for pname, param in inspect.signature(cls.__init__).parameters.items():
         if pname in ("self", "name") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -61,21 +49,11 @@ def _params_model(cls: type[Filter]) -> type[BaseModel]:
 PARAMS = {op: _params_model(cls) for op, cls in OPS.items()}
 
 
-def _messages(exc: ValidationError) -> str:
-    """pydantic's errors as `field.path: message`, one after another."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
-
-
 def _check_params(op: str, params: dict[str, Any]) -> dict[str, Any]:
     try:
         PARAMS[op].model_validate(params)
     except ValidationError as exc:
-        raise ValueError(_messages(exc)) from None
+        raise ValueError(field_errors(exc)) from None
     return params
 
 
@@ -235,7 +213,7 @@ class CleanRecipe(BaseModel):
                 try:
                     by_name[step_name].merged(override)
                 except ValidationError as exc:
-                    raise ValueError(f"sources.{source}.filters.{step_name}: {_messages(exc)}") from None
+                    raise ValueError(f"sources.{source}.filters.{step_name}: {field_errors(exc)}") from None
         for source in self.sources:
             _check_image_first(source, self.source_steps(source, "after_download"))
         return self
@@ -273,25 +251,7 @@ def load_recipe(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     Every source's filter chain is built here, so constructor checks (a CLIP checkpoint that is not there)
     fail now rather than in a worker.
     """
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecipeError(f"--recipe: no such file {path}") from None
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe is a mapping of keys, got {type(data).__name__}")
-    for dotted, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    try:
-        recipe = CleanRecipe.model_validate(data)
-    except ValidationError as exc:
-        raise RecipeError(f"{path}: {_messages(exc)}") from None
+    recipe = load_model(path, CleanRecipe, overrides, RecipeError)
     for source in recipe.sources:
         for phase in ("before_download", "after_download"):
             for step in recipe.source_steps(source, phase):

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from vlforge.filters.base import Filter, run_filters, set_column
+from vlforge.filters.registry import private_columns, score_columns
 from vlforge.pipelines.clean_keys import later_rows
 from vlforge.pipelines.clean_plan import CleanJob
 from vlforge.pipelines.clean_ray import PooledFilter
@@ -30,15 +31,15 @@ from vlforge.pipelines.runner import Unit
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.download import DownloadOptions, download
 from vlforge.sources.dumps.readers import read_range, reader_of
-from vlforge.sources.dumps.schemas import InputFile, RowRange
+from vlforge.sources.dumps.schemas import SCORE_COLUMNS, InputFile, RowRange
 from vlforge.sources.netguard import AddressPolicy
 
-# Columns that never go into manifests: bytes and free text live in the tar.
+# Columns that never go into manifests: bytes and free text live in the tar (and filters name theirs).
 # An img2dataset shard's own key/status/error_message would shadow the manifest's columns of those names.
-NOT_IN_MANIFEST = frozenset({"image", "image_path", "caption", "caption_raw", "read_error", "key", "status",
-                             "error_message"})
-SCORE_FIELDS = ("clip_score", "clip_l14_score", "clip_score_computed", "clip_model", "punsafe", "pwatermark",
-                "nsfw", "nsfw_score", "watermark_score", "aesthetic_score")
+NOT_IN_MANIFEST = frozenset({"image", "image_path", "caption", "read_error", "key", "status",
+                             "error_message"}) | private_columns()
+# A sample's JSON `scores`: what the dump brought (and the model that scored it) and what filters measured.
+SCORE_FIELDS = (*SCORE_COLUMNS, "nsfw", "clip_model", *score_columns())
 MAX_ERROR_CHARS = 300
 CHUNK_BYTES = 256 * 1024 * 1024  # spilled image bytes loaded at once for the after_download steps
 CHUNK_ROWS = 1024
@@ -127,7 +128,7 @@ def process_unit(unit: Unit) -> dict:
     table, dups = _split(table, reasons, "dedup")
     dropped.append(dups)
 
-    table, out, _ = run_filters(table, build_chain(job, f.source, "before_download"))
+    table, out = run_filters(table, build_chain(job, f.source, "before_download"))
     dropped.append(out)
     with tempfile.TemporaryDirectory(prefix="vlforge-spill-") as spill:
         table, out = fetch_images(job, f, table, Path(spill))
@@ -174,7 +175,7 @@ def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, dropped: list[pa.T
                     reasons[record["reason"]] += 1
 
         for chunk in _chunks(fetched, chunk_bytes):
-            kept, out, _ = run_filters(_load_images(chunk), after)
+            kept, out = run_filters(_load_images(chunk), after)
             rows = [(r, True) for r in kept.to_pylist()] + [(r, False) for r in _records(out)]
             last = chunk["row"][-1].as_py()
             while pending < len(early) and early[pending]["row"] <= last:

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # JPEG covers MPO (phone JPEGs)
 MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb bound
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_ORIENTATION_TAG = 0x0112
 
 
 class ImageRejected(ValueError):
@@ -67,3 +68,18 @@ def to_rgb(im: Image.Image) -> Image.Image:
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     return im.convert("RGB")
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """EXIF orientation 1..8; 1 when absent or unreadable (a broken EXIF block is not a broken image)."""
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright_rgb(im: Image.Image, orientation: int | None = None) -> Image.Image:
+    """The decoded image turned as its EXIF orientation says, then `to_rgb`: what a viewer shows."""
+    orientation = exif_orientation(im) if orientation is None else orientation
+    return to_rgb(ImageOps.exif_transpose(im) if orientation != 1 else im)

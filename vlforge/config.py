@@ -1,0 +1,68 @@
+"""One recipe convention for every command: YAML (safe_load) -> dotted CLI overrides -> pydantic model.
+
+Every error names the file and the field path (`download.timeout: Input should be a valid number`), in one
+format for clean, synthdog, render, mix and the trainer. Depends on yaml and pydantic only, so any layer
+of vlforge may use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A recipe or override that cannot be used; the message names the file and the field."""
+
+
+def field_errors(exc: ValidationError, prefix: str = "") -> str:
+    """pydantic's errors as `field.path: message` (under `prefix` when given), one after another."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(err["loc"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def read_yaml(path: str | Path, error: type[ValueError] = ConfigError) -> dict[str, Any]:
+    """The mapping a YAML recipe holds (yaml.safe_load); a missing file, bad YAML or a non-mapping raise `error`."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"--recipe: no such file {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot be read ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: a recipe is a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`data` with dotted keys from the CLI set in it (`download.allow_loopback` -> data['download'][...])."""
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return data
+
+
+def load_model(path: str | Path, model: type[Model], overrides: Mapping[str, Any] | None = None,
+               error: type[ValueError] = ConfigError) -> Model:
+    """read_yaml -> apply_overrides -> `model`; a validation error raises `error` naming the file and fields."""
+    data = apply_overrides(read_yaml(path, error), overrides)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(f"{path}: {field_errors(exc)}") from None

@@ -1,0 +1,55 @@
+"""Near-duplicate images by perceptual hash: the same picture resized, re-encoded or slightly edited.
+
+Exact dedup compares URL, uid and the bytes' sha256, so a thumbnail and its original, or one photo saved at
+two JPEG qualities, both survive it. This step hashes each image with the 64-bit DCT pHash (imagehash) and
+drops a row whose hash lies within `max_distance` bits of an earlier row's, first in input order kept.
+Earlier rows are the ones this instance has seen: a clean work unit's chain, across its chunks.
+Adds `phash` (16 hex digits), kept in the manifest, so near-duplicates across units can be found later.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import imagehash
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, validate_call
+
+from vlforge.filters.base import RowFilter
+from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
+
+
+class NearDuplicateFilter(RowFilter):
+    """Drop images within `max_distance` bits (Hamming, of 64) of an image seen earlier ('near_duplicate')."""
+
+    op = "near_duplicate"
+    needs_image = True
+
+    @validate_call
+    def __init__(self, max_distance: Annotated[int, Field(ge=0, le=32)] = 4, *, image_col: str = "image",
+                 name: str = "near_duplicate") -> None:
+        self.max_distance, self.image_col, self.name = max_distance, image_col, name
+        self.seen = np.zeros(0, dtype=np.uint64)
+
+    def inputs(self, batch: pa.Table) -> list[bytes | None]:
+        if self.image_col not in batch.column_names:
+            return [None] * batch.num_rows
+        return batch[self.image_col].to_pylist()
+
+    def outputs(self) -> list[tuple[str, pa.DataType]]:
+        return [("phash", pa.string())]
+
+    def judge(self, data: bytes | None) -> tuple[str | None, str | None]:
+        if data is None:
+            return None, "image_missing"
+        try:
+            with open_image(data) as im:
+                digest = str(imagehash.phash(to_rgb(im)))
+        except (ImageRejected, OSError, ValueError, TypeError):
+            return None, "image_unreadable"
+        value = np.uint64(int(digest, 16))
+        if len(self.seen) and int(np.bitwise_count(self.seen ^ value).min()) <= self.max_distance:
+            return digest, "near_duplicate"
+        self.seen = np.append(self.seen, value)
+        return digest, None
