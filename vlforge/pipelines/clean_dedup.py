@@ -25,6 +25,7 @@ from vlforge.pipelines.clean_ray import run_tasks
 from vlforge.pipelines.runner import Unit
 from vlforge.shards.atomic import commit, temp_path
 from vlforge.shards.manifest import DROPPED, KEPT, manifest_path, write_manifest
+from vlforge.shards.members import split_member
 from vlforge.sources.dumps.schemas import RowRange
 
 DEDUP_DIR = "_dedup"
@@ -53,7 +54,7 @@ def _rewrite_tar(path: Path, drop_keys: set[str]) -> None:
     kept = 0
     with tarfile.open(path, "r:") as src, tarfile.open(tmp, "w") as dst:
         for member in src:
-            if member.name.rpartition("/")[2].partition(".")[0] in drop_keys:
+            if split_member(member.name)[0] in drop_keys:
                 continue
             dst.addfile(member, src.extractfile(member) if member.isfile() else None)
             kept += 1

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
-from vlforge.shards.verify import IMAGE_EXTENSIONS, split_member
+from vlforge.shards.members import IMAGE_EXTENSIONS, split_member
 from vlforge.sources.annotations import ImageRef, ShardMember
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024

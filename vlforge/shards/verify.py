@@ -9,9 +9,9 @@ from pathlib import Path
 from vlforge.shards.atomic import is_temp
 from vlforge.shards.imageio import open_image
 from vlforge.shards.manifest import KEPT, list_manifests, read_manifests
+from vlforge.shards.members import is_image, split_member
 from vlforge.shards.reader import MAX_MEMBER_BYTES, member_bytes
 
-IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"}
 END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # two zero blocks close every complete tar
 
 
@@ -28,19 +28,11 @@ class VerifyReport:
         return not self.problems
 
 
-def split_member(name: str) -> tuple[str, str]:
-    """webdataset's rule: the key ends at the first dot of the basename."""
-    head, _, base = name.rpartition("/")
-    key, _, ext = base.partition(".")
-    return (f"{head}/{key}" if head else key), ext
-
-
 def _check_member(tar_name: str, name: str, ext: str, data: bytes) -> str | None:
-    last = ext.rsplit(".", 1)[-1].lower()
     try:
-        if last == "json":
+        if ext.rsplit(".", 1)[-1].lower() == "json":
             json.loads(data)
-        elif last in IMAGE_EXTENSIONS:
+        elif is_image(ext):
             with open_image(data) as im:
                 im.load()
     except Exception as exc:  # noqa: BLE001 - any failure is a finding, not a crash

@@ -3,8 +3,8 @@
 import json
 import tarfile
 
+from vlforge.shards.members import IMAGE_EXTENSIONS, split_member
 from vlforge.shards.reader import expand_shards
-from vlforge.shards.verify import IMAGE_EXTENSIONS, split_member
 from vlforge.sources.annotations.base import ShardMember, SourceError
 
 MAX_TEXT_MEMBER = 16 * 1024 * 1024

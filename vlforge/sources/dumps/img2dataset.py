@@ -14,12 +14,11 @@ from pathlib import Path
 import fsspec
 import pyarrow as pa
 
+from vlforge.shards.members import is_image, split_member
 from vlforge.shards.reader import MAX_MEMBER_BYTES, member_bytes
 from vlforge.sources.download import Fetched, reason_from_error, spill_path
 from vlforge.sources.dumps.parquet import ParquetReader
 from vlforge.sources.dumps.schemas import InputFile
-
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
 
 class Img2datasetReader(ParquetReader):
@@ -60,8 +59,8 @@ def iter_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBE
     wanted = set(keys)
     with fsspec.open(tar_path, "rb") as handle, tarfile.open(fileobj=handle, mode="r|") as tar:
         for member in tar:
-            key, _, ext = member.name.rpartition("/")[2].partition(".")
-            if key in wanted and ext.lower() in IMAGE_EXTENSIONS and member.isfile():
+            key, ext = split_member(member.name)
+            if key in wanted and is_image(ext) and member.isfile():
                 yield key, member_bytes(tar, member, max_bytes)
             tar.members = []
 
