@@ -1,5 +1,6 @@
-"""Training a Qwen-VL-style model on vlforge shards (ARCHITECTURE.md, stage 5).
+"""Training a Qwen-VL-style model on vlforge shards: vision tower and adapter (`vision`, `adapter`, `model`),
+the shard loader with packing (`data`), tokenizer and chat masks (`tokenizer`, `tokens`), the loop with
+checkpoints (`loop`, `checkpoint`), and `vlforge train` / `generate` / `tokenize`.
 
-Empty on purpose: the layout is fixed now so that the one-way imports stay checkable; the trainer
-arrives with its own issue, and no `vlforge train` command exists until it works.
+Reads shards through `vlforge.shards` and `vlforge.formats` only; see ARCHITECTURE.md in the project root.
 """
