@@ -141,18 +141,12 @@ def bound_contrast(fx: CanvasEffects, lines: Sequence[LineTones], cfg: Legibilit
     def ok(candidate: CanvasEffects) -> bool:
         return all(contrast(line, candidate) >= cfg.contrast for line in lines)
 
-    if ok(fx):
-        return fx
     for name in ("shadow", "brightness", "color"):
-        if getattr(fx, name) is None:
-            continue
-        for factor in WEAKER:
-            candidate = _weakened(fx, name, factor)
-            if ok(candidate) or factor == 0.0:
-                fx = candidate
-                break
         if ok(fx):
-            return fx
+            break
+        if getattr(fx, name) is not None:
+            weaker = [_weakened(fx, name, factor) for factor in WEAKER]
+            fx = next((candidate for candidate in weaker if ok(candidate)), weaker[-1])
     return fx
 
 
