@@ -77,7 +77,7 @@ def test_a_small_recipe_loads(tmp_path: Path) -> None:
     ({"sources": {"web": {"columns": {"link": "URL"}}}}, r"sources\.web\.columns: unknown field\(s\) \['link'\]"),
     ({"sources": {}}, r"sources: Dictionary should have at least 1 item"),
     ({"before_download": [{"op": "aspect_ratio", "max_ratio": 0.5}]},
-     r"sources\.web: step aspect_ratio \(aspect_ratio\): max_ratio must be >= 1"),
+     r"before_download\.0: max_ratio: Input should be greater than or equal to 1"),  # bound in the signature
 ])
 def test_bad_recipes_fail_naming_the_field(tmp_path: Path, overrides: dict, message: str) -> None:
     with pytest.raises(RecipeError, match=message):

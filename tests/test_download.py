@@ -7,13 +7,10 @@ from PIL import Image
 from test_clean_support import ImageServer, bomb_png, jpeg, only_loopback_connections, photo, sha256
 
 from vlforge.sources.download import DownloadOptions, PixelLimitResizer, download, reason_from_error
-from vlforge.sources.netguard import AddressPolicy
-
-LOOPBACK = AddressPolicy(allow_loopback=True)
 
 
 def _options(**kwargs) -> DownloadOptions:
-    return DownloadOptions(**{"thread_count": 4, "timeout": 1.0, "policy": LOOPBACK, **kwargs})
+    return DownloadOptions(**{"thread_count": 4, "timeout": 1.0, "allow_loopback": True, **kwargs})
 
 
 def test_default_policy_refuses_loopback_and_the_server_gets_no_request(tmp_path) -> None:
@@ -54,7 +51,7 @@ def test_every_url_ends_with_bytes_or_a_reason_in_input_order(tmp_path) -> None:
 def test_oversized_response_is_refused(tmp_path) -> None:
     with ImageServer() as server, only_loopback_connections():
         url = server.add("/huge.jpg", b"\xff" * 4096)
-        results = download([url], _options(policy=AddressPolicy(allow_loopback=True, max_bytes=1024)), tmp_path)
+        results = download([url], _options(allow_loopback=True, max_bytes=1024), tmp_path)
     assert results[0].reason == "too_large"
 
 

@@ -44,7 +44,6 @@ from vlforge.sources.dumps.img2dataset import read_shard_images
 from vlforge.sources.dumps.readers import list_inputs, plan_ranges, read_range
 from vlforge.sources.dumps.schemas import InputError
 from vlforge.sources.dumps.text import MAX_LINE_BYTES, bounded_lines
-from vlforge.sources.netguard import AddressPolicy
 
 CLIP = {"model_name": "ViT-B-32", "checkpoint_path": None, "on_missing": "skip"}  # validated, never loaded
 
@@ -271,7 +270,7 @@ def test_downloads_are_spilled_to_files_not_held(tmp_path: Path) -> None:
     images = [jpeg(photo("astronaut", 64 + i, 64)) for i in range(5)]
     with ImageServer() as server, only_loopback_connections():
         urls = [server.add(f"/{i}.jpg", data) for i, data in enumerate(images)]
-        results = download(urls, DownloadOptions(thread_count=2, timeout=2, policy=AddressPolicy(allow_loopback=True)),
+        results = download(urls, DownloadOptions(thread_count=2, timeout=2, allow_loopback=True),
                            tmp_path)
     assert [r.path.parent for r in results] == [tmp_path] * 5
     assert [r.path.read_bytes() for r in results] == images

@@ -209,7 +209,7 @@ def test_the_cap_covers_redirect_hops_and_the_body_together(trickle: TrickleServ
 def test_download_reports_too_slow_as_the_rows_reason(trickle: TrickleServer, tmp_path) -> None:
     with ImageServer() as server, only_loopback_connections():
         fast = server.add("/a.jpg", jpeg(photo("astronaut", 64, 64)))
-        options = DownloadOptions(thread_count=2, timeout=3, policy=AddressPolicy(allow_loopback=True, max_seconds=1.5))
+        options = DownloadOptions(thread_count=2, timeout=3, allow_loopback=True, max_seconds=1.5)
         start = time.monotonic()
         slow, ok = download([trickle.url(), fast], options, tmp_path)
     assert slow.reason == "too_slow" and slow.path is None
@@ -218,8 +218,7 @@ def test_download_reports_too_slow_as_the_rows_reason(trickle: TrickleServer, tm
 
 
 def test_the_unit_deadline_stops_the_running_download_and_refuses_the_rest(trickle: TrickleServer, tmp_path) -> None:
-    options = DownloadOptions(thread_count=1, timeout=3, policy=AddressPolicy(
-        allow_loopback=True, max_seconds=None, max_unit_seconds=1.2))
+    options = DownloadOptions(thread_count=1, timeout=3, allow_loopback=True, max_seconds=None, max_unit_seconds=1.2)
     start = time.monotonic()
     with only_loopback_connections():
         results = download([trickle.url("/1"), trickle.url("/2"), trickle.url("/3")], options, tmp_path)
@@ -234,7 +233,7 @@ def test_watchdogs_end_with_their_downloads(tmp_path) -> None:
     with ImageServer() as server, only_loopback_connections():
         image = jpeg(photo("astronaut", 64, 64))
         urls = [server.add(f"/{i}.jpg", image) for i in range(20)] + [server.url(f"/missing{i}") for i in range(20)]
-        options = DownloadOptions(thread_count=4, timeout=2, policy=AddressPolicy(allow_loopback=True, max_seconds=30))
+        options = DownloadOptions(thread_count=4, timeout=2, allow_loopback=True, max_seconds=30)
         results = download(urls, options, tmp_path)
     assert [r.reason for r in results] == [None] * 20 + ["http_404"] * 20
     deadline = time.monotonic() + 5

@@ -15,8 +15,12 @@ from typing import ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import ConfigDict, validate_call
 
 OPERATORS: dict[str, type[Filter]] = {}  # op -> class, filled as filter modules are imported
+# Decorates a filter's __init__: its type hints (Literal choices, Annotated[int, Field(ge=0)] bounds) are the
+# parameters' one definition, checked here on construction and by the recipe (a model of the same signature).
+checked_params = validate_call(config=ConfigDict(arbitrary_types_allowed=True))
 
 
 @dataclass

@@ -13,7 +13,7 @@ import re
 import ftfy
 import pyarrow as pa
 
-from vlforge.filters.base import RowFilter, set_column, string_values
+from vlforge.filters.base import RowFilter, checked_params, set_column, string_values
 
 _FILE_EXT = r"(?:jpe?g|png|gif|webp|bmp|tiff?|heic|svg|mp4|mov|pdf)"
 _TLD = r"(?:com|net|org|info|biz|edu|gov|io|co|uk|de|fr|ru|jp|cn|au|ca|nl|it|es|br|in)"
@@ -71,6 +71,7 @@ class CaptionFilter(RowFilter):
     op = "caption"
     private_columns = ("caption_raw",)
 
+    @checked_params
     def __init__(self, min_words: int = 2, max_words: int | None = 256, min_chars: int = 5,
                  max_chars: int = 1000, max_raw_chars: int = 8192, *, column: str = "caption",
                  name: str = "caption") -> None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vlforge.filters.base import Filter, FilterResult, float_column, set_column, string_values
+from vlforge.filters.base import Filter, FilterResult, checked_params, float_column, set_column, string_values
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -54,12 +54,6 @@ def _threshold_reasons(scores: np.ndarray, limits: np.ndarray, missing: str) -> 
     return reasons
 
 
-def _check_choice(field: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{field} must be one of {choices}, got {value!r}")
-    return value
-
-
 class ClipScoreFilter(Filter):
     """Keep rows whose precomputed score reaches the threshold of their source.
 
@@ -71,13 +65,14 @@ class ClipScoreFilter(Filter):
 
     op = "clip_score"
 
+    @checked_params
     def __init__(self, thresholds: Thresholds = 0.28, *, default: float | None = None,
-                 column: str = "clip_score", model: str | None = None, missing: str = "drop",
+                 column: str = "clip_score", model: str | None = None, missing: Literal["drop", "keep"] = "drop",
                  name: str = "clip_score") -> None:
         self.thresholds = dict(thresholds) if isinstance(thresholds, Mapping) else float(thresholds)
         self.default = default
         self.column, self.model = column, model
-        self.missing = _check_choice("missing", missing, ("drop", "keep"))
+        self.missing = missing
         self.name = name
 
     def _scores(self, batch: pa.Table) -> np.ndarray:
@@ -224,11 +219,13 @@ class ComputedClipScoreFilter(Filter):
     needs_image = True
     score_columns = ("clip_score_computed",)
 
+    @checked_params
     def __init__(self, model_name: str, checkpoint_path: str | os.PathLike | None,
-                 thresholds: Thresholds = 0.28, *, default: float | None = None, on_missing: str = "fail",
+                 thresholds: Thresholds = 0.28, *, default: float | None = None,
+                 on_missing: Literal["skip", "fail"] = "fail",
                  device: str | None = None, batch_size: int = 64, image_col: str = "image",
                  caption_col: str = "caption", name: str = "clip_score_computed") -> None:
-        self.on_missing = _check_choice("on_missing", on_missing, ("skip", "fail"))
+        self.on_missing = on_missing
         self.available = checkpoint_path is not None and os.path.isfile(checkpoint_path)
         if not self.available and on_missing == "fail":
             raise FileNotFoundError(f"checkpoint_path: no CLIP checkpoint at {checkpoint_path!r} for "

@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from typing import Annotated
 
 import pyarrow as pa
 from PIL import Image
+from pydantic import Field
 
-from vlforge.filters.base import Filter, FilterResult, set_column, transpose
+from vlforge.filters.base import Filter, FilterResult, checked_params, set_column, transpose
 from vlforge.shards.imageio import ALLOWED_FORMATS, ImageRejected, exif_orientation, open_image, upright_rgb
 
 _KEEP_AS_IS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -45,13 +47,10 @@ class ImageFilter(Filter):
     op = "image"
     needs_image = True
 
-    def __init__(self, max_pixels: int = 50_000_000, quality: int = 95, *,
-                 formats: tuple[str, ...] = ALLOWED_FORMATS, image_col: str = "image",
-                 name: str = "image") -> None:
-        if max_pixels <= 0:
-            raise ValueError(f"max_pixels must be > 0, got {max_pixels!r}")
-        if not 1 <= quality <= 100:
-            raise ValueError(f"quality must be in 1..100, got {quality!r}")
+    @checked_params
+    def __init__(self, max_pixels: Annotated[int, Field(gt=0)] = 50_000_000,
+                 quality: Annotated[int, Field(ge=1, le=100)] = 95, *, formats: tuple[str, ...] = ALLOWED_FORMATS,
+                 image_col: str = "image", name: str = "image") -> None:
         self.max_pixels, self.quality = max_pixels, quality
         Image.init()
         unknown = sorted(set(formats) - set(Image.OPEN))

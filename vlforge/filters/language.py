@@ -31,7 +31,7 @@ from typing import TypeVar
 import numpy as np
 import pyarrow as pa
 
-from vlforge.filters.base import RowFilter, string_values
+from vlforge.filters.base import RowFilter, checked_params, string_values
 from vlforge.filters.caption import count_words
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -221,6 +221,7 @@ class LanguageFilter(RowFilter):
 
     op = "language"
 
+    @checked_params
     def __init__(self, keep: tuple[str, ...] = ("en", "zh"), min_chars: int = 5, min_words: int = 2, *,
                  column: str = "caption", name: str = "language") -> None:
         self.keep = tuple(keep)

@@ -6,12 +6,15 @@ the image filter measured (after download). Missing, NaN, zero or negative sizes
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
-from vlforge.filters.base import Filter, FilterResult, float_column, set_column
+from vlforge.filters.base import Filter, FilterResult, checked_params, float_column, set_column
 
-_MISSING_CHOICES = ("drop", "keep")
+Missing = Literal["drop", "keep"]
 
 
 def _sizes(batch: pa.Table, width_col: str, height_col: str) -> tuple[np.ndarray, np.ndarray]:
@@ -37,18 +40,12 @@ def _nullable_int(values: np.ndarray) -> pa.Array:
     return pa.array(np.where(nan, 0, values).astype(np.int64), pa.int64(), mask=nan)
 
 
-def _check_missing(missing: str) -> str:
-    if missing not in _MISSING_CHOICES:
-        raise ValueError(f"missing must be one of {_MISSING_CHOICES}, got {missing!r}")
-    return missing
-
-
 class _SizeFilter(Filter):
     """Shared by the size-based filters: which columns hold the sizes, and what a missing size means."""
 
-    def __init__(self, width_col: str, height_col: str, missing: str, name: str) -> None:
+    def __init__(self, width_col: str, height_col: str, missing: Missing, name: str) -> None:
         self.width_col, self.height_col = width_col, height_col
-        self.missing = _check_missing(missing)
+        self.missing = missing
         self.name = name
 
     def _judged_sizes(self, batch: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -66,10 +63,9 @@ class AspectRatioFilter(_SizeFilter):
 
     op = "aspect_ratio"
 
-    def __init__(self, max_ratio: float = 3.0, *, width_col: str = "width", height_col: str = "height",
-                 missing: str = "drop", name: str = "aspect_ratio") -> None:
-        if not max_ratio >= 1.0:
-            raise ValueError(f"max_ratio must be >= 1, got {max_ratio!r}")
+    @checked_params
+    def __init__(self, max_ratio: Annotated[float, Field(ge=1.0)] = 3.0, *, width_col: str = "width",
+                 height_col: str = "height", missing: Missing = "drop", name: str = "aspect_ratio") -> None:
         self.max_ratio = float(max_ratio)
         super().__init__(width_col, height_col, missing, name)
 
@@ -92,13 +88,10 @@ class ImageSizeFilter(_SizeFilter):
 
     op = "image_size"
 
-    def __init__(self, min_side: int | None = 200, max_pixels: int | None = 50_000_000, *,
-                 width_col: str = "width", height_col: str = "height", missing: str = "drop",
-                 name: str = "image_size") -> None:
-        if min_side is not None and min_side < 0:
-            raise ValueError(f"min_side must be >= 0 or None, got {min_side!r}")
-        if max_pixels is not None and max_pixels <= 0:
-            raise ValueError(f"max_pixels must be > 0 or None, got {max_pixels!r}")
+    @checked_params
+    def __init__(self, min_side: Annotated[int, Field(ge=0)] | None = 200,
+                 max_pixels: Annotated[int, Field(gt=0)] | None = 50_000_000, *, width_col: str = "width",
+                 height_col: str = "height", missing: Missing = "drop", name: str = "image_size") -> None:
         self.min_side, self.max_pixels = min_side, max_pixels
         super().__init__(width_col, height_col, missing, name)
 

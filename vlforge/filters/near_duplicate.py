@@ -14,9 +14,9 @@ from typing import Annotated
 import imagehash
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, validate_call
+from pydantic import Field
 
-from vlforge.filters.base import RowFilter
+from vlforge.filters.base import RowFilter, checked_params
 from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
 
 
@@ -26,7 +26,7 @@ class NearDuplicateFilter(RowFilter):
     op = "near_duplicate"
     needs_image = True
 
-    @validate_call
+    @checked_params
     def __init__(self, max_distance: Annotated[int, Field(ge=0, le=32)] = 4, *, image_col: str = "image",
                  name: str = "near_duplicate") -> None:
         self.max_distance, self.image_col, self.name = max_distance, image_col, name

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from vlforge.config import ConfigError, field_errors, load_model
 from vlforge.filters.base import Filter
 from vlforge.filters.registry import needs_image, operators
+from vlforge.sources.download import DownloadOptions
 from vlforge.sources.dumps.schemas import FIELDS, SCHEMAS, ColumnOverrides
 
 OPS = operators()
@@ -126,32 +127,6 @@ class SourceSpec(BaseModel):
                                header=self.header)
 
 
-class DownloadSpec(BaseModel):
-    """img2dataset's options (names as in img2dataset.download) and the address guard's."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    thread_count: int = Field(default=16, ge=1)
-    timeout: float = Field(default=10.0, gt=0)
-    retries: int = Field(default=0, ge=0)
-    user_agent_token: str | None = "vlforge"
-    disallowed_header_directives: list[str] = Field(
-        default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"])
-    image_size: int = Field(default=512, ge=1)
-    resize_mode: Literal["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"] = "no"
-    resize_only_if_bigger: bool = True
-    encode_format: Literal["jpg", "png", "webp"] = "jpg"
-    encode_quality: int = Field(default=95, ge=0, le=100)
-    skip_reencode: bool = True
-    disable_all_reencoding: bool = True
-    max_image_pixels: int = Field(default=89_478_485, ge=1)
-    allow_loopback: bool = False
-    max_redirects: int = Field(default=3, ge=0)
-    max_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
-    max_seconds: float | None = Field(default=60.0, gt=0)  # wall clock of one download, redirects and body included
-    max_unit_seconds: float | None = Field(default=3600.0, gt=0)  # wall clock of all downloads of one work unit
-
-
 class DedupSpec(BaseModel):
     """Exact dedup over the whole run, first occurrence in input order kept."""
 
@@ -183,7 +158,7 @@ class CleanRecipe(BaseModel):
     sources: dict[str, SourceSpec] = Field(min_length=1)
     before_download: list[Step] = Field(default_factory=list)
     after_download: list[Step] = Field(default_factory=list)
-    download: DownloadSpec = Field(default_factory=DownloadSpec)
+    download: DownloadOptions = Field(default_factory=DownloadOptions)
     dedup: DedupSpec = Field(default_factory=DedupSpec)
     shards: ShardSpec = Field(default_factory=ShardSpec)
 
@@ -238,7 +213,6 @@ def make_filter(step: Step, thresholds: Mapping[str, float] | None = None) -> Fi
     params = step.params
     if thresholds is not None:
         params["thresholds"] = dict(thresholds)
-    params = PARAMS[step.op].model_validate(params).model_dump()
     try:
         return OPS[step.op](**params, name=step.name)
     except (ValueError, FileNotFoundError) as exc:

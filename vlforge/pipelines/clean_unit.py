@@ -26,13 +26,12 @@ from vlforge.filters.registry import private_columns, score_columns
 from vlforge.pipelines.clean_keys import later_rows
 from vlforge.pipelines.clean_plan import CleanJob
 from vlforge.pipelines.clean_ray import PooledFilter
-from vlforge.pipelines.clean_recipe import CleanRecipe, make_filter
+from vlforge.pipelines.clean_recipe import make_filter
 from vlforge.pipelines.runner import Unit
 from vlforge.shards.writer import ShardWriter
-from vlforge.sources.download import DownloadOptions, download
+from vlforge.sources.download import download
 from vlforge.sources.dumps.readers import read_range, reader_of
 from vlforge.sources.dumps.schemas import SCORE_COLUMNS, InputFile, RowRange
-from vlforge.sources.netguard import AddressPolicy
 
 # Columns that never go into manifests: bytes and free text live in the tar (and filters name theirs).
 # An img2dataset shard's own key/status/error_message would shadow the manifest's columns of those names.
@@ -43,15 +42,6 @@ SCORE_FIELDS = (*SCORE_COLUMNS, "nsfw", "clip_model", *score_columns())
 MAX_ERROR_CHARS = 300
 CHUNK_BYTES = 256 * 1024 * 1024  # spilled image bytes loaded at once for the after_download steps
 CHUNK_ROWS = 1024
-
-
-def download_options(recipe: CleanRecipe) -> DownloadOptions:
-    """The recipe's `download:` section split into img2dataset's options and the address guard's."""
-    spec = recipe.download.model_dump()
-    policy = AddressPolicy(**{key: spec.pop(key) for key in (
-        "allow_loopback", "max_redirects", "max_bytes", "max_seconds", "max_unit_seconds")})
-    spec["disallowed_header_directives"] = tuple(spec["disallowed_header_directives"])
-    return DownloadOptions(**spec, policy=policy)
 
 
 def build_chain(job: CleanJob, source: str, phase: str) -> list[Filter]:
@@ -78,7 +68,7 @@ def fetch_images(job: CleanJob, f: InputFile, table: pa.Table, spill: Path) -> t
     (stage 'download')."""
     fetched = reader_of(f).fetch(f, table, spill)  # an img2dataset shard's tar, or None: download
     if fetched is None:
-        fetched = download(table["url"].to_pylist(), download_options(job.recipe), spill)
+        fetched = download(table["url"].to_pylist(), job.recipe.download, spill)
     reasons = [r.reason or (None if r.path is not None else "image_missing") for r in fetched]
     table = table.append_column("image_path", pa.array([None if r.path is None else str(r.path) for r in fetched],
                                                        pa.string()))

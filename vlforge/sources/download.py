@@ -12,11 +12,13 @@ from __future__ import annotations
 import io
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
 from vlforge.shards.imageio import ImageRejected, open_image
 from vlforge.sources.netguard import REFUSED_MARK, AddressPolicy, check_url, guarded_urlopen
@@ -29,24 +31,37 @@ _HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
 _REFUSED = re.compile(re.escape(REFUSED_MARK) + r":(\w+)")
 
 
-@dataclass(frozen=True)
-class DownloadOptions:
-    """img2dataset's download and resize options (the recipe's `download:` section) plus the guard."""
+class DownloadOptions(BaseModel):
+    """img2dataset's download and resize options (names as in img2dataset.download) and the address guard's:
+    the recipe's `download:` section as it is, validated once."""
 
-    thread_count: int = 16
-    timeout: float = 10.0
-    retries: int = 0
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    thread_count: int = Field(default=16, ge=1)
+    timeout: float = Field(default=10.0, gt=0)
+    retries: int = Field(default=0, ge=0)
     user_agent_token: str | None = "vlforge"
     disallowed_header_directives: tuple[str, ...] = ("noai", "noimageai", "noindex", "noimageindex")
-    image_size: int = 512
-    resize_mode: str = "no"
+    image_size: int = Field(default=512, ge=1)
+    resize_mode: Literal["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"] = "no"
     resize_only_if_bigger: bool = True
-    encode_format: str = "jpg"
-    encode_quality: int = 95
+    encode_format: Literal["jpg", "png", "webp"] = "jpg"
+    encode_quality: int = Field(default=95, ge=0, le=100)
     skip_reencode: bool = True
     disable_all_reencoding: bool = True
-    max_image_pixels: int = 89_478_485  # checked from the header before img2dataset decodes anything
-    policy: AddressPolicy = field(default_factory=AddressPolicy)
+    max_image_pixels: int = Field(default=89_478_485, ge=1)  # checked from the header before img2dataset decodes
+    allow_loopback: bool = False
+    max_redirects: int = Field(default=3, ge=0)
+    max_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    max_seconds: float | None = Field(default=60.0, gt=0)  # wall clock of one download, redirects and body included
+    max_unit_seconds: float | None = Field(default=3600.0, gt=0)  # wall clock of all downloads of one work unit
+
+    @property
+    def policy(self) -> AddressPolicy:
+        """The address guard's part."""
+        return AddressPolicy(allow_loopback=self.allow_loopback, max_redirects=self.max_redirects,
+                             max_bytes=self.max_bytes, max_seconds=self.max_seconds,
+                             max_unit_seconds=self.max_unit_seconds)
 
 
 @dataclass
