@@ -280,3 +280,31 @@ def test_lr_schedule_values():
     assert values[110] == pytest.approx(1e-5)
     assert values[500] == pytest.approx(1e-5)
     assert lr_at(85, 1e-3, 1e-5, 10, 110) == pytest.approx(1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + math.cos(0.75 * math.pi)))
+
+
+def test_step_flops_count_the_lm_as_torchtitan_does(setup):
+    """Tiny Llama, tied head: 611·64 embedding + 2 layers of (q 64·64, k and v 64·32, o 64·64, MLP 3·64·128,
+    2 norms of 64) + final norm 64 = 113152 parameters; 128 tokens of context 128, 2 layers of width 64."""
+    from vlforge.training.loop import step_flops
+
+    n = 611 * 64 + 2 * (4096 + 2048 + 2048 + 4096 + 3 * 64 * 128 + 128) + 64
+    frozen, _ = build(setup, stage=1)  # LM frozen: forward only
+    _, cfg = build(setup, stage=2)
+    assert step_flops(frozen, cfg, 128, 0) == 128 * (2 * n + 4 * 2 * 64 * 128)
+    trained, cfg = build(setup, stage=2)
+    assert step_flops(trained, cfg, 128, 0) == 128 * (6 * n + 12 * 2 * 64 * 128)
+    assert step_flops(trained, cfg, 128, 1) > step_flops(trained, cfg, 128, 0)  # an image adds ViT + adapter work
+
+
+def test_activation_checkpointing_gives_the_same_gradients(setup):
+    tok = setup[1]
+    pixels = torch.randn(2, 3, 32, 32)
+    b = batch([[sample(tok, "a cat on a mat", 1, "a"), sample(tok, "a dog", 1, "b")]], pixels)
+    grads = []
+    for checkpointing in (False, True):
+        vl, _ = build(setup, grad_checkpointing=checkpointing)
+        vl.train()
+        vl(b).token_loss.sum().backward()
+        grads.append({n: p.grad for n, p in vl.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-6, msg=name)

@@ -102,26 +102,24 @@ def autocast(d: Dist):
 
 
 def step_flops(model: VLModel, cfg: TrainConfig, tokens: int, images: int) -> float:
-    """Model FLOPs of one step as torchtitan counts them: 6·N per token for trained parameters, 2·N for frozen
-    ones (forward only), plus attention 12·layers·width·seq_len per token (6 for frozen parts)."""
-    def part(module: nn.Module, items: int, layers: int, width: int, seq: int) -> float:
+    """Model FLOPs of one step as torchtitan counts them: per token, 6·N for trained parameters and 2·N for frozen
+    ones (forward only), plus attention 12·layers·width·context (4· when frozen); for the LM, the ViT (per patch)
+    and the adapter (per query)."""
+    def part(module: nn.Module, n: int, items: int, layers: int, width: int, context: int) -> float:
         trained = any(p.requires_grad for p in module.parameters())
-        n = sum(p.numel() for p in module.parameters())
-        return items * ((6 if trained else 2) * n + (12 if trained else 4) * layers * width * seq)
+        return items * ((6 if trained else 2) * n + (12 if trained else 4) * layers * width * context)
 
-    lm_cfg = model.lm.config
+    def count(module: nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    lm, vision, adapter = model.lm, model.vision, model.adapter
     # parameters() counts a tied embedding/head once, as the head (a matmul); an untied lookup table is no compute
-    lm_params = sum(p.numel() for p in model.lm.parameters())
-    if model.lm.get_output_embeddings().weight is not model.lm.get_input_embeddings().weight:
-        lm_params -= model.lm.get_input_embeddings().weight.numel()
-    trained = any(p.requires_grad for p in model.lm.parameters())
-    lm = tokens * ((6 if trained else 2) * lm_params
-                   + (12 if trained else 4) * lm_cfg.num_hidden_layers * lm_cfg.hidden_size * cfg.data.seq_len)
-    vit = part(model.vision, images * model.vision.patches, len(model.vision.blocks), model.vision.width,
-               model.vision.patches)
-    adapter = part(model.adapter, images * model.adapter.queries, 1, model.adapter.query.shape[1],
-                   model.vision.patches)
-    return lm + vit + adapter
+    lm_n = count(lm)
+    if lm.get_output_embeddings().weight is not lm.get_input_embeddings().weight:
+        lm_n -= lm.get_input_embeddings().weight.numel()
+    return (part(lm, lm_n, tokens, lm.config.num_hidden_layers, lm.config.hidden_size, cfg.data.seq_len)
+            + part(vision, count(vision), images * vision.patches, len(vision.blocks), vision.width, vision.patches)
+            + part(adapter, count(adapter), images * adapter.queries, 1, adapter.query.shape[1], vision.patches))
 
 
 def train_step(forward, wrapped: nn.Module, params: list[nn.Parameter], optimizer: torch.optim.Optimizer,

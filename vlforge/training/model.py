@@ -109,7 +109,10 @@ class VLModel(nn.Module):
         self.adapter = Adapter(self.vision.width, width, image_tokens, heads)
         if cfg.grad_checkpointing:
             self.vision.set_grad_checkpointing(True)
-            self.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(self.lm, "activation_checkpointing_enable"):  # transformers >= 5
+                self.lm.activation_checkpointing_enable({"use_reentrant": False})
+            else:
+                self.lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def set_trainable(self, vision: bool, adapter: bool, lm: bool) -> None:
         """Per-stage freezing: frozen parameters get requires_grad=False (no gradient, not in the optimizer)."""
