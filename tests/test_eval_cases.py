@@ -3,6 +3,8 @@ Qwen-VL's eval_mm prompts end, the references come from meta or from the sample'
 `evaluate` scores each benchmark (source) on its own with the same code as `vlforge score`."""
 
 import io
+import json
+import shutil
 import tarfile
 
 import pytest
@@ -12,7 +14,9 @@ from vlforge.evaluation.cases import case_from_sample, split_prompt
 from vlforge.evaluation.evaluate import evaluate
 from vlforge.evaluation.grounding import box_iou
 from vlforge.evaluation.samples import read_eval_samples
+from vlforge.formats.errors import FieldError
 from vlforge.formats.sample import Sample, Segment, sample_from_wds
+from vlforge.formats.tasks import image_fields
 from vlforge.pipelines.render import RenderOptions, run_render
 from vlforge.shards.reader import iter_samples
 
@@ -120,3 +124,37 @@ def test_read_eval_samples_globs_and_refuses_bad_samples(eval_shards, tmp_path):
     message = r"evaluation sample unusable: .*bad\.tar: sample k1: KEY\.json does not parse"
     with pytest.raises(ValueError, match=message):
         list(read_eval_samples([str(bad)]))
+
+
+def test_references_travel_in_meta(tmp_path, ray_local):
+    shutil.copytree(EXAMPLES / "images", tmp_path / "images")
+    answers = ["red"] * 4 + ["dark red"] * 6
+    (tmp_path / "vqav2.jsonl").write_text(json.dumps(
+        {"image": "images/coffee.jpg", "question": "What color is the saucer?", "answer": "red",
+         "references": answers}) + "\n")
+    (tmp_path / "refcoco.jsonl").write_text(json.dumps(
+        {"image": "images/coffee.jpg", "expression": "the spoon", "box": [200, 40, 60, 170], "box_format": "xywh",
+         "references": [[200, 40, 60, 170], [190, 30, 70, 180]]}) + "\n")
+    out = tmp_path / "shards"
+    run_render([tmp_path / "vqav2.jsonl"], out, RenderOptions(task="vqa"))
+    run_render([tmp_path / "refcoco.jsonl"], out, RenderOptions(task="ref_grounding"))
+    (vqa,) = _samples(out, "vqav2")
+    assert vqa.meta["references"] == answers
+    assert case_from_sample(vqa, "vqa").references == answers
+    (ref,) = _samples(out, "refcoco")
+    assert case_from_sample(ref, "grounding").references == [[200, 40, 260, 210], [190, 30, 260, 210]]
+
+
+@pytest.mark.parametrize(("task", "record", "field"), [
+    ("vqa", {"image": "x.jpg", "question": "q", "answer": "a", "references": ["a", ""]}, "references[1]"),
+    ("vqa", {"image": "x.jpg", "question": "q", "answer": "a", "references": []}, "references"),
+    ("caption", {"image": "x.jpg", "caption": "c", "references": "c"}, "references"),
+    ("ref_grounding", {"image": "x.jpg", "expression": "e", "box": [0, 0, 1, 1], "references": [[5, 5, 1, 1]]},
+     "references[0]"),
+    ("ocr", {"image": "x.jpg", "lines": [{"text": "t", "quad": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+             "references": ["t"]}, "references"),
+])
+def test_bad_references_are_named_before_any_image_is_read(task, record, field):
+    with pytest.raises(FieldError) as info:
+        image_fields(task, record)
+    assert info.value.field == field

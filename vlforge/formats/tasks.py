@@ -3,13 +3,13 @@
 from collections.abc import Callable
 
 from vlforge.formats import chat
-from vlforge.formats.coords import box_text, quad_text
+from vlforge.formats.coords import box_text, pixel_box, quad_text
 from vlforge.formats.errors import FieldError, describe
 from vlforge.formats.grounding import grounded_answer
 from vlforge.formats.record import box_format, image_path, language, plain_text, require
 from vlforge.formats.segments import IMAGE_SLOT, join_text, segment
 
-__all__ = ["TASKS", "image_fields", "join_text", "ocr_segments", "render"]
+__all__ = ["TASKS", "image_fields", "join_text", "ocr_segments", "references", "render"]
 
 _NOMINAL_SIZE = (1000, 1000)  # validation renders before the image is opened; the numbers are discarded
 
@@ -107,6 +107,25 @@ def _image_paths(task: str, record: dict) -> list[str]:
     return [image_path(record)]
 
 
+def references(task: str, record: dict) -> list | None:
+    """The record's optional evaluation `references` (every human answer or caption; for ref_grounding, pixel
+    boxes in the record's box_format, returned as [x1, y1, x2, y2]), or None; `vlforge eval` scores against them."""
+    if "references" not in record:
+        return None
+    refs = require(record, "references", list)
+    if not refs:
+        raise FieldError("references", "must not be empty")
+    if task == "ref_grounding":
+        return [list(pixel_box(box, box_format(record), f"references[{i}]")) for i, box in enumerate(refs)]
+    if task not in ("caption", "vqa", "grounded_caption"):
+        raise FieldError("references", f"only caption, vqa, ref_grounding and grounded_caption records take "
+                                       f"references, not {task}")
+    for i, ref in enumerate(refs):
+        if not isinstance(ref, str) or not ref.strip():
+            raise FieldError(f"references[{i}]", f"must be a non-empty string, got {describe(ref)}")
+    return refs
+
+
 def image_fields(task: str, record: dict) -> list[str]:
     """The image paths a record refers to, in order, after checking every field of the record.
 
@@ -114,6 +133,7 @@ def image_fields(task: str, record: dict) -> list[str]:
     """
     paths = _image_paths(task, record)
     render(task, record, [_NOMINAL_SIZE] * len(paths))
+    references(task, record)
     return paths
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vlforge.formats.errors import FieldError
-from vlforge.formats.tasks import TASKS, image_fields, render
+from vlforge.formats.tasks import TASKS, image_fields, references, render
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.pipelines.runner import UNIT_FAILED, RunReport, Unit, run_units
 from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
@@ -130,6 +130,9 @@ def render_line(text: str, base: Path, task: str, options: RenderOptions | None 
         sizes.append(size)
     segments = render(options.task, record, sizes)
     meta = {"images": paths, "sizes": [list(s) for s in sizes]}
+    refs = references(options.task, record)
+    if refs is not None:
+        meta["references"] = refs  # evaluation answers (all of them), read by `vlforge eval`
     return {"task": options.task, "segments": segments}, images, meta
 
 
