@@ -3,17 +3,19 @@
 Every labelled line of N pages per language is cut out by its quad (rectified to a horizontal strip)
 and read by Tesseract (Debian `tesseract-ocr`, `tesseract-ocr-eng`, `tesseract-ocr-chi-sim`; one
 process per language and side, page segmentation mode 7: one text line). A line counts as legible
-when its character error rate (Levenshtein distance / label length, both after NFKC and without
-whitespace, see `normalize`) is at most 10%. Reported per
-language, per effect (lines on pages where the effect was applied, strong settings split out), per
-glyph-height bucket and per measured ink/paper contrast bucket, plus images/s per core at 448x448.
+when its character error rate (Levenshtein distance / label length, both after NFKC, without
+whitespace, quote style and case, see `normalize`; a strict figure keeps quote style and case) is at
+most 10%. Reported per language, per effect (lines on pages where the effect was applied, strong
+settings split out), per line ink-height bucket and per measured ink/paper contrast bucket, plus
+images/s per core at 448x448 (CPU time, median of alternating timing runs of both code bases).
 
 Baseline, measured in the same run on the same seeds: the synthdog code at BASELINE_REF (before the
 legibility bounds), exported with `git archive` into a temporary directory and run in a subprocess
 with it first on sys.path. Tesseract is an approximate reader: what it misses is not all unreadable
 to a person, so the figures compare code versions, they are not absolute.
 
-Run: .venv/bin/python bench/synthdog_legibility.py [--pages 40] [--baseline-ref REF]
+Run: .venv/bin/python bench/synthdog_legibility.py [--pages 40] [--baseline-ref REF] [--keep DIR]
+(40 pages: ~1 CPU-minute plus Tesseract; the README's figures used --pages 120)
 """
 
 from __future__ import annotations
