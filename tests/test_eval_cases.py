@@ -107,6 +107,10 @@ def test_evaluate_limit_and_empty(eval_shards):
     assert sum(s.result.count for s in scored) == 1
     with pytest.raises(ValueError, match="no evaluation samples"):
         evaluate([], fixed, "anls")
+    with pytest.raises(ValueError, match="--max-new-tokens must be at least 1, got 0"):
+        evaluate([], fixed, "anls", max_new_tokens=0)
+    with pytest.raises(ValueError, match="--batch-size must be at least 1, got 0"):
+        evaluate([], fixed, "anls", batch_size=0)
 
 
 def test_read_eval_samples_globs_and_refuses_bad_samples(eval_shards, tmp_path):

@@ -45,6 +45,8 @@ def evaluate(samples: Iterable[Sample], generate: GenerateFn, metric: str, *, ba
     """Predict every sample (up to `limit`) in batches and score each benchmark on its own."""
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    if max_new_tokens is not None and max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
     budget = max_new_tokens or MAX_NEW_TOKENS[metric]
     cases = (case_from_sample(sample, metric) for sample in islice(samples, limit))
     by_benchmark: dict[str, tuple[list[Item], dict[str, list]]] = {}
