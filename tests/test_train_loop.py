@@ -263,3 +263,14 @@ def test_python_m_vlforge_training_errors_without_traceback(tmp_path):
                            "--shards", str(tmp_path / "none")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "vlforge train: error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_one_epoch_stops_when_the_data_ends_and_keeps_the_checkpoint(tmp_path, shards, capsys):
+    """16 pairs of ~20 tokens pack 5 to a 128-token row: about 4 rows, 2 steps of 2 rows, then the stream ends."""
+    code, out, err = run_cli(capsys, "train", "--stage", "2", "--shards", str(shards), "--out", str(tmp_path / "run"),
+                             "--config", str(write_yaml(tmp_path, shards)), "--epochs", "1", "--set", "run.steps=50")
+    assert code == 0, err
+    steps = len((tmp_path / "run/metrics.jsonl").read_text().splitlines())
+    assert 1 <= steps < 50
+    assert f"data exhausted (data.epochs=1) after {steps} steps" in out
+    assert json.loads((tmp_path / "run/ckpt/state.json").read_text())["step"] == steps
