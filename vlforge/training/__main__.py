@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run_train(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:  # as vlforge.cli reports them
         print(f"vlforge train: error: {exc}", file=sys.stderr)
         return 2
     finally:

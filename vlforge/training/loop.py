@@ -187,8 +187,7 @@ def evaluate(model: nn.Module, cfg: TrainConfig, tok, d: Dist) -> dict[str, floa
     """Mean next-token loss per task over `run.eval_batches` batches of the held-out shards."""
     from vlforge.training.data import build_loader
 
-    eval_cfg = cfg.data.model_copy(update={"shards": [{"pattern": p} for p in cfg.data.eval_shards], "epochs": 1})
-    eval_cfg = type(cfg.data).model_validate(eval_cfg.model_dump())
+    eval_cfg = type(cfg.data).model_validate({**cfg.data.model_dump(), "shards": cfg.data.eval_shards, "epochs": 1})
     sums: dict[str, list[float]] = {}
     model.eval()
     with torch.no_grad():

@@ -86,7 +86,7 @@ class VisionTower(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         out = self.visual.forward_intermediates(images, indices=1, intermediates_only=True, output_fmt="NLC")
-        return out["image_intermediates"][-1]
+        return out["image_intermediates"][-1].contiguous()  # a copy, not a view of the CLS-prefixed tokens
 
     def adapt_state(self, state: dict[str, torch.Tensor], prefix: str = "visual.") -> dict[str, torch.Tensor]:
         """`state` (keys under `prefix`) with the position table resized to this tower's grid, in place."""
