@@ -247,7 +247,12 @@ def test_cli_bad_tokenizer_and_existing_run(tmp_path, shards, capsys, overfit_ru
     assert code == 2 and "not a tokenizer directory" in err
     code, _, err = run_cli(capsys, "train", "--stage", "2", "--shards", str(shards), "--out", str(overfit_run[0]),
                            "--config", str(write_yaml(tmp_path, shards)))
-    assert code == 2 and "already holds a run" in err
+    assert code == 2 and "is not empty" in err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text("{}")  # somebody else's file: never overwritten
+    code, _, err = run_cli(capsys, "train", "--stage", "2", "--shards", str(shards), "--out", str(tmp_path / "mine"),
+                           "--config", str(write_yaml(tmp_path, shards)))
+    assert code == 2 and "is not empty" in err and (tmp_path / "mine" / "config.json").read_text() == "{}"
 
 
 def test_cli_generate_bad_checkpoint_and_image(tmp_path, capsys, overfit_run):

@@ -234,8 +234,8 @@ def train(cfg: TrainConfig, run_dir: Path, *, init: Path | None = None, resume: 
     ckpt = run_dir / "ckpt"
     if resume and not (ckpt / "state.json").is_file():
         raise ValueError(f"--resume: no checkpoint in {run_dir}")
-    if not resume and ckpt.exists():
-        raise ValueError(f"{run_dir} already holds a run (ckpt/): continue it with --resume or pick another --out")
+    if not resume and run_dir.is_dir() and any(run_dir.iterdir()):  # never overwrite files vlforge did not write
+        raise ValueError(f"--out {run_dir} is not empty: pick a new directory, or continue its run with --resume")
     run_dir.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(cfg.run.seed)
