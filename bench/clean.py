@@ -92,7 +92,7 @@ def baseline_loop(recipe, source: str, shards: Path, out: Path) -> int:
     import webdataset
 
     from vlforge.filters.base import run_filters
-    from vlforge.pipelines.clean_recipe import make_filter
+    from vlforge.pipelines.clean.recipe import make_filter
     from vlforge.sources.dumps.img2dataset import read_shard_images
     from vlforge.sources.dumps.readers import list_inputs, read_range
 
@@ -117,8 +117,8 @@ def baseline_loop(recipe, source: str, shards: Path, out: Path) -> int:
 
 
 def bench_end_to_end(tmp: Path, samples: int) -> None:
-    from vlforge.pipelines.clean import clean
-    from vlforge.pipelines.clean_recipe import load_recipe
+    from vlforge.pipelines.clean.recipe import load_recipe
+    from vlforge.pipelines.clean.run import clean
 
     shards = make_shards(tmp, samples, per_shard=500)
     source = "cc3m"  # a source with no shipped CLIP score, like img2dataset output
@@ -199,7 +199,7 @@ def run_measured(argv: list[str]) -> tuple[float, int, int, str]:
 def baseline_metadata(path: str) -> None:
     """Subprocess entry: the recipe's before-download chain over the parquet, batch by batch, one process."""
     from vlforge.filters.base import run_filters
-    from vlforge.pipelines.clean_recipe import load_recipe, make_filter
+    from vlforge.pipelines.clean.recipe import load_recipe, make_filter
     from vlforge.sources.dumps.readers import list_inputs, read_range
 
     recipe = load_recipe(RECIPE)
@@ -216,7 +216,7 @@ def bench_metadata(tmp: Path, rows: int) -> None:
     path = tmp / "laion.parquet"
     make_metadata(path, rows)
     base_s, base_rss, base_pss, _ = run_measured([sys.executable, __file__, "--baseline-metadata", str(path)])
-    cli = ("import argparse, sys; from vlforge.pipelines.clean import add_clean_parser, run_clean; "
+    cli = ("import argparse, sys; from vlforge.pipelines.clean.run import add_clean_parser, run_clean; "
            "p = argparse.ArgumentParser(); add_clean_parser(p.add_subparsers()); "
            "sys.exit(run_clean(p.parse_args(sys.argv[1:])))")
     ours_s, rss, pss, err = run_measured([sys.executable, "-c", cli, "clean", "--recipe", str(RECIPE), "--input",

@@ -11,7 +11,7 @@ from demo_clean import RECIPE, build_dump, print_funnel
 from demo_synthdog import contact_sheet
 
 from vlforge.cli import main as cli
-from vlforge.pipelines.clean_recipe import load_recipe
+from vlforge.pipelines.clean.recipe import load_recipe
 from vlforge.pipelines.runner import ray_session
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 from PIL import Image
 from skimage import data
 
-from vlforge.pipelines.clean import clean, format_summary
-from vlforge.pipelines.clean_recipe import load_recipe
+from vlforge.pipelines.clean.recipe import load_recipe
+from vlforge.pipelines.clean.run import clean, format_summary
 from vlforge.shards.manifest import MANIFEST_DIR, MANIFEST_SUFFIX
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,8 +22,8 @@ from test_clean_support import (
     write_recipe,
 )
 
-from vlforge.pipelines.clean import clean
-from vlforge.pipelines.clean_recipe import load_recipe
+from vlforge.pipelines.clean.recipe import load_recipe
+from vlforge.pipelines.clean.run import clean
 from vlforge.shards.verify import verify_dir
 from vlforge.sources.dumps.schemas import InputError
 

@@ -9,8 +9,8 @@ from PIL import Image
 from test_clean_pipeline import ENGLISH
 from test_clean_support import ImageServer, by_uid, jpeg, photo, write_laion, write_recipe
 
-from vlforge.pipelines.clean import clean
-from vlforge.pipelines.clean_recipe import load_recipe
+from vlforge.pipelines.clean.recipe import load_recipe
+from vlforge.pipelines.clean.run import clean
 
 torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")

@@ -24,8 +24,8 @@ from test_clean_support import (
     write_recipe,
 )
 
-from vlforge.pipelines.clean import SUMMARY, clean, run_clean
-from vlforge.pipelines.clean_recipe import load_recipe
+from vlforge.pipelines.clean.recipe import load_recipe
+from vlforge.pipelines.clean.run import SUMMARY, clean, run_clean
 from vlforge.shards.verify import verify_dir
 
 ENGLISH = "A clear photograph of {} taken outdoors on a sunny day"
@@ -232,7 +232,7 @@ def test_actor_pool_serves_a_step_and_is_stopped(ray_local, tmp_path) -> None:
     import ray
 
     from vlforge.filters.image import ImageFilter
-    from vlforge.pipelines.clean_ray import PooledFilter, start_pools, stop_pools
+    from vlforge.pipelines.clean.pools import PooledFilter, start_pools, stop_pools
 
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", after_download=[{"op": "image", "actors": 2}]))
     assert start_pools(recipe, set()) == {}  # no source of this run uses it: no actors

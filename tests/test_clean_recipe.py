@@ -7,8 +7,8 @@ import pytest
 import yaml
 from test_clean_support import RECIPE, parse_clean_args, write_recipe
 
-from vlforge.pipelines.clean import parse_inputs, recipe_overrides
-from vlforge.pipelines.clean_recipe import RecipeError, load_recipe
+from vlforge.pipelines.clean.recipe import RecipeError, load_recipe
+from vlforge.pipelines.clean.run import parse_inputs, recipe_overrides
 
 QWENVL_SOURCES = {"laion-en", "laion-zh", "laion-coco", "datacomp", "coyo", "cc12m", "cc3m", "sbu", "coco-captions"}
 

@@ -211,14 +211,14 @@ def write_recipe(path: Path, **overrides: object) -> Path:
 
 def cli_command(*args: str) -> list[str]:
     """The clean CLI exactly as vlforge.cli wires it (add_clean_parser + run_clean), as a subprocess argv."""
-    code = ("import argparse, sys; from vlforge.pipelines.clean import add_clean_parser, run_clean; "
+    code = ("import argparse, sys; from vlforge.pipelines.clean.run import add_clean_parser, run_clean; "
             "p = argparse.ArgumentParser(); s = p.add_subparsers(dest='command', required=True); "
             "add_clean_parser(s); sys.exit(run_clean(p.parse_args(sys.argv[1:])))")
     return [sys.executable, "-c", code, "clean", *args]
 
 
 def parse_clean_args(*args: str) -> argparse.Namespace:
-    from vlforge.pipelines.clean import add_clean_parser
+    from vlforge.pipelines.clean.run import add_clean_parser
 
     parser = argparse.ArgumentParser()
     add_clean_parser(parser.add_subparsers(dest="command", required=True))

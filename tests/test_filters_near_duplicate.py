@@ -8,8 +8,8 @@ import yaml
 from test_clean_support import ImageServer, jpeg, manifest_rows, photo, png, tar_samples, write_laion, write_recipe
 
 from vlforge.filters.near_duplicate import NearDuplicateFilter
-from vlforge.pipelines.clean import clean
-from vlforge.pipelines.clean_recipe import NEEDS_IMAGE, OPS, RecipeError, load_recipe
+from vlforge.pipelines.clean.recipe import NEEDS_IMAGE, OPS, RecipeError, load_recipe
+from vlforge.pipelines.clean.run import clean
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 SENTENCE = "A clear photograph of {} taken outdoors on a sunny day"

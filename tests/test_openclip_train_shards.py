@@ -15,8 +15,8 @@ from test_clean_pipeline import distinct_jpegs
 from test_clean_support import ImageServer, write_laion, write_recipe
 from train_support import qwen
 
-from vlforge.pipelines.clean import clean
-from vlforge.pipelines.clean_recipe import load_recipe
+from vlforge.pipelines.clean.recipe import load_recipe
+from vlforge.pipelines.clean.run import clean
 from vlforge.training.data import DataConfig, build_loader
 
 pytestmark = pytest.mark.slow  # a real `vlforge clean` run on Ray

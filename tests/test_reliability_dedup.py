@@ -16,10 +16,10 @@ from test_clean_support import jpeg, manifest_rows, photo, png, sha256, tar_samp
 
 from vlforge.filters.base import Filter, FilterResult
 from vlforge.filters.image import ImageFilter
-from vlforge.pipelines.clean import clean
-from vlforge.pipelines.clean_plan import CleanJob
-from vlforge.pipelines.clean_recipe import load_recipe
-from vlforge.pipelines.clean_unit import write_unit
+from vlforge.pipelines.clean.plan import CleanJob
+from vlforge.pipelines.clean.recipe import load_recipe
+from vlforge.pipelines.clean.run import clean
+from vlforge.pipelines.clean.unit import write_unit
 
 CAPTION = "A clear photograph of {} taken outdoors on a sunny day"
 TEXT_ONLY = [{"op": "caption"}, {"op": "language", "keep": ["en"]}]

@@ -32,8 +32,8 @@ from vlforge.cli import main
 from vlforge.filters.base import set_column
 from vlforge.filters.clip_score import ComputedClipScoreFilter
 from vlforge.filters.image import ImageFilter
-from vlforge.pipelines.clean import clean
-from vlforge.pipelines.clean_recipe import RecipeError, load_recipe
+from vlforge.pipelines.clean.recipe import RecipeError, load_recipe
+from vlforge.pipelines.clean.run import clean
 from vlforge.shards.imageio import ImageRejected, open_image
 from vlforge.shards.manifest import write_manifest
 from vlforge.shards.reader import MAX_MEMBER_BYTES, ShardReadError, iter_samples

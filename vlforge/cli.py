@@ -7,7 +7,7 @@ from pathlib import Path
 from vlforge.evaluation.eval_cli import add_eval_parser, run_eval
 from vlforge.evaluation.score_cli import add_score_parser, run_score
 from vlforge.formats.tasks import TASKS
-from vlforge.pipelines.clean import add_clean_parser, run_clean
+from vlforge.pipelines.clean.run import add_clean_parser, run_clean
 from vlforge.pipelines.mix import add_mix_parser, run_mix
 from vlforge.pipelines.synthdog import add_synthdog_parser, run_synthdog
 from vlforge.stats.commands import add_report_parser, add_sql_parser, add_stats_parser, run_report, run_sql, run_stats

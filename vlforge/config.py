@@ -21,18 +21,19 @@ class ConfigError(ValueError):
     """A recipe or override that cannot be used; the message names the file and the field."""
 
 
-def field_errors(exc: ValidationError, prefix: str = "") -> str:
-    """pydantic's errors as `field.path: message` (under `prefix` when given), one after another."""
+def field_errors(exc: ValidationError) -> str:
+    """pydantic's errors as `field.path: message`, one after another."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(err["loc"]))
+        loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 
 def read_yaml(path: str | Path, error: type[ValueError] = ConfigError) -> dict[str, Any]:
-    """The mapping a YAML recipe holds (yaml.safe_load); a missing file, bad YAML or a non-mapping raise `error`."""
+    """The mapping a YAML recipe holds (yaml.safe_load; {} when empty); a missing file, bad YAML or a non-mapping
+    raise `error`."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -42,6 +43,8 @@ def read_yaml(path: str | Path, error: type[ValueError] = ConfigError) -> dict[s
         raise error(f"{path}: cannot be read ({exc})") from None
     except yaml.YAMLError as exc:
         raise error(f"{path}: not valid YAML ({exc})") from None
+    if data is None:  # an empty file: every key at its default
+        return {}
     if not isinstance(data, dict):
         raise error(f"{path}: a recipe is a mapping of keys, got {type(data).__name__}")
     return data

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vlforge.config import field_errors as _messages
+from vlforge.config import read_yaml as read_recipe
 from vlforge.formats.tasks import TASKS
-from vlforge.pipelines.synthdog import read_recipe
 from vlforge.sources.annotations import ADAPTERS, AdapterOptionsUnion
 
 

@@ -18,7 +18,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlforge.pipelines.clean_ray import run_tasks
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.pipelines.mix_dedup import find_duplicates, hash_unit
 from vlforge.pipelines.mix_images import eval_hashes
@@ -27,7 +26,7 @@ from vlforge.pipelines.mix_recipe import MixRecipe
 from vlforge.pipelines.mix_report import summarize
 from vlforge.pipelines.mix_spill import Spilled
 from vlforge.pipelines.mix_unit import process_unit
-from vlforge.pipelines.runner import RunReport, Unit, ray_session, run_units
+from vlforge.pipelines.runner import RunReport, Unit, ray_session, run_tasks, run_units
 from vlforge.shards.atomic import commit, temp_path
 from vlforge.shards.outdir import Plan as OutPlan
 from vlforge.shards.outdir import check_not_input, claim_out_dir

@@ -14,12 +14,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from vlforge.shards.fence import Fence
+from vlforge.shards.fence import Fence, active_fence
 from vlforge.shards.outdir import Claim, Plan, claim_out_dir
 from vlforge.shards.units import cleanup_uncommitted, committed_units
 
@@ -142,6 +143,24 @@ def run_fenced(process: Callable, fence: Fence, *args: object) -> object:
     """Body of every unit task: commits carry the run's fence; the task dies with its raylet."""
     with fence.active(), exit_with_parent():
         return process(*args)
+
+
+def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], None] = lambda _: None) -> None:
+    """Run fn(*args) for every args tuple as Ray tasks, handing each result to `on_result` as it arrives.
+
+    The tasks carry the caller's fence (`shards.fence`), so their commits are refused once a newer run
+    owns the output directory, and they die with their raylet, as unit tasks do.
+    """
+    import ray
+
+    fence = active_fence()
+    if fence is None:
+        raise RuntimeError("run_tasks: claim the output directory first (shards.outdir.claim_out_dir)")
+    task = ray.remote(num_cpus=1)(run_fenced).options(name=fn.__name__)
+    pending = [task.remote(fn, fence, *args) for args in calls]
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        on_result(ray.get(ready[0]))
 
 
 def run_units(

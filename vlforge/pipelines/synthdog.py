@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from vlforge.config import field_errors, read_yaml
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.pipelines.runner import UNIT_FAILED, RunReport, Unit, UnitFailure, run_units
 from vlforge.shards.outdir import Plan, claim_out_dir
@@ -58,21 +58,9 @@ class Recipe(BaseModel):
         return list(dict.fromkeys(langs))
 
 
-def read_recipe(path: str | None) -> dict:
-    if path is None:
-        return {}
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"recipe {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"recipe {path}: must be a mapping of keys to values")
-    return data
-
-
 def resolve(args: argparse.Namespace) -> tuple[Recipe, SynthConfig]:
     """Recipe file, then command-line flags on top; every error names its key."""
-    data = read_recipe(args.recipe)
+    data = {} if args.recipe is None else read_yaml(args.recipe, ConfigError)
     flags = {"lang": args.lang.split(",") if args.lang else None, "count": args.count, "out": args.out,
              "seed": args.seed, "fonts": args.fonts, "backgrounds": args.backgrounds, "corpus": args.corpus,
              "ray_address": args.ray_address, "num_cpus": args.num_cpus, "format": args.format,
@@ -81,8 +69,7 @@ def resolve(args: argparse.Namespace) -> tuple[Recipe, SynthConfig]:
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError("; ".join(problems)) from None
+        raise ConfigError(field_errors(exc)) from None
     if recipe.out is None:
         raise ConfigError("out: an output directory is required (--out DIR)")
     section = dict(recipe.synthdog)
@@ -249,8 +236,8 @@ def run_synthdog(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         print(f"vlforge synthdog: error: {exc}", file=sys.stderr)
         return 2
-    except UnitFailure as exc:
-        print(f"vlforge synthdog: {exc}", file=sys.stderr)
-        return 1
+    except UnitFailure as exc:  # failed units exit 2, as every command's do
+        print(f"vlforge synthdog: error: {exc}", file=sys.stderr)
+        return 2
     print(summary(report, resources))
     return 0

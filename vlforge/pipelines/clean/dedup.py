@@ -19,10 +19,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vlforge.filters.dedup import hash_values
-from vlforge.pipelines.clean_keys import find_duplicates, key_path, later_rows, order_keys, partition_jobs, write_keys
-from vlforge.pipelines.clean_plan import CleanJob
-from vlforge.pipelines.clean_ray import run_tasks
-from vlforge.pipelines.runner import Unit
+from vlforge.pipelines.clean.keys import find_duplicates, key_path, later_rows, order_keys, partition_jobs, write_keys
+from vlforge.pipelines.clean.plan import CleanJob
+from vlforge.pipelines.runner import Unit, run_tasks
 from vlforge.shards.atomic import commit, temp_path
 from vlforge.shards.manifest import DROPPED, KEPT, manifest_path, write_manifest
 from vlforge.shards.members import split_member

@@ -23,10 +23,10 @@ import pyarrow as pa
 
 from vlforge.filters.base import Filter, run_filters, set_column
 from vlforge.filters.registry import private_columns, score_columns
-from vlforge.pipelines.clean_keys import later_rows
-from vlforge.pipelines.clean_plan import CleanJob
-from vlforge.pipelines.clean_ray import PooledFilter
-from vlforge.pipelines.clean_recipe import make_filter
+from vlforge.pipelines.clean.keys import later_rows
+from vlforge.pipelines.clean.plan import CleanJob
+from vlforge.pipelines.clean.pools import PooledFilter
+from vlforge.pipelines.clean.recipe import make_filter
 from vlforge.pipelines.runner import Unit
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.download import download

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from vlforge.filters.clip_score import ScoreHistogram
 from vlforge.filters.dedup import hash_values
-from vlforge.pipelines.clean_keys import (
+from vlforge.pipelines.clean.keys import (
     find_duplicates,
     key_path,
     order_keys,
@@ -33,10 +33,9 @@ from vlforge.pipelines.clean_keys import (
     partition_jobs,
     write_keys,
 )
-from vlforge.pipelines.clean_ray import run_tasks
-from vlforge.pipelines.clean_recipe import CleanRecipe, RecipeError
+from vlforge.pipelines.clean.recipe import CleanRecipe, RecipeError
 from vlforge.pipelines.fingerprint import plan_fingerprint
-from vlforge.pipelines.runner import Unit
+from vlforge.pipelines.runner import Unit, run_tasks
 from vlforge.shards.atomic import commit, temp_path
 from vlforge.shards.units import committed_units
 from vlforge.sources.dumps.readers import InputFile, RowRange, plan_ranges, read_range

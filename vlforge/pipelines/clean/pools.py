@@ -1,34 +1,13 @@
-"""Ray pieces of `vlforge clean`: a fan-out of plain tasks, and actor pools for steps with `actors: N`."""
+"""Ray actor pools of `vlforge clean`, for steps with `actors: N` (a model loaded once serves every unit)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import pyarrow as pa
 
 from vlforge.filters.base import Filter, FilterResult
-from vlforge.pipelines.clean_recipe import PARAMS, CleanRecipe, Step, make_filter
-from vlforge.pipelines.runner import run_fenced
-from vlforge.shards.fence import active_fence
-
-
-def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], None] = lambda _: None) -> None:
-    """Run fn(*args) for every args tuple as Ray tasks, handing each result to `on_result` as it arrives.
-
-    The tasks carry the caller's fence (`shards.fence`), so their commits are refused once a newer run
-    owns the output directory, and they die with their raylet, as unit tasks do.
-    """
-    import ray
-
-    fence = active_fence()
-    if fence is None:
-        raise RuntimeError("run_tasks: claim the output directory first (shards.outdir.claim_out_dir)")
-    task = ray.remote(num_cpus=1)(run_fenced).options(name=fn.__name__)
-    pending = [task.remote(fn, fence, *args) for args in calls]
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        on_result(ray.get(ready[0]))
+from vlforge.pipelines.clean.recipe import PARAMS, CleanRecipe, Step, make_filter
 
 
 class FilterActor:

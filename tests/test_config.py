@@ -1,0 +1,53 @@
+"""The one recipe loader: YAML -> dotted overrides -> pydantic, every error naming the file and the field."""
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from vlforge.config import ConfigError, load_model, read_yaml
+
+
+class Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timeout: float = Field(default=1.0, gt=0)
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    inner: Inner = Field(default_factory=Inner)
+
+
+class MyError(ValueError):
+    pass
+
+
+def test_overrides_set_nested_keys_before_validation(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("name: a\ninner:\n  timeout: 2\n")
+    recipe = load_model(path, Recipe, {"inner.timeout": 5, "name": "b"})
+    assert recipe == Recipe(name="b", inner=Inner(timeout=5))
+
+
+def test_errors_name_the_file_and_every_field_path(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("inner:\n  timeout: -1\n  extra: 3\n")
+    with pytest.raises(MyError) as caught:
+        load_model(path, Recipe, error=MyError)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert "name: Field required" in message
+    assert "inner.timeout: Input should be greater than 0" in message
+    assert "inner.extra: Extra inputs are not permitted" in message
+
+
+def test_bad_files_are_errors_and_an_empty_file_is_all_defaults(tmp_path):
+    with pytest.raises(ConfigError, match="--recipe: no such file"):
+        read_yaml(tmp_path / "absent.yaml")
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        read_yaml(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="a recipe is a mapping of keys, got list"):
+        read_yaml(tmp_path / "list.yaml")
+    (tmp_path / "empty.yaml").write_text("")
+    assert read_yaml(tmp_path / "empty.yaml") == {}
