@@ -27,6 +27,18 @@ def _duplicates(con, column: str) -> dict:
     return {"images": sum(n for _, n in rows), "by_sources": {"+".join(s): n for s, n in rows}}
 
 
+def _lengths(con) -> dict:
+    """Per task: the estimated-length distribution of the kept samples."""
+    lengths = {}
+    qs = ", ".join(f"quantile_cont(est_tokens, {q})" for q in QUANTILES)
+    for task, count, low, high, mean, total, *quantiles in _query(con, f"""
+            SELECT task, count(*), min(est_tokens), max(est_tokens), avg(est_tokens), sum(est_tokens), {qs}
+            FROM m WHERE status = 'kept' GROUP BY task ORDER BY task"""):
+        lengths[task] = {"samples": count, "min": low, "max": high, "mean": round(mean, 1), "total": int(total),
+                         **{f"p{round(q * 100)}": round(v, 1) for q, v in zip(QUANTILES, quantiles, strict=True)}}
+    return lengths
+
+
 def summarize(out: Path, planned: dict[str, int], tasks: dict[str, str]) -> dict:
     """The realised mix: per source and task, drop reasons, estimated-length distribution, duplicates."""
     import duckdb
@@ -45,13 +57,7 @@ def summarize(out: Path, planned: dict[str, int], tasks: dict[str, str]) -> dict
     by_task: dict[str, int] = {}
     for entry in sources.values():
         by_task[entry["task"]] = by_task.get(entry["task"], 0) + entry["kept"]
-    lengths = {}
-    qs = ", ".join(f"quantile_cont(est_tokens, {q})" for q in QUANTILES)
-    for task, count, low, high, mean, total, *quantiles in _query(con, f"""
-            SELECT task, count(*), min(est_tokens), max(est_tokens), avg(est_tokens), sum(est_tokens), {qs}
-            FROM m WHERE status = 'kept' GROUP BY task ORDER BY task"""):
-        lengths[task] = {"samples": count, "min": low, "max": high, "mean": round(mean, 1), "total": int(total),
-                         **{f"p{round(q * 100)}": round(v, 1) for q, v in zip(QUANTILES, quantiles, strict=True)}}
+    lengths = _lengths(con) if "est_tokens" in columns else {}  # a mix that kept nothing has no such column
     duplicates = {c: _duplicates(con, c) for c in ("sha256", "phash") if c in columns}
     return {"sources": sources, "tasks": by_task, "est_tokens": lengths, "duplicates": duplicates}
 
