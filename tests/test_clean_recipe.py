@@ -96,12 +96,10 @@ def test_pooled_steps_differ_per_source_only_in_thresholds(tmp_path: Path) -> No
         _load_with(tmp_path, after_download=[step], sources={"web": {"filters": {"image": {"quality": 80}}}})
 
 
-def test_yaml_errors_and_missing_files(tmp_path: Path) -> None:
+def test_file_errors_are_recipe_errors(tmp_path: Path) -> None:
+    """The file-level cases (bad YAML, not a mapping) are vlforge.config's, tested in test_config.py."""
     with pytest.raises(RecipeError, match="no such file"):
         load_recipe(tmp_path / "absent.yaml")
-    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
-    with pytest.raises(RecipeError, match="not valid YAML"):
-        load_recipe(tmp_path / "bad.yaml")
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     with pytest.raises(RecipeError, match="a recipe is a mapping"):
         load_recipe(tmp_path / "list.yaml")
