@@ -1,7 +1,9 @@
 """Atomic WebDataset shard writer with a per-unit manifest.
 
-webdataset is imported on first write, not at import, because it pulls in torch
-whenever torch is installed. Tars are written under hidden temporary names and renamed
+Tars are written with the standard library in the layout webdataset's TarWriter produces (PAX headers,
+members of a sample in sorted extension order, fixed mtime/mode/owner): the same bytes, without importing
+webdataset, which pulls in torch (1.5 s per worker), and with each member's bytes written once, straight
+from the caller's buffer. Tars are written under hidden temporary names and renamed
 when complete; the unit's manifest is renamed into place last (and only while its tars are all
 there), so a killed writer leaves either a committed unit or only debris that
 `units.cleanup_uncommitted` removes. Inside a fenced run every rename checks the run's token.
@@ -9,6 +11,7 @@ there), so a killed writer leaves either a committed unit or only debris that
 
 import json
 import re
+import tarfile
 from pathlib import Path
 from types import TracebackType
 
@@ -17,6 +20,7 @@ from vlforge.shards.keys import KeyAllocator
 from vlforge.shards.manifest import DROPPED, KEPT, write_manifest
 
 TAR_HEADER_BYTES = 512
+_TAR_RECORD_BYTES = tarfile.RECORDSIZE  # a closed tar is padded to a multiple of this, as tarfile does
 _EXTENSION = re.compile(r"^[a-z0-9]+(\.[a-z0-9]+)*$")
 
 
@@ -28,6 +32,33 @@ def encode_member(value: bytes | str | dict | list) -> bytes:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False).encode("utf-8")
     raise TypeError(f"cannot store a {type(value).__name__} in a shard member")
+
+
+class TarFile:
+    """Append-only tar of in-memory members, byte for byte what `webdataset.TarWriter(encoder=False,
+    mtime=0.0, user="vlforge", group="vlforge")` writes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._offset = 0
+
+    def write(self, key: str, members: dict[str, bytes]) -> None:
+        for ext in sorted(members):
+            data = members[ext]
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            # a float mtime, as webdataset passes it, makes tarfile add a PAX "mtime" record: the same bytes
+            info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0.0, 0o444, "vlforge", "vlforge"
+            header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+            padding = -len(data) % TAR_HEADER_BYTES
+            self._file.write(header)
+            self._file.write(data)
+            self._file.write(bytes(padding))
+            self._offset += len(header) + len(data) + padding
+
+    def close(self) -> None:
+        self._offset += 2 * TAR_HEADER_BYTES  # two zero blocks end the archive, then padding to a whole record
+        self._file.write(bytes(2 * TAR_HEADER_BYTES + -self._offset % _TAR_RECORD_BYTES))
+        self._file.close()
 
 
 class ShardWriter:
@@ -55,7 +86,7 @@ class ShardWriter:
         self.rows: list[dict] = []
         self.tars: list[Path] = []
         self._index = 0
-        self._tar = None  # a webdataset.TarWriter while a shard is open
+        self._tar: TarFile | None = None  # while a shard is open
         self._tar_final: Path | None = None
         self._tar_temp: Path | None = None
         self._tar_samples = 0
@@ -78,7 +109,7 @@ class ShardWriter:
         if self._tar is None:
             self._open_tar()
         stored_key = self._keys.allocate(key)
-        self._tar.write({"__key__": stored_key, **members})
+        self._tar.write(stored_key, members)
         self._tar_samples += 1
         self._tar_bytes += size
         self.rows.append(
@@ -126,11 +157,8 @@ class ShardWriter:
     def _open_tar(self) -> None:
         self._tar_final = self.out_dir / f"{self.prefix}-{self._index:06d}.tar"
         self._index += 1
-        import webdataset  # lazy: webdataset imports torch when it is installed
-
         self._tar_temp = temp_path(self._tar_final)
-        self._tar = webdataset.TarWriter(str(self._tar_temp), encoder=False, mtime=0.0,
-                                  user="vlforge", group="vlforge")
+        self._tar = TarFile(self._tar_temp)
         self._tar_samples = 0
         self._tar_bytes = 0
         self._keys = KeyAllocator()
