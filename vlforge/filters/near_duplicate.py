@@ -20,6 +20,11 @@ from vlforge.filters.base import RowFilter, checked_params
 from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
 
 
+def _bits_set(values: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 (numpy < 2 has no bitwise_count)."""
+    return np.unpackbits(values.view(np.uint8)).reshape(len(values), 64).sum(axis=1)
+
+
 class NearDuplicateFilter(RowFilter):
     """Drop images within `max_distance` bits (Hamming, of 64) of an image seen earlier ('near_duplicate')."""
 
@@ -49,7 +54,7 @@ class NearDuplicateFilter(RowFilter):
         except (ImageRejected, OSError, ValueError, TypeError):
             return None, "image_unreadable"
         value = np.uint64(int(digest, 16))
-        if len(self.seen) and int(np.bitwise_count(self.seen ^ value).min()) <= self.max_distance:
+        if len(self.seen) and int(_bits_set(self.seen ^ value).min()) <= self.max_distance:
             return digest, "near_duplicate"
         self.seen = np.append(self.seen, value)
         return digest, None
