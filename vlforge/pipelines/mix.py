@@ -21,6 +21,9 @@ def add_mix_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     p.add_argument("--drop-duplicates", choices=("none", "sha256", "phash"),
                    help="recipe key drop_duplicates: drop samples whose image a source listed earlier also has "
                         "(default none: duplicates are only reported)")
+    p.add_argument("--allow-outside-paths", action="store_const", const=True,
+                   help="recipe key allow_outside_paths: read image files outside their source's image folders "
+                        "(default: such a sample is dropped, reason image_outside_root)")
     p.add_argument("--allow-foreign-files", action="store_true",
                    help="write into an --out that holds files vlforge did not write (they are never deleted)")
     p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: local Ray")
@@ -34,7 +37,9 @@ def run_mix(args: argparse.Namespace) -> int:
     from vlforge.pipelines.mix_run import MIX_FILE, build_mixture
 
     overrides = {"seed": args.seed, "total": args.total, "exclude_eval": args.exclude_eval,
-                 "drop_duplicates": args.drop_duplicates, "ray_address": args.ray_address, "num_cpus": args.num_cpus}
+                 "drop_duplicates": args.drop_duplicates,
+                 "allow_outside_paths": args.allow_outside_paths, "ray_address": args.ray_address,
+                 "num_cpus": args.num_cpus}
     recipe = load_mix_recipe(args.recipe, overrides)
     result = build_mixture(recipe, args.out, allow_foreign_files=args.allow_foreign_files)
     report = result.report

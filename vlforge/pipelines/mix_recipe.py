@@ -65,6 +65,7 @@ class MixRecipe(_Strict):
     # cross-source duplicates are always reported; sha256/phash also drops them from later-listed sources
     drop_duplicates: Literal["none", "sha256", "phash"] = "none"
     exclude_eval: list[Path] = []
+    allow_outside_paths: bool = False  # image files may lie outside their source's image folders (or JSONL's)
     num_cpus: Annotated[int, Field(ge=1)] | None = None
     ray_address: str | None = None
     images: ImageSpec = ImageSpec()

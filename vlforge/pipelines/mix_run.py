@@ -63,7 +63,9 @@ def _input_files(recipe: MixRecipe, spilled: list[Spilled]) -> list[str]:
 
 def make_units(recipe: MixRecipe, plan: Plan, out: Path, plan_dir: Path) -> list[Unit]:
     """One small payload per unit: its counts and stream offsets, never records or hash sets."""
-    sources = [{"name": s.name, "task": s.task, "lang": s.lang} for s in recipe.sources]
+    sources = [{"name": s.name, "task": s.task, "lang": s.lang,
+                "roots": None if recipe.allow_outside_paths else [str(r) for r in s.source.image_roots()]}
+               for s in recipe.sources]
     images = {"max_side": recipe.images.max_side, "quality": recipe.images.quality, "phash": recipe.phash}
     common = {"out": str(out), "plan_dir": str(plan_dir), "sources": sources, "images": images,
               "max_samples": recipe.shards.max_samples, "max_bytes": recipe.shards.max_bytes, "seed": plan.seed,

@@ -1,7 +1,8 @@
 """One work unit of a mix: a stretch of the planned order rendered into its own tars and manifest.
 
 Every planned sample ends in one manifest row: kept (with its task, source, estimated length, image
-hashes) or dropped with a reason (`image_missing`, `box_outside_image`, `bad_field:F`, `in_eval_set`, ...).
+hashes) or dropped with a reason (`image_missing`, `image_outside_root`, `box_outside_image`, `bad_field:F`,
+`in_eval_set`, ...).
 The unit computes its stretch of the order from the plan's counts (`mix_plan.unit_entries`) and reads
 each record from the plan folder's spilled sources, so its memory is that of one stretch, whatever the mix.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from vlforge.formats.errors import FieldError
+from vlforge.formats.paths import inside
 from vlforge.formats.segments import IMAGE_SLOT, join_text
 from vlforge.formats.tasks import image_fields, render
 from vlforge.pipelines.mix_dedup import Duplicates
@@ -21,7 +23,7 @@ from vlforge.pipelines.mix_plan import unit_entries
 from vlforge.pipelines.mix_spill import Sources
 from vlforge.pipelines.runner import Unit
 from vlforge.shards.writer import ShardWriter
-from vlforge.sources.annotations import Item
+from vlforge.sources.annotations import ImageRef, Item, ShardMember
 from vlforge.sources.annotations.boxes import BoxOutside, fit_record
 
 IMAGE_POSITIONS = 258  # <img> + 256 image positions + </img>
@@ -42,9 +44,18 @@ def _with_lang(record: dict, lang: str) -> dict:
     return record if lang == "auto" else {**record, "lang": lang}
 
 
-def _images(item: Item, options: dict, tars: TarReader, evals: EvalSet | None) -> list[Prepared]:
+def _confined(ref: ImageRef, roots: list[str] | None) -> None:
+    """A file the record names must lie in one of its source's image folders (roots None: any file)."""
+    if roots is not None and not isinstance(ref, ShardMember) and not any(inside(root, ref) for root in roots):
+        raise Drop("image_outside_root", f"{ref}: outside the source's image folders {roots} "
+                                         "(allow_outside_paths / --allow-outside-paths)")
+
+
+def _images(item: Item, options: dict, tars: TarReader, evals: EvalSet | None,
+            roots: list[str] | None = None) -> list[Prepared]:
     prepared = []
     for ref in item.images:
+        _confined(ref, roots)
         try:
             image = prepare(read_bytes(ref, tars), options["max_side"], options["quality"], options["phash"])
         except ImageDrop as exc:
@@ -56,7 +67,7 @@ def _images(item: Item, options: dict, tars: TarReader, evals: EvalSet | None) -
 
 
 def build_sample(item: Item, task: str, lang: str, options: dict, tars: TarReader,
-                 evals: EvalSet | None = None) -> tuple[dict, dict, dict]:
+                 evals: EvalSet | None = None, roots: list[str] | None = None) -> tuple[dict, dict, dict]:
     """(sample json, shard files, manifest values) of one planned item; Drop says why it cannot be used."""
     if item.reject:
         raise Drop(item.reject, f"{item.uid}: rejected by its source adapter ({item.reject})")
@@ -67,7 +78,7 @@ def build_sample(item: Item, task: str, lang: str, options: dict, tars: TarReade
         raise Drop(f"bad_field:{exc.field}", exc.message) from None
     if len(paths) != len(item.images):
         raise Drop("bad_field:image", f"record names {len(paths)} images, the source found {len(item.images)}")
-    images = _images(item, options, tars, evals)
+    images = _images(item, options, tars, evals, roots)
     frames = [item.frame or image.size for image in images]
     try:
         if frames:
@@ -111,7 +122,7 @@ def process_unit(unit: Unit) -> dict:
                         raise Drop("duplicate_image", f"its image is also in {p['sources'][first]['name']}, "
                                                       "a source listed earlier in the recipe")
                     sample, files, values = build_sample(item, source["task"], source["lang"], p["images"], tars,
-                                                         evals)
+                                                         evals, source["roots"])
                 except Drop as exc:
                     writer.drop({**row, "error": str(exc)[:300]}, exc.reason, "mix")
                     stats["dropped"] += 1

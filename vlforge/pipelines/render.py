@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vlforge.formats.errors import FieldError
+from vlforge.formats.paths import inside
 from vlforge.formats.tasks import TASKS, image_fields, references, render
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.pipelines.runner import UNIT_FAILED, RunReport, Unit, run_units
@@ -97,10 +98,8 @@ def load_image(path: Path) -> tuple[bytes, tuple[int, int]]:
 def image_file(base: Path, rel: str, allow_outside: bool) -> Path:
     """The image a record names, confined to `base`'s folder tree (symlinks resolved) unless allowed."""
     path = base / rel
-    if not allow_outside:
-        root, real = base.resolve(), path.resolve()
-        if root not in real.parents:
-            raise FieldError("image", f"{rel}: outside the JSONL file's folder {root} (--allow-outside-paths)")
+    if not allow_outside and not inside(base, path):
+        raise FieldError("image", f"{rel}: outside the JSONL file's folder {base.resolve()} (--allow-outside-paths)")
     return path
 
 

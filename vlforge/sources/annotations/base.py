@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from vlforge.sources.dumps.text import MAX_LINE_BYTES, bounded_lines
+
+LINE_TOO_LONG = "line_too_long"  # the drop reason of a JSONL line over the cap, the one dumps use
 
 
 class SourceError(ValueError):
@@ -61,14 +66,33 @@ def existing_dir(path: str | Path, what: str) -> Path:
     return path
 
 
+def parse_json(text: str | bytes, where: str) -> Any:
+    """JSON text; SourceError naming `where` when it is not JSON, or nests deeper than Python's recursion
+    limit (the json module raises RecursionError there, which would otherwise escape as a crash)."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{where} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise SourceError(f"{where} is not valid JSON (nested too deeply)") from None
+
+
 def load_json(path: str | Path, what: str) -> Any:
     """A whole JSON file; SourceError naming the file when it is missing or not JSON."""
     path = existing_file(path, what)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{what}: {path} is not valid JSON ({exc})") from None
+    return parse_json(path.read_bytes(), f"{what}: {path}")
+
+
+def json_lines(path: Path, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSONL file, each line bounded: a line over
+    `max_bytes` is skipped unread and gives LINE_TOO_LONG as its value (a dropped sample, not a stop);
+    a line that is not JSON is a SourceError naming FILE:LINE."""
+    with open(path, "rb") as f:
+        for n, (raw, _) in enumerate(bounded_lines(f, max_bytes), start=1):
+            if raw is None:
+                yield n, LINE_TOO_LONG
+            elif raw.strip():
+                yield n, parse_json(raw, f"{path}:{n}: line")
 
 
 def expect(value: Any, kind: type, where: str) -> Any:

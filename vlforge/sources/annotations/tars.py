@@ -26,7 +26,7 @@ def _json(raw: str) -> object:
     dropped with that field named when it is rendered: one bad member never stops the plan)."""
     try:
         return json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: nested deeper than Python parses
         return None
 
 

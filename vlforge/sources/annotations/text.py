@@ -1,11 +1,10 @@
 """Pure text: `.txt` files (a sample per non-empty line, or per file) and JSONL with a `text` field."""
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from vlforge.sources.annotations.base import Item, SourceError, existing_file
+from vlforge.sources.annotations.base import LINE_TOO_LONG, Item, existing_file, json_lines
 from vlforge.sources.annotations.options import AdapterOptions
 
 TASKS = ("text",)
@@ -18,15 +17,11 @@ class Options(AdapterOptions):
 
 
 def _jsonl(path: Path) -> Iterator[Item]:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise SourceError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-                text = record.get("text") if isinstance(record, dict) else None
-                yield Item(f"{path.stem}:{n}", {"text": text})
+    for n, record in json_lines(path):
+        if record is LINE_TOO_LONG:
+            yield Item(f"{path.stem}:{n}", {}, reject=LINE_TOO_LONG)
+        else:
+            yield Item(f"{path.stem}:{n}", {"text": record.get("text") if isinstance(record, dict) else None})
 
 
 def _txt(path: Path, per: str) -> Iterator[Item]:
