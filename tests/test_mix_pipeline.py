@@ -209,3 +209,24 @@ def test_an_output_inside_an_input_folder_is_refused_before_anything_is_written(
     assert cli(["mix", "--recipe", str(path), "--out", str(images / "mix")]) == 2
     assert "is inside the input" in capsys.readouterr().err
     assert sorted(p.name for p in images.iterdir()) == before  # no staging folder, no output
+
+
+def test_ocr_from_canonical_jsonl_and_shard_byte_cap(tmp_path, ray_local):
+    lines = [{"text": "HELLO", "quad": [[1, 2], [30, 2], [30, 10], [1, 10]]}]
+    (tmp_path / "img").mkdir()
+    records = []
+    for k in range(3):
+        (tmp_path / "img" / f"{k}.jpg").write_bytes(mix_layouts.photo(10 + k, (64, 48)))
+        records.append(json.dumps({"image": f"img/{k}.jpg", "lines": lines}))
+    (tmp_path / "ocr.jsonl").write_text("\n".join(records) + "\n", encoding="utf-8")
+    data = {"name": "ocr", "shards": {"max_bytes": 1}, "sources": [
+        {"name": "ocr", "task": "ocr", "weight": 1, "from": {"adapter": "jsonl", "path": str(tmp_path / "ocr.jsonl")}}]}
+    build_mixture(load_mix_recipe(write_recipe(tmp_path / "mix.yaml", data)), tmp_path / "out")
+    # a byte cap below one sample: every sample in a tar of its own
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tar")) == [f"mix-00000-{k:06d}.tar" for k in range(3)]
+    samples = read_tar_samples(tmp_path / "out")
+    assert len(samples) == 3
+    for files in samples.values():
+        # (1,2),(30,2),(30,10),(1,10) on 64x48: x 15.6 -> 15, 468.75 -> 468; y 41.7 -> 41, 208.3 -> 208
+        assert sample_json(files)["segments"][2]["text"] == (
+            "<ref>HELLO</ref><quad>(15,41),(468,41),(468,208),(15,208)</quad>")

@@ -275,3 +275,21 @@ def test_missing_files_and_folders_are_named(fx, tmp_path):
         _scan(gqa, gqa.Options(adapter="gqa", questions=fx["gqa"]["questions"], images=tmp_path / "nope"), "vqa")
     with pytest.raises(SourceError, match=r"no \.tar shards"):
         _scan(grit, grit.Options(adapter="grit", paths=[str(tmp_path)]), "grounding")
+
+
+def test_img2dataset_caption_shards(tmp_path):
+    """img2dataset's output folder: NNNNN.tar (KEY.jpg, KEY.txt, KEY.json) beside NNNNN.parquet and _stats.json."""
+    meta = {"url": "https://example.com/0.jpg", "caption": "from the json", "key": "000000000", "status": "success",
+            "error_message": None, "width": 64, "height": 48, "original_width": 640, "original_height": 480,
+            "exif": "{}", "sha256": ""}
+    jpeg = mix_layouts.photo(2, (64, 48))
+    mix_layouts._tar(tmp_path / "out" / "00000.tar", [
+        ("000000000.jpg", jpeg), ("000000000.txt", b"a dog on a beach"), ("000000000.json", json.dumps(meta).encode()),
+        ("000000001.jpg", jpeg), ("000000001.json", json.dumps({**meta, "key": "000000001"}).encode())])
+    (tmp_path / "out" / "00000.parquet").write_bytes(b"PAR1")
+    (tmp_path / "out" / "00000_stats.json").write_text("{}")
+    options = shard_source.Options(adapter="shards", kind="img2dataset", paths=[str(tmp_path / "out")])
+    first, second = _scan(shard_source, options, "caption")
+    assert (first.uid, first.record) == ("00000/000000000", {"image": "000000000.jpg", "caption": "a dog on a beach"})
+    assert second.record == {"image": "000000001.jpg", "caption": "from the json"}  # no .txt: the json's caption
+    assert [m.member for m in first.images + second.images] == ["000000000.jpg", "000000001.jpg"]
