@@ -11,7 +11,7 @@ from vlforge.cli import main as cli
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "examples" / "tasks" / "images" / "rocket.jpg"
-STEPS = 30
+STEPS = 24
 SETTINGS = ["data.image_size=112", "data.image_tokens=16", "data.seq_len=256", "data.micro_batch=1",
             "data.shuffle_buffer=64", "run.global_batch=1", f"run.steps={STEPS}", "run.log_every=5",
             "optim.lr=2e-4", "optim.min_lr=2e-5", "optim.warmup_steps=5"]
