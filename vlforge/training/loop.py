@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
+from tqdm import tqdm
 
 from vlforge.training import checkpoint
 from vlforge.training.config import TrainConfig
@@ -260,6 +262,8 @@ def train(cfg: TrainConfig, run_dir: Path, *, init: Path | None = None, resume: 
 
     wrapped.train()
     last = cfg.run.steps if until is None else min(until, cfg.run.steps)
+    bar = tqdm(total=last, initial=start, unit="step", desc="train", leave=False,
+               disable=not (d.main and sys.stderr.isatty()))  # a live bar on a terminal; logs stay line by line
     for step in range(start, last):
         began = time.perf_counter()
         lr = lr_at(step, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup_steps, cfg.run.steps)
@@ -287,6 +291,8 @@ def train(cfg: TrainConfig, run_dir: Path, *, init: Path | None = None, resume: 
         if not math.isfinite(row["loss"]):
             raise RuntimeError(f"loss is {row['loss']} at step {step + 1}")
         metrics.write(row)
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
+        bar.update()
         if d.main and ((step + 1) % cfg.run.log_every == 0 or step + 1 == cfg.run.steps):
             log(f"step {step + 1}/{cfg.run.steps}  loss {row['loss']:.4f}  lr {lr:.2e}  grad {row['grad_norm']:.2f}"
                 f"  {row['tokens_per_s']:.0f} tok/s  padding {row['padding']:.0%}"
@@ -301,6 +307,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, init: Path | None = None, resume: 
                             data_position=(step + 1) * accum, config=config)
     else:
         step = last
+    bar.close()
     if start < step < last:  # the data ran out: keep what was trained
         checkpoint.save(run_dir, model, optimizer, tok, step=step, world_size=d.world, rank=d.rank,
                         data_position=step * accum, config=config)
