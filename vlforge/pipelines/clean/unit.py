@@ -28,6 +28,7 @@ from vlforge.pipelines.clean.plan import CleanJob
 from vlforge.pipelines.clean.pools import PooledFilter
 from vlforge.pipelines.clean.recipe import make_filter
 from vlforge.pipelines.runner import Unit
+from vlforge.shards.thumbs import DroppedThumbs
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.download import download
 from vlforge.sources.dumps.readers import read_range, reader_of
@@ -151,6 +152,7 @@ def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, dropped: list[pa.T
     reasons: Counter = Counter()
     kept_count, written, pending = 0, 0, 0
     spec = job.recipe.shards
+    thumbs = DroppedThumbs()
     with ShardWriter(job.out_dir, prefix, spec.max_samples, spec.max_bytes) as writer:
         def emit(rows: list[tuple[dict, bool]]) -> None:
             for record, is_kept in sorted(rows, key=lambda item: item[0]["row"]):
@@ -166,6 +168,7 @@ def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, dropped: list[pa.T
 
         for chunk in _chunks(fetched, chunk_bytes):
             kept, out = run_filters(_load_images(chunk), after)
+            thumbs.offer(out)  # a few dropped images per reason, for `vlforge report`
             rows = [(r, True) for r in kept.to_pylist()] + [(r, False) for r in _records(out)]
             last = chunk["row"][-1].as_py()
             while pending < len(early) and early[pending]["row"] <= last:
@@ -176,5 +179,6 @@ def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, dropped: list[pa.T
             written += len(rows)
         emit([(r, False) for r in early[pending:]])
         written += len(early) - pending
+        thumbs.write(job.out_dir, prefix)  # before the writer commits the manifest
     return {"unit": prefix, "read": written, "kept": kept_count, "dropped": written - kept_count,
             "reasons": dict(reasons)}
