@@ -4,6 +4,7 @@ import io
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from PIL import Image
 from stats_support import run_cli
 from test_clean_support import ImageServer, photo, write_laion, write_recipe
@@ -16,6 +17,7 @@ from vlforge.shards.thumbs import THUMB_DIR, THUMB_SIDE
 from vlforge.stats.grids import committed_thumbs
 
 
+@pytest.mark.slow  # a real clean run against a 127.0.0.1 image server
 def test_clean_keeps_thumbnails_of_what_its_filters_dropped(ray_local, tmp_path, capsys):
     """A real run: per drop reason, thumbnails beside the committed manifest, never in the tars."""
     text = "A clear photograph of {} taken outdoors on a sunny day"
