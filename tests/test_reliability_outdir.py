@@ -55,6 +55,26 @@ def test_foreign_tars_in_out_are_refused_then_kept_beside_the_run(tmp_path, caps
     assert "holds files vlforge did not write (00000.tar, family-photos.tar)" in capsys.readouterr().err
 
 
+def test_a_user_file_named_like_an_unfinished_units_tar_is_refused_not_deleted(tmp_path, capsys):
+    jsonl = caption_input(tmp_path)
+    out = tmp_path / "s2"
+    assert render_cli(jsonl, out, "--lines-per-unit", "1") == 0
+    for unit in ("caption-x-00001", "caption-x-00002"):
+        (out / MANIFEST_DIR / f"{unit}.manifest.parquet").unlink()  # as if killed before these manifests
+    (out / "caption-x-00001-000007.tar").write_text("user data\n")  # a name no run here gave
+    (out / "caption-x-00002-000000.tar").write_text("user data\n")  # a user's replacement of vlforge's tar
+    assert render_cli(jsonl, out, "--lines-per-unit", "1") == 2
+    err = capsys.readouterr().err
+    assert "caption-x-00001-000007.tar, caption-x-00002-000000.tar: named like a tar of an unfinished unit" in err
+    assert (out / "caption-x-00001-000007.tar").read_text() == (out / "caption-x-00002-000000.tar").read_text()
+    assert (out / "caption-x-00001-000000.tar").exists()  # nothing deleted before the refusal
+    (out / "caption-x-00001-000007.tar").unlink()
+    (out / "caption-x-00002-000000.tar").unlink()
+    assert render_cli(jsonl, out, "--lines-per-unit", "1") == 0
+    assert "debris removed 1" in capsys.readouterr().out  # vlforge's own unchanged tar of unit 1
+    assert read_manifests(out).num_rows == 3
+
+
 def test_render_out_that_is_or_contains_an_input_is_refused(tmp_path, capsys):
     jsonl = caption_input(tmp_path)
     before = jsonl.read_bytes()

@@ -225,7 +225,7 @@ def test_export_rejects_shards_that_are_not_rendered_tasks(tmp_path):
         w.write("s0", {"txt": "a caption"}, {"uid": "0", "source": "t"})
     with pytest.raises(ValueError, match=r"u-000000.tar: sample s0: no .json member; not a rendered task"):
         export_qwenvl_json(str(tmp_path / "clean"), tmp_path / "qwen")
-    assert sorted(p.name for p in (tmp_path / "qwen").iterdir()) == ["images"]  # no data.json, no temp file
+    assert sorted(p.name for p in (tmp_path / "qwen").iterdir()) == ["__vlforge"]  # no data.json, images or temp file
 
 
 def test_cli_render_verify_ls(tmp_path, capsys):

@@ -59,12 +59,14 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=("qwenvl-json",))
     p.add_argument("--input", required=True, nargs="+", help="shards: dir, brace pattern, files or fsspec URLs")
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--allow-foreign-files", action="store_true",
+                   help="write into an --out that holds files vlforge did not write (they are never replaced)")
 
 
 def _run_export(args: argparse.Namespace) -> int:
     from vlforge.pipelines.export import export_qwenvl_json
 
-    count = export_qwenvl_json(args.input, args.out)
+    count = export_qwenvl_json(args.input, args.out, args.allow_foreign_files)
     print(f"wrote {count} records to {args.out / 'data.json'} (images in {args.out / 'images'})")
     return 0
 

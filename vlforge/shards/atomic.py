@@ -1,7 +1,8 @@
 """Write-then-rename: a file appears under its final name only when complete.
 
 Inside a fenced run (`fence.Fence.active`) temporary names carry the run's token and every rename
-checks the fence first, so a replaced run neither clobbers nor commits the newer run's files.
+checks the fence first, so a replaced run neither clobbers nor commits the newer run's files, and
+records what it renames in the run's journal (`journal.py`), the only proof that vlforge wrote a file.
 """
 
 import contextlib
@@ -11,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vlforge.shards.fence import FencedOut, active_fence
+from vlforge.shards.journal import record
 
 TMP_SUFFIX = ".tmp"
 _TEMP = re.compile(r"^\.(?P<final>.+?)(?:\.(?P<token>[0-9a-f]{32}))?\.tmp$")
@@ -37,17 +39,34 @@ def commit(tmp: Path, final: Path, requires: Iterable[Path] = ()) -> None:
     """fsync the data, rename atomically, fsync the directory so the rename survives a crash.
 
     `requires`: files that must still exist at the moment of the rename (a manifest's tars); checked
-    under the fence, so a newer run's cleanup cannot remove them in between.
+    under the fence, so a newer run's cleanup cannot remove them in between. Inside a fenced run the
+    file is recorded in the run's journal before the rename.
     """
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
+    _rename(tmp, final, requires)
+
+
+def commit_dir(tmp: Path, final: Path) -> None:
+    """`commit` for a finished folder (`final` must not exist): the folder is fsynced, not each file."""
+    _fsync_dir(tmp)
+    _rename(tmp, final, ())
+
+
+def _rename(tmp: Path, final: Path, requires: Iterable[Path]) -> None:
     fence = active_fence()
     with fence.guard() if fence else contextlib.nullcontext():
         missing = [p.name for p in requires if not p.exists()]
         if missing:
             raise FencedOut(f"{final.name}: not committed, its files are gone: {', '.join(missing)}")
+        if fence:
+            record(fence, final, tmp)
         os.replace(tmp, final)
-    dir_fd = os.open(final.parent, os.O_RDONLY)
+    _fsync_dir(final.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -1,8 +1,9 @@
 """Owning an output directory: a marker of what vlforge wrote there, a lock per run, and a plan check.
 
 `DIR/__vlforge/run.json` (the marker) records every plan run in the directory (its unit-name pattern,
-its other files, its fingerprint) and every run token. A file is vlforge's only if its name is one a
-recorded plan gives; everything else is foreign and never deleted. Before any work, `claim_out_dir`
+its other files, its fingerprint) and every run token. A name a recorded plan gives marks a file as
+possibly vlforge's; everything else is foreign and never deleted. A finished file is deleted or
+replaced only if a run's journal (`journal.py`) also lists it as that run wrote it. Before any work, `claim_out_dir`
 - refuses an output directory that is an input, lies inside one or contains one;
 - refuses a directory holding foreign files, unless `allow_foreign_files` (they are then left alone);
 - takes `DIR/__vlforge/run.lock` with `flock` for the whole run (released when the process dies, however),
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from vlforge.shards.atomic import commit, parse_temp, temp_path
 from vlforge.shards.fence import FENCE_FILE, STATE_DIR, Fence
+from vlforge.shards.journal import journal_token, start
 from vlforge.shards.units import UNIT_FILE_DIRS, unit_of
 
 MARKER = f"{STATE_DIR}/run.json"
@@ -113,7 +115,7 @@ def _is_own(rel: Path, plans: Iterable[Plan], tokens: Iterable[str]) -> bool:
             return False
         name = temp[0]
     named = rel.with_name(name)
-    if str(named) in OWN_FILES:
+    if str(named) in OWN_FILES or (rel.parts[0] == STATE_DIR and journal_token(name) in tokens):
         return True
     if len(rel.parts) == 1:
         if name == STATE_DIR or name in UNIT_FILE_DIRS or any(name in p.extras for p in plans):
@@ -201,6 +203,7 @@ def claim_out_dir(out_dir: str | Path, plans: Plan | Sequence[Plan], *, inputs: 
         marker.plans, marker.tokens = recorded, [*marker.tokens, fence.token]
         write_marker(out, marker)  # the token is recorded before any file carries it
         fence.install()
+        start(fence)
         with fence.active():
             yield Claim(out, fence, tuple(marker.tokens))
 

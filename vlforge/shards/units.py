@@ -5,11 +5,16 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from vlforge.shards.atomic import parse_temp
+from vlforge.shards.journal import Written
 from vlforge.shards.manifest import MANIFEST_DIR, MANIFEST_SUFFIX, list_manifests
 from vlforge.shards.thumbs import THUMB_DIR, THUMB_SUFFIX
 
 TAR_NAME = re.compile(r"^(?P<unit>.+)-\d{6}\.tar$")
 UNIT_FILE_DIRS = {MANIFEST_DIR: MANIFEST_SUFFIX, THUMB_DIR: THUMB_SUFFIX}  # folder -> `{unit}{suffix}` files
+
+
+class UnrecordedFile(ValueError):
+    """A file with the name of a unit's file that no run of the directory recorded writing."""
 
 
 def committed_units(out_dir: str | Path) -> set[str]:
@@ -41,26 +46,42 @@ def _files(out: Path) -> Iterator[Path]:
             yield from sorted((out / folder).iterdir())
 
 
-def cleanup_uncommitted(out_dir: str | Path, units: Collection[str], tokens: Collection[str] = ()) -> list[str]:
-    """Delete what the shard writer left of `units` without committing them; nothing else.
+def cleanup_uncommitted(out_dir: str | Path, units: Collection[str], tokens: Collection[str] | None = None
+                        ) -> list[str]:
+    """Delete what the runs of `tokens` left of `units` without committing them; nothing else.
 
-    Removed: temporary files of these units (untagged, or tagged with one of `tokens`) and their tars
-    when the unit has no manifest. A file of any other name, or of another unit, is never touched.
+    Removed: temporary files of these units tagged with one of `tokens`, and their tars when the unit
+    has no manifest and a run's journal lists the tar as it is now. A tar of such a unit that no
+    journal lists (a user's file, or vlforge's file changed since) would be overwritten when the unit
+    is redone, so it is refused (UnrecordedFile, before anything is deleted). Files of other names or
+    units are never touched. `tokens=None` is for a folder no run claimed (a `ShardWriter` used on its
+    own, unfenced and unrecorded): there names alone decide, and untagged temporary files go too.
     """
     out = Path(out_dir)
     if not out.exists():
         return []
     units = set(units)
     committed = committed_units(out)
-    removed = []
+    claimed = tokens is not None
+    tokens = set(tokens or ())
+    written = Written(out, tokens)
+    doomed, unrecorded = [], []
     for path in _files(out):
         unit = unit_of(path)
         if unit not in units or not path.is_file():
             continue
         temp = parse_temp(path.name)
-        own_temp = temp is not None and (temp[1] is None or temp[1] in tokens)
-        orphan_tar = temp is None and path.suffix == ".tar" and unit not in committed
-        if own_temp or orphan_tar:
-            path.unlink()
-            removed.append(str(path.relative_to(out)))
-    return removed
+        if temp is not None:
+            if temp[1] in tokens or (temp[1] is None and not claimed):
+                doomed.append(path)
+        elif path.suffix == ".tar" and unit not in committed:
+            (doomed if path in written or not claimed else unrecorded).append(path)
+    if unrecorded:
+        names = ", ".join(p.name for p in unrecorded[:5]) + (f" and {len(unrecorded) - 5} more"
+                                                            if len(unrecorded) > 5 else "")
+        raise UnrecordedFile(f"--out {out}: {names}: named like a tar of an unfinished unit, but no vlforge run "
+                             "here wrote it as it is now; move it away (the unit is redone under that name) "
+                             "or use a new directory")
+    for path in doomed:
+        path.unlink()
+    return [str(p.relative_to(out)) for p in doomed]
