@@ -96,6 +96,16 @@ def test_an_over_long_jsonl_line_is_a_dropped_row_of_the_mix(tmp_path, ray_local
     assert [i.record for i in text.scan(text.Options(adapter="text", paths=[corpus]), "text")] == [{}, {"text": "kept"}]
 
 
+def test_over_long_plain_text_lines_and_files_are_dropped_unread(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(b"first\r\n" + b"z" * (5 << 20) + b"\n\nlast\n")
+    items = list(text.scan(text.Options(adapter="text", paths=[corpus]), "text"))
+    assert [(i.uid, i.record, i.reject) for i in items] == [
+        ("corpus:1", {"text": "first"}, None), ("corpus:2", {}, LINE_TOO_LONG), ("corpus:4", {"text": "last"}, None)]
+    [whole] = text.scan(text.Options(adapter="text", paths=[corpus], per="file"), "text")
+    assert (whole.record, whole.reject) == ({}, LINE_TOO_LONG)
+
+
 def test_image_paths_outside_their_source_folders_are_dropped_unless_allowed(tmp_path, ray_local):
     fx = mix_layouts.write_all(tmp_path / "fx")
     photo = mix_layouts.photo(7, (64, 48))

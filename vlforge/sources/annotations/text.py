@@ -6,6 +6,7 @@ from typing import Literal
 
 from vlforge.sources.annotations.base import LINE_TOO_LONG, Item, existing_file, json_lines
 from vlforge.sources.annotations.options import AdapterOptions
+from vlforge.sources.dumps.text import MAX_LINE_BYTES, bounded_lines
 
 TASKS = ("text",)
 
@@ -25,15 +26,19 @@ def _jsonl(path: Path) -> Iterator[Item]:
 
 
 def _txt(path: Path, per: str) -> Iterator[Item]:
+    """A line (or, `per: file`, the file) over MAX_LINE_BYTES is a dropped sample, never read whole."""
     if per == "file":
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if text.strip():
+        if path.stat().st_size > MAX_LINE_BYTES:
+            yield Item(path.stem, {}, reject=LINE_TOO_LONG)
+        elif (text := path.read_text(encoding="utf-8", errors="replace")).strip():
             yield Item(path.stem, {"text": text})
         return
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, start=1):
-            if line.strip():
-                yield Item(f"{path.stem}:{n}", {"text": line.rstrip("\r\n")})
+    with open(path, "rb") as f:
+        for n, (raw, _) in enumerate(bounded_lines(f), start=1):
+            if raw is None:
+                yield Item(f"{path.stem}:{n}", {}, reject=LINE_TOO_LONG)
+            elif raw.strip():
+                yield Item(f"{path.stem}:{n}", {"text": raw.decode("utf-8", errors="replace").rstrip("\r\n")})
 
 
 def scan(options: Options, task: str) -> Iterator[Item]:
