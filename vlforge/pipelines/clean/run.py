@@ -29,7 +29,6 @@ from vlforge.pipelines.clean.unit import process_unit
 from vlforge.pipelines.runner import UNIT_FAILED, RunReport, Unit, ray_session, run_units
 from vlforge.shards.manifest import KEPT, MANIFEST_SUFFIX, list_manifests
 from vlforge.shards.outdir import Plan, claim_out_dir
-from vlforge.shards.thumbs import THUMB_DIR
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.dumps.readers import RowRange, list_inputs
 
@@ -102,7 +101,7 @@ def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]
     if not pairs:
         raise RecipeError("--input: no input files (give --input or `inputs:` under a source)")
     files = list_inputs(pairs, {s: spec.overrides() for s, spec in recipe.sources.items()})
-    plan = Plan(key="clean", pipeline="clean", units=UNIT_PATTERN, extras=(PLAN_DIR, DEDUP_DIR, SUMMARY, THUMB_DIR),
+    plan = Plan(key="clean", pipeline="clean", units=UNIT_PATTERN, extras=(PLAN_DIR, DEDUP_DIR, SUMMARY),
                 fingerprint=clean_fingerprint(recipe, files))
     read = [p for _, p in pairs] + [p for f in files for p in (f.path, f.tar) if p is not None]
     with claim_out_dir(out, plan, inputs=read, allow_foreign_files=allow_foreign_files) as claim, \
