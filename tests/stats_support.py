@@ -139,3 +139,22 @@ def train_dir(out: Path, rows: list[dict] | None = None) -> Path:
     out.mkdir(parents=True)
     (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows or metrics_rows()))
     return out
+
+
+# What the stand-in model answers in eval_dir: the whole image, so every reference box scores IoU < 0.5.
+WHOLE_IMAGE = "(0,0),(1000,1000)</box>"
+
+
+def eval_dir(out: Path) -> Path:
+    """A grounding evaluation as `vlforge eval --out` writes it (same `evaluate` and `write_results`), on shards
+    rendered from the bundled referring expressions; the model is a function answering WHOLE_IMAGE."""
+    from vlforge.evaluation.evaluate import evaluate
+    from vlforge.evaluation.output import write_results
+    from vlforge.evaluation.samples import read_eval_samples
+
+    shards = out.parent / f"{out.name}-shards"
+    run_render([EXAMPLES / "ref_grounding.jsonl"], shards, RenderOptions(task="ref_grounding"))
+    scored = evaluate(read_eval_samples([str(shards)]), lambda images, prompts, budget: [WHOLE_IMAGE] * len(prompts),
+                      "grounding")
+    write_results(out, scored, {"checkpoint": "stand-in", "shards": [str(shards)]})
+    return out

@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def add_stats_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("stats", help="funnel, drop reasons, distributions, task mix, OCR and training tables")
+    p = sub.add_parser("stats", help="funnel, drop reasons, distributions, task mix, OCR, training and "
+                                               "evaluation tables")
     p.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="output directories of vlforge runs")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="every table as JSON (name -> rows)")
@@ -16,13 +17,13 @@ def add_stats_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    from vlforge.stats.manifests import StatsError, connect, find_outputs, naming_bad_files
+    from vlforge.stats.manifests import StatsError, find_outputs, naming_bad_files
     from vlforge.stats.output import as_csv, as_json, as_text
-    from vlforge.stats.tables import compute_tables
+    from vlforge.stats.tables import output_tables
 
     outputs = find_outputs(args.dirs)
     with naming_bad_files(outputs):
-        tables = compute_tables(connect(outputs))
+        tables = output_tables(outputs)
     if not tables:
         raise StatsError(f"no rows: the manifests in {', '.join(map(str, args.dirs))} are empty")
     if args.json:
@@ -38,7 +39,8 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def add_sql_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sql", help="SQL over the manifests (view `samples`) and training metrics (view `metrics`)",
+    p = sub.add_parser("sql", help="SQL over the manifests and evaluation samples (view `samples`) and training "
+                            "metrics (view `metrics`)",
                        description='vlforge sql DIR... ["SELECT ... FROM samples"]: without a query, opens the '
                                    "duckdb shell on the views (or prints how to).")
     p.add_argument("args", nargs="+", metavar="DIR... [QUERY]",

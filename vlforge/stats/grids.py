@@ -34,7 +34,8 @@ class Tile:
     image: str | None  # a data URI; None for a sample without an image
 
 
-def _caption(wds: dict) -> tuple[str, bytes | None]:
+def caption_and_image(wds: dict) -> tuple[str, bytes | None]:
+    """A sample's words (no coordinates, no image slots) and its first image's bytes."""
     try:
         sample = sample_from_wds(wds)
     except SampleError as exc:
@@ -62,7 +63,7 @@ def kept_tiles(con: duckdb.DuckDBPyConnection, directory: Path, count: int) -> t
             for wds in iter_tar(str(directory / tar)):
                 uid = keys.pop(wds.get("__key__"), None)
                 if uid is not None:
-                    caption, image = _caption(wds)
+                    caption, image = caption_and_image(wds)
                     small = thumbnail(image) if image else None
                     tiles.append(Tile(uid, caption, data_uri(small, "image/jpeg") if small else None))
                 if not keys:

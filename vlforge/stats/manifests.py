@@ -1,9 +1,10 @@
 """What the directories given to `stats`/`sql`/`report` hold, checked up front, and the DuckDB views over them.
 
-Each directory is one run: a pipeline's output (its `__manifests/*.manifest.parquet`) or a training run (its
-`metrics.jsonl`). Manifests become rows of the view `samples` with two columns added, `dir` and `pipeline`
-(clean, synthdog, render, mix, or `manifest` for a layout we do not recognise); training metrics become rows of
-the view `metrics`. DuckDB reads the files in place, so nothing but aggregates ever reaches Python. Every
+Each directory is one run: a pipeline's output (its `__manifests/*.manifest.parquet`), a training run (its
+`metrics.jsonl`) or an evaluation (`vlforge eval/score --out`: `scores.json` and `samples.parquet`). Manifests,
+and an evaluation's per-sample rows, become rows of the view `samples` with two columns added, `dir` and
+`pipeline` (clean, synthdog, render, mix, eval, or `manifest` for a layout we do not recognise); training metrics
+become rows of the view `metrics`. DuckDB reads the files in place, so nothing but aggregates ever reaches Python. Every
 problem found here or in a query is a `StatsError` naming the file, which the CLI prints in one line.
 """
 
@@ -18,11 +19,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vlforge.evaluation.output import SAMPLES_FILE, SCORES_FILE
 from vlforge.shards.manifest import CORE_COLUMNS, MANIFEST_DIR, MANIFEST_SUFFIX, list_manifests
 
 METRICS_FILE = "metrics.jsonl"
 MIX_FILE = "mix.json"  # the mixer's realised mixture: its directory is a mix whatever the columns say
 TRAIN = "train"
+EVAL = "eval"
 # Columns only one pipeline writes, checked in this order.
 SIGNATURES = (("synthdog", {"lines", "chars", "background"}), ("render", {"task", "line"}),
               ("clean", {"url", "row"}))
@@ -45,7 +48,7 @@ class DataError(StatsError):
 @dataclass(frozen=True)
 class Output:
     dir: Path
-    pipeline: str  # clean | synthdog | render | mix | manifest | train
+    pipeline: str  # clean | synthdog | render | mix | manifest | train | eval
 
 
 def pipeline_of(columns: set[str]) -> str:
@@ -68,11 +71,14 @@ def find_output(directory: Path) -> Output:
     """The one run a directory holds; several pipelines' manifests in one directory are refused."""
     if not directory.is_dir():
         raise StatsError(f"{directory}: no such directory")
+    if (directory / SCORES_FILE).is_file() and (directory / SAMPLES_FILE).is_file():
+        return Output(directory, EVAL)
     if (directory / METRICS_FILE).is_file():
         return Output(directory, TRAIN)
     files = list_manifests(directory)
     if not files:
-        raise StatsError(f"{directory}: no manifests ({MANIFEST_DIR}/*{MANIFEST_SUFFIX}) and no {METRICS_FILE}; "
+        raise StatsError(f"{directory}: no manifests ({MANIFEST_DIR}/*{MANIFEST_SUFFIX}), no {METRICS_FILE} and "
+                         f"no {SCORES_FILE} with {SAMPLES_FILE}; "
                          "is it the --out directory of a vlforge command?")
     found: dict[str, list[str]] = {}
     for path in files:
@@ -105,10 +111,22 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def sample_files(output: Output) -> list[Path]:
+    """The parquet files behind an output's rows in `samples`: its manifests, or an evaluation's samples file."""
+    if output.pipeline == EVAL:
+        return [output.dir / SAMPLES_FILE]
+    return list_manifests(output.dir) if output.pipeline != TRAIN else []
+
+
+def _pattern(output: Output) -> Path:
+    return output.dir / SAMPLES_FILE if output.pipeline == EVAL else output.dir / MANIFEST_DIR / ("*" + MANIFEST_SUFFIX)
+
+
 def samples_view(outputs: Sequence[Output]) -> str | None:
-    """`CREATE VIEW samples` over every pipeline output (None when there is none); also what `sql` hands the CLI."""
+    """`CREATE VIEW samples` over every pipeline and evaluation output (None when there is none); also what `sql`
+    hands the CLI."""
     parts = [f"SELECT *, {literal(str(o.dir))} AS dir, {literal(o.pipeline)} AS pipeline FROM read_parquet("
-             f"{literal(str(o.dir / MANIFEST_DIR / ('*' + MANIFEST_SUFFIX)))}, union_by_name = true)"
+             f"{literal(str(_pattern(o)))}, union_by_name = true)"
              for o in outputs if o.pipeline != TRAIN]
     return "CREATE VIEW samples AS " + " UNION ALL BY NAME ".join(parts) if parts else None
 
@@ -149,7 +167,7 @@ def naming_bad_files(outputs: Sequence[Output]) -> Iterator[None]:
         yield
     except DataError:
         for output in outputs:
-            for path in list_manifests(output.dir) if output.pipeline != TRAIN else ():
+            for path in sample_files(output):
                 try:
                     pq.read_table(path)
                 except (pa.ArrowException, OSError) as exc:

@@ -15,10 +15,11 @@ import duckdb
 
 from vlforge.shards.atomic import commit, temp_path
 from vlforge.stats import charts
+from vlforge.stats.evalpage import Worst, attach_images, worst_samples
 from vlforge.stats.grids import Tile, dropped_tiles, kept_tiles
-from vlforge.stats.manifests import TRAIN, Output, StatsError, connect
+from vlforge.stats.manifests import EVAL, TRAIN, Output, StatsError, connect
 from vlforge.stats.output import cell
-from vlforge.stats.tables import METRICS, Table, compute_tables
+from vlforge.stats.tables import METRICS, Table, output_tables, split_outputs
 
 GENERATOR = '<meta name="generator" content="vlforge report">'
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -32,6 +33,9 @@ img.chart { max-width: 100%; margin: 4px; border: 1px solid #eee; }
 .grid figure { width: 170px; margin: 0; font-size: 11px; }
 .grid img { max-width: 160px; max-height: 160px; display: block; }
 .none { color: #888; font-style: italic; }
+.grid.worst figure { width: 340px; }
+.grid.worst img { max-width: 320px; max-height: 320px; }
+.grid.worst dl { margin: 2px 0; } .grid.worst dt { font-weight: bold; } .grid.worst dd { margin: 0 0 2px 8px; }
 """
 
 
@@ -106,12 +110,49 @@ def training_section(con: duckdb.DuckDBPyConnection, output: Output, tables: dic
     return "\n".join(p for p in parts if p)
 
 
-def build_html(outputs: Sequence[Output], con: duckdb.DuckDBPyConnection, images: int) -> str:
-    tables = {t.name: t for t in compute_tables(con)}
+def _references(sample: Worst) -> str:
+    if sample.image_size:  # grounding: pixel boxes
+        return "; ".join("[" + ", ".join(f"{v:g}" for v in box) + "]" for box in sample.references)
+    return " | ".join(map(str, sample.references))
+
+
+def _worst_figure(sample: Worst) -> str:
+    image = f'<img src="{sample.image}" alt="{_esc(sample.id)}">' if sample.image else '<p class="none">no image</p>'
+    fields = [("id", sample.id), ("score", f"{sample.score:g}"), ("prompt", sample.prompt),
+              ("prediction", sample.prediction), ("references", _references(sample))]
+    if sample.image_size:
+        fields.append(("boxes", "references green, prediction red" + ("" if sample.pred_box else " (none read)")))
+    items = "".join(f"<dt>{name}</dt><dd>{_esc(value)}</dd>" for name, value in fields if value is not None)
+    return f"<figure>{image}<figcaption><dl>{items}</dl></figcaption></figure>"
+
+
+def eval_section(con: duckdb.DuckDBPyConnection, output: Output, tables: dict[str, Table]) -> str:
+    """The metric table and each benchmark's worst-scoring samples."""
+    parts = [html_table(tables["evaluation"], str(output.dir))] if "evaluation" in tables else []
+    worst = worst_samples(con, output.dir)
+    notes = attach_images(output.dir, worst)
+    parts.append("<h3>Worst-scoring samples</h3>")
+    parts.extend(f'<p class="none">{_esc(note)}</p>' for note in notes)
+    for benchmark in dict.fromkeys(s.benchmark for s in worst):
+        figures = "".join(_worst_figure(s) for s in worst if s.benchmark == benchmark)
+        parts.append(f'<h4>{_esc(benchmark)}</h4>\n<div class="grid worst" data-reason="{_esc(benchmark)}">'
+                     f"{figures}</div>")
+    return "\n".join(p for p in parts if p)
+
+
+def build_html(outputs: Sequence[Output], images: int) -> str:
+    """One section per output; evaluations are read over their own connection (see `tables.split_outputs`)."""
+    tables = {t.name: t for t in output_tables(outputs)}
+    runs, evals = split_outputs(outputs)
+    con, eval_con = (connect(runs) if runs else None), (connect(evals) if evals else None)
     sections = []
     for output in outputs:
-        body = training_section(con, output, tables) if output.pipeline == TRAIN else \
-            data_section(con, output, tables, images)
+        if output.pipeline == EVAL:
+            body = eval_section(eval_con, output, tables)
+        elif output.pipeline == TRAIN:
+            body = training_section(con, output, tables)
+        else:
+            body = data_section(con, output, tables, images)
         sections.append(f'<section class="run" data-pipeline="{output.pipeline}">\n'
                         f"<h2>{_esc(output.dir)} <small>({output.pipeline})</small></h2>\n{body}\n</section>")
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n"
@@ -132,7 +173,7 @@ def _check_replaceable(out: Path) -> None:
 
 def write_report(outputs: Sequence[Output], out: Path, images: int = 12) -> None:
     _check_replaceable(out)
-    page = build_html(outputs, connect(outputs), images)
+    page = build_html(outputs, images)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(out)
     tmp.write_text(page, encoding="utf-8")

@@ -7,12 +7,13 @@ whose columns no directory has (OCR lines for a cleaning run) is left out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
 
-from vlforge.stats.manifests import run, view_columns
+from vlforge.evaluation.metrics import BOX_METRICS
+from vlforge.stats.manifests import EVAL, Output, connect, literal, run, view_columns
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 QUANTILE_NAMES = ("p5", "p25", "p50", "p75", "p95")
@@ -182,6 +183,17 @@ def task_loss(con: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> Table:
         FROM metrics, json_each(eval) AS t WHERE split = 'eval' GROUP BY ALL ORDER BY dir, task""")
 
 
+def evaluation(con: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> Table:
+    """Score (0-100, the mean of the per-sample scores, as `vlforge eval/score` reports it) and samples per
+    benchmark; for grounding, how many outputs held no readable box."""
+    boxes = ", ".join(map(literal, BOX_METRICS))
+    unparseable = (f", count(*) FILTER (WHERE metric IN ({boxes}) AND pred_box IS NULL) AS unparseable"
+                   if "pred_box" in columns else "")
+    return _table(con, "evaluation", "Evaluation: score (0-100) per benchmark", f"""
+        SELECT dir, benchmark, metric, avg(score) AS score, count(*) AS count{unparseable}
+        FROM samples WHERE pipeline = '{EVAL}' GROUP BY ALL ORDER BY dir, benchmark""")
+
+
 SAMPLE_TABLES: tuple[Callable, ...] = (funnel, reasons, languages, distributions, tasks, ocr, fonts)
 METRICS_TABLES: tuple[Callable, ...] = (training, task_loss)
 
@@ -194,4 +206,21 @@ def compute_tables(con: duckdb.DuckDBPyConnection) -> list[Table]:
         if not columns:
             continue
         found.extend(t for build in builders if (t := build(con, columns)) is not None and t.rows)
+    return found
+
+
+def split_outputs(outputs: Sequence[Output]) -> tuple[list[Output], list[Output]]:
+    """(pipeline and training outputs, evaluations): evaluation rows share no columns with manifests, so each
+    kind gets its own connection (a funnel must not count scored samples as read ones)."""
+    return [o for o in outputs if o.pipeline != EVAL], [o for o in outputs if o.pipeline == EVAL]
+
+
+def output_tables(outputs: Sequence[Output]) -> list[Table]:
+    """Every table for these outputs: the pipeline and training tables, then the evaluation table."""
+    runs, evals = split_outputs(outputs)
+    found = compute_tables(connect(runs)) if runs else []
+    if evals:
+        con = connect(evals)
+        table = evaluation(con, view_columns(con, "samples"))
+        found.extend([table] if table.rows else [])
     return found
