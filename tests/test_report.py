@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from stats_support import XSS_CAPTION, clean_shards, pipeline_outputs, run_cli, stats_json, train_dir
+from stats_support import XSS_CAPTION, clean_shards, eval_dir, pipeline_outputs, run_cli, stats_json, train_dir
 
 from vlforge.stats.report import GENERATOR
 
@@ -73,7 +73,8 @@ class Page(HTMLParser):
 def report(ray_local, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     built = pipeline_outputs(tmp_path_factory.getbasetemp() / "stats-pipelines")
-    dirs = [clean_shards(tmp / "clean"), built["render"], built["synthdog"], train_dir(tmp / "run")]
+    dirs = [clean_shards(tmp / "clean"), built["render"], built["synthdog"], train_dir(tmp / "run"),
+            eval_dir(tmp / "eval")]
     out = tmp / "out" / "report.html"
     assert run_cli_plain("report", *map(str, dirs), "--out", str(out), "--images", "5") == 0
     return {"dirs": dirs, "out": out, "page": Page(out.read_text(encoding="utf-8"))}
@@ -88,7 +89,7 @@ def run_cli_plain(*args: str) -> int:
 @pytest.mark.slow  # shares the real render and synthdog runs with test_stats
 def test_page_has_every_part_and_nothing_remote(report):
     page = report["page"]
-    assert page.sections == ["clean", "render", "synthdog", "train"]
+    assert page.sections == ["clean", "render", "synthdog", "train", "eval"]
     assert page.scripts == 0
     assert all(url.startswith("data:image/") for url in page.urls)
     charts = {(s, name) for s, name, _ in page.charts}
@@ -101,6 +102,10 @@ def test_page_has_every_part_and_nothing_remote(report):
     assert 1 <= grids[1, "kept", None] <= 5  # render wrote one tar per input file; a report reads three at most
     assert grids[0, "dropped", "min_side<64"] == 3 and grids[0, "dropped", "aspect_ratio>3"] == 3
     assert not any(kind == "dropped" for s, kind, _ in grids if s == 1)  # render's bad lines have no images
+    assert grids[4, "worst", "ref_grounding"] == 2  # both referring expressions, with their images
+    head, *rows = page.tables[4, "evaluation"]
+    assert head[:4] == ["benchmark", "metric", "score", "count"] and [r[:4] for r in rows] == [
+        ["ref_grounding", "grounding", "0", "2"]]  # the stand-in answers the whole image: IoU < 0.5 for both
 
 
 @pytest.mark.slow
@@ -153,7 +158,12 @@ def test_page_in_headless_chromium(report, tmp_path):
                     (g) => [g.dataset.reason || '', g.querySelectorAll('img').length,
                             [...g.querySelectorAll('img')].every(ok)]);
                 return {charts: [...document.querySelectorAll('img.chart')].map((i) => [i.dataset.chart, ok(i)]),
-                        kept: grid('.grid.kept'), dropped: grid('.grid.dropped'), title: document.title,
+                        kept: grid('.grid.kept'), dropped: grid('.grid.dropped'), worst: grid('.grid.worst'),
+                        evaluation: [...document.querySelectorAll('section[data-pipeline="eval"] '
+                                                                  + 'table[data-table="evaluation"] td')]
+                                    .map((td) => td.textContent),
+                        evalText: document.querySelector('section[data-pipeline="eval"]').innerText,
+                        title: document.title,
                         height: document.body.scrollHeight};
             }""")
             shot = tmp_path / "report.png"
@@ -167,6 +177,9 @@ def test_page_in_headless_chromium(report, tmp_path):
     assert [n > 0 for _, n, _ in loaded["kept"]] == [True] * 3 and all(ok for *_, ok in loaded["kept"])
     assert sorted(r for r, _, _ in loaded["dropped"]) == ["aspect_ratio>3", "min_side<64"]
     assert all(n == 3 and ok for _, n, ok in loaded["dropped"])
+    assert loaded["worst"] == [["ref_grounding", 2, True]]  # the eval section's images decoded in the browser
+    assert loaded["evaluation"][:4] == ["ref_grounding", "grounding", "0", "2"]
+    assert "the cat's left eye" in loaded["evalText"] and "(0,0),(1000,1000)" in loaded["evalText"]
     with Image.open(io.BytesIO(shot.read_bytes())) as im:
         assert im.width == 1280 and im.height >= loaded["height"] > 900
         assert np.asarray(im.convert("L")).std() > 10  # drawn, not blank
