@@ -51,3 +51,10 @@ def test_bad_files_are_errors_and_an_empty_file_is_all_defaults(tmp_path):
         read_yaml(tmp_path / "list.yaml")
     (tmp_path / "empty.yaml").write_text("")
     assert read_yaml(tmp_path / "empty.yaml") == {}
+
+
+def test_without_a_file_the_overrides_alone_are_validated_and_errors_name_only_fields():
+    assert load_model(None, Recipe, {"name": "a", "inner.timeout": 3}) == Recipe(name="a", inner=Inner(timeout=3))
+    with pytest.raises(ConfigError) as caught:
+        load_model(None, Recipe, {"inner.timeout": 0})
+    assert str(caught.value) == "name: Field required; inner.timeout: Input should be greater than 0"

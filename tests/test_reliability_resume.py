@@ -89,7 +89,7 @@ def test_synthdog_rerun_with_other_seed_unit_size_or_count_is_refused(tmp_path, 
         err = capsys.readouterr().err
         assert "holds a synthdog run of other inputs or options" in err and change in err, err
     assert synthdog(out) == 0
-    assert "already committed 2" in capsys.readouterr().out
+    assert "skipped (already committed) 2" in capsys.readouterr().out
 
 
 def test_a_unit_whose_worker_keeps_dying_is_given_up_with_a_reason(tmp_path):
@@ -107,7 +107,7 @@ def test_a_unit_whose_worker_keeps_dying_is_given_up_with_a_reason(tmp_path):
     assert lines_of(out) == [1, 2, 5, 6]
 
     report = run_units(units, dies_on_the_second_unit, out, plan=render_plan(jsonl, options), give_up=give_up_unit)
-    assert report.skipped == ["text-00000", "text-00002"] and [s["unit"] for s in report.stats] == ["text-00001"]
+    assert report.skipped == ["text-00000", "text-00002"] and [s.unit for s in report.stats] == ["text-00001"]
     rows = sorted(read_manifests(out).to_pylist(), key=lambda r: r["line"])
     assert [(r["line"], r["status"], r["reason"]) for r in rows[2:4]] == [
         (3, "dropped", UNIT_FAILED), (4, "dropped", UNIT_FAILED)]

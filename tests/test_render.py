@@ -9,7 +9,7 @@ from PIL import Image
 from vlforge.cli import main
 from vlforge.formats.tasks import TASKS
 from vlforge.pipelines.export import export_qwenvl_json
-from vlforge.pipelines.render import RenderOptions, run_render
+from vlforge.pipelines.render import RenderOptions, load_render_recipe, run_render
 from vlforge.pipelines.runner import UnitFailure
 from vlforge.shards.manifest import MANIFEST_DIR, read_manifests
 from vlforge.shards.reader import iter_samples
@@ -144,10 +144,12 @@ def test_bad_record_names_line_and_field_or_is_recorded_as_rejected(tmp_path, ta
 
 
 def test_bad_flags_and_clashing_inputs_stop_before_work(tmp_path):
-    with pytest.raises(ValueError, match="--shard-samples must be >= 1, got 0"):
-        RenderOptions(task="text", max_samples=0)
-    with pytest.raises(ValueError, match="--shard-bytes must be >= 1"):
+    with pytest.raises(ValueError, match=r"^shard_samples: Input should be greater than or equal to 1$"):
+        RenderOptions(task="text", shard_samples=0)
+    with pytest.raises(ValueError, match=r"^max_bytes: Input should be greater than or equal to 1$"):
         RenderOptions(task="text", max_bytes=-1)
+    with pytest.raises(ValueError, match=r"^task: unknown task 'captions'"):
+        RenderOptions("captions")
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "text.jsonl").write_text('{"text": "x"}\n')
@@ -182,7 +184,7 @@ def test_rerun_resumes_only_uncommitted_units(tmp_path):
     manifests[1].unlink()  # as if killed between its tars and its manifest
     report = run_render([tmp_path / "in/text.jsonl"], out, RenderOptions(task="text", lines_per_unit=4))
     assert report.skipped == ["text-00000", "text-00002"]
-    assert [s["unit"] for s in report.stats] == ["text-00001"]
+    assert [s.unit for s in report.stats] == ["text-00001"]
     assert report.removed == ["text-00001-000000.tar"]
     after = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")}
     assert after["text-00000-000000.tar"] == before["text-00000-000000.tar"]
@@ -244,3 +246,35 @@ def test_cli_unknown_task_fails_before_work(tmp_path):
         main(["render", "--task", "captions", "--input", str(EXAMPLES / "vqa.jsonl"),
               "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_render_from_a_recipe_with_flags_on_top(tmp_path, capsys):
+    recipe = tmp_path / "render.yaml"
+    recipe.write_text(f"task: vqa\ninput: [{EXAMPLES / 'vqa.jsonl'}]\nout: {tmp_path / 'ignored'}\n"
+                      "shard_samples: 1\nsource: from_recipe\n")
+    out = tmp_path / "out"
+    assert main(["render", "--recipe", str(recipe), "--out", str(out)]) == 0
+    assert not (tmp_path / "ignored").exists()
+    assert len(list(out.glob("*.tar"))) == 2  # shard_samples: 1 from the recipe, two samples
+    assert set(read_manifests(out).column("source").to_pylist()) == {"from_recipe"}
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"read 2, kept 2 (100.0%), dropped 0  ->  {out}"
+
+
+def test_cli_render_recipe_errors_name_the_file_and_key(tmp_path, capsys):
+    recipe = tmp_path / "render.yaml"
+    recipe.write_text("task: vqa\nlines_per_unit: 0\nmax_images: many\n")
+    assert main(["render", "--recipe", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vlforge render: error: {recipe}: ")
+    for part in ("lines_per_unit: Input should be greater than or equal to 1", "max_images: Input should be a valid "
+                 "integer", "input: Field required", "out: Field required"):
+        assert part in err
+    assert main(["render", "--task", "vqa", "--input", str(EXAMPLES / "vqa.jsonl")]) == 2
+    assert capsys.readouterr().err == "vlforge render: error: out: Field required\n"
+
+
+def test_bundled_render_recipe_is_valid_and_names_the_bundled_example():
+    recipe = load_render_recipe(Path(__file__).parents[1] / "recipes/render-vqa.yaml", {"out": "o"})
+    assert (recipe.task, recipe.on_error, recipe.options().max_samples) == ("vqa", "skip", 1000)
+    assert [Path(__file__).parents[1] / p for p in recipe.input] == [EXAMPLES / "vqa.jsonl"]

@@ -35,7 +35,7 @@ def test_same_samples_for_any_partition_and_resume_after_a_kill(ray_local, tmp_p
     recipe = Recipe(lang=["en", "zh"], count=6, out=str(out), seed=5, unit_size=3)
     config = load_config({})
     report, _ = synthesize_shards(recipe, config)
-    assert len(report.stats) == 4 and all(s["kept"] == 3 for s in report.stats)
+    assert len(report.stats) == 4 and all(s.kept == 3 for s in report.stats)
     first = _samples(out)
     assert sorted(first) == [f"{lang}_{i:09d}" for lang in ("en", "zh") for i in range(6)]
     assert verify_dir(out).ok
@@ -48,7 +48,7 @@ def test_same_samples_for_any_partition_and_resume_after_a_kill(ray_local, tmp_p
     manifest_path(out, "synthdog-zh-00000003").unlink()
     (out / ".synthdog-zh-00000003-000000.tar.tmp").write_bytes(b"partial")
     again, _ = synthesize_shards(recipe, config)
-    assert [s["unit"] for s in again.stats] == ["synthdog-zh-00000003"]
+    assert [s.unit for s in again.stats] == ["synthdog-zh-00000003"]
     assert len(again.skipped) == 3
     assert "synthdog-zh-00000003-000000.tar" in again.removed
     assert _samples(out) == first

@@ -14,44 +14,38 @@ from vlforge.stats.commands import add_report_parser, add_sql_parser, add_stats_
 from vlforge.training.cli_commands import add_generate_parser, add_train_parser, run_generate, run_train
 from vlforge.training.tokenize_cli import add_tokenize_parser, run_tokenize
 
+RENDER_KEYS = ("task", "input", "out", "source", "on_error", "shard_samples", "shard_bytes", "lines_per_unit",
+               "max_images", "allow_outside_paths", "allow_foreign_files", "ray_address")  # flag = recipe key
+
 
 def _add_render(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render task JSONL records into WebDataset shards")
-    p.add_argument("--task", required=True, choices=TASKS)
-    p.add_argument("--input", required=True, nargs="+", type=Path, help="JSONL file(s); image paths relative to each")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--recipe", help="YAML recipe whose keys are these flags' names (flags override its keys)")
+    p.add_argument("--task", choices=TASKS, help="recipe key task (required)")
+    p.add_argument("--input", nargs="+", type=Path, help="JSONL file(s); image paths relative to each "
+                                                         "(recipe key input, required)")
+    p.add_argument("--out", type=Path, help="output directory (recipe key out, required)")
     p.add_argument("--source", help="dataset name recorded with every sample (default: the input file's stem)")
-    p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
-                   help="raise: stop at the first bad line; skip: record it as dropped in the manifest")
-    p.add_argument("--shard-samples", type=int, default=1000, help="samples per tar")
-    p.add_argument("--shard-bytes", type=int, default=512 * 1024 * 1024, help="bytes per tar (target)")
-    p.add_argument("--lines-per-unit", type=int, default=5000, help="input lines per resumable work unit")
-    p.add_argument("--max-images", type=int, default=32, help="images per record; a record with more is rejected")
-    p.add_argument("--allow-outside-paths", action="store_true",
+    p.add_argument("--on-error", choices=("raise", "skip"),
+                   help="raise (default): stop at the first bad line; skip: record it as dropped in the manifest")
+    p.add_argument("--shard-samples", type=int, help="samples per tar (default 1000)")
+    p.add_argument("--shard-bytes", type=int, help="bytes per tar, a target (default 536870912)")
+    p.add_argument("--lines-per-unit", type=int, help="input lines per resumable work unit (default 5000)")
+    p.add_argument("--max-images", type=int, help="images per record; a record with more is rejected (default 32)")
+    p.add_argument("--allow-outside-paths", action="store_true", default=None,
                    help="let image paths leave the JSONL file's folder tree (absolute paths, ..)")
-    p.add_argument("--allow-foreign-files", action="store_true",
+    p.add_argument("--allow-foreign-files", action="store_true", default=None,
                    help="write into an --out that holds files vlforge did not write (they are never deleted)")
     p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: a private local Ray")
 
 
 def _run_render(args: argparse.Namespace) -> int:
-    from vlforge.pipelines.render import RenderOptions, run_render
+    from vlforge.pipelines.render import load_render_recipe, run_render
 
-    options = RenderOptions(task=args.task, source=args.source, on_error=args.on_error,
-                            lines_per_unit=args.lines_per_unit, max_samples=args.shard_samples,
-                            max_bytes=args.shard_bytes, max_images=args.max_images,
-                            allow_outside_paths=args.allow_outside_paths)
-    report = run_render(args.input, args.out, options, args.ray_address, args.allow_foreign_files)
-    _print_summary(report, args.out)
+    recipe = load_render_recipe(args.recipe, {k: getattr(args, k) for k in RENDER_KEYS if getattr(args, k) is not None})
+    report = run_render(recipe.input, recipe.out, recipe.options(), recipe.ray_address, recipe.allow_foreign_files)
+    print(report.summary(recipe.out))
     return 0
-
-
-def _print_summary(report, out: Path) -> None:
-    read = sum(s.get("read", 0) for s in report.stats)
-    kept = sum(s.get("kept", 0) for s in report.stats)
-    print(f"units run {len(report.stats)}, skipped (already committed) {len(report.skipped)}, "
-          f"debris removed {len(report.removed)}")
-    print(f"read {read}, kept {kept}, dropped {read - kept}  ->  {out}")
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:

@@ -61,11 +61,14 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | None) -
     return data
 
 
-def load_model(path: str | Path, model: type[Model], overrides: Mapping[str, Any] | None = None,
+def load_model(path: str | Path | None, model: type[Model], overrides: Mapping[str, Any] | None = None,
                error: type[ValueError] = ConfigError) -> Model:
-    """read_yaml -> apply_overrides -> `model`; a validation error raises `error` naming the file and fields."""
-    data = apply_overrides(read_yaml(path, error), overrides)
+    """read_yaml -> apply_overrides -> `model`; a validation error raises `error` naming the file and fields.
+
+    Without a file (`path` None) the overrides alone are validated, and errors name only the fields.
+    """
+    data = apply_overrides({} if path is None else read_yaml(path, error), overrides)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise error(f"{path}: {field_errors(exc)}") from None
+        raise error(f"{path}: {field_errors(exc)}" if path is not None else field_errors(exc)) from None

@@ -42,9 +42,7 @@ def run_mix(args: argparse.Namespace) -> int:
                  "num_cpus": args.num_cpus}
     recipe = load_mix_recipe(args.recipe, overrides)
     result = build_mixture(recipe, args.out, allow_foreign_files=args.allow_foreign_files)
-    report = result.report
-    print(f"units run {len(report.stats)}, skipped (already committed) {len(report.skipped)}, "
-          f"debris removed {len(report.removed)}")
+    print(result.report.summary(args.out))
     print(format_summary(result.summary))
     print(f"realised mix: {args.out / MIX_FILE}")
     return 0

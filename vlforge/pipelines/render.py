@@ -9,15 +9,17 @@ inside the JSONL file's folder tree unless `allow_outside_paths`, and only the f
 `shards.imageio` are opened.
 """
 
-import dataclasses
 import io
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Annotated, Any, BinaryIO, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vlforge.config import ConfigError, field_errors, load_model
 from vlforge.formats.errors import FieldError
 from vlforge.formats.paths import inside
 from vlforge.formats.tasks import TASKS, image_fields, references, render
@@ -29,7 +31,6 @@ from vlforge.shards.outdir import Plan
 from vlforge.shards.writer import ShardWriter
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
-ON_ERROR = ("raise", "skip")
 NOT_IN_FINGERPRINT = ("on_error",)  # a run stopped by a bad line may be resumed with --on-error skip
 FLAGS = {"max_samples": "--shard-samples", "max_bytes": "--shard-bytes"}  # option -> its flag, where they differ
 
@@ -45,31 +46,62 @@ class RecordError(ValueError):
         return RecordError, (self.path, self.line, self.field, self.message)
 
 
-@dataclass(frozen=True)
-class RenderOptions:
+Positive = Annotated[int, Field(ge=1)]
+
+
+class RenderOptions(BaseModel):
+    """How each line is rendered and written; validated once, errors by recipe key (`shard_samples: ...`).
+
+    Keys are the `vlforge render` flags; `max_samples`/`max_bytes` are read as `shard_samples`/`shard_bytes`
+    too. `RenderOptions("vqa")` is `RenderOptions(task="vqa")`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
     task: str
     source: str | None = None
-    on_error: str = "raise"
-    lines_per_unit: int = 5000
-    max_samples: int | None = 1000
-    max_bytes: int | None = 512 * 1024 * 1024
+    on_error: Literal["raise", "skip"] = "raise"
+    lines_per_unit: Positive = 5000
+    max_samples: Positive | None = Field(1000, alias="shard_samples")
+    max_bytes: Positive | None = Field(512 * 1024 * 1024, alias="shard_bytes")
     # a record with a 1 MB caption fits; a runaway line is rejected unread
-    max_line_bytes: int = 16 * 1024 * 1024
-    max_images: int = 32  # per record; a chat line with hundreds of <img> tags is rejected unread
-    max_record_image_bytes: int = 256 * 1024 * 1024  # all images of one record, as stored
+    max_line_bytes: Positive = 16 * 1024 * 1024
+    max_images: Positive = 32  # per record; a chat line with hundreds of <img> tags is rejected unread
+    max_record_image_bytes: Positive = 256 * 1024 * 1024  # all images of one record, as stored
     allow_outside_paths: bool = False  # image paths may leave the JSONL file's folder tree
 
-    def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"--task: unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
-        if self.on_error not in ON_ERROR:
-            raise ValueError(f"--on-error: expected one of {', '.join(ON_ERROR)}, got {self.on_error!r}")
-        for flag, value in (("--lines-per-unit", self.lines_per_unit), ("--shard-samples", self.max_samples),
-                            ("--shard-bytes", self.max_bytes), ("max_line_bytes", self.max_line_bytes),
-                            ("--max-images", self.max_images),
-                            ("max_record_image_bytes", self.max_record_image_bytes)):
-            if value is not None and value < 1:
-                raise ValueError(f"{flag} must be >= 1, got {value}")
+    def __init__(self, task: str | None = None, /, **data: Any) -> None:
+        if task is not None:
+            data["task"] = task
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(field_errors(exc)) from None
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+        return task
+
+
+class RenderRecipe(RenderOptions):
+    """`vlforge render --recipe R.yaml`: every flag a key (`input`, `out`, ...), flags override keys."""
+
+    input: list[Path] = Field(min_length=1)
+    out: Path
+    allow_foreign_files: bool = False  # write into an `out` holding files vlforge did not write (never deleted)
+    ray_address: str | None = None
+
+    def options(self) -> RenderOptions:
+        """The per-unit part (no revalidation: it was checked as part of this recipe)."""
+        return RenderOptions.model_construct(**{k: getattr(self, k) for k in RenderOptions.model_fields})
+
+
+def load_render_recipe(path: str | Path | None, overrides: dict[str, Any]) -> RenderRecipe:
+    """The recipe file (if any) with the given flags on top; errors name the file and the key."""
+    return load_model(path, RenderRecipe, overrides)
 
 
 def load_image(path: Path) -> tuple[bytes, tuple[int, int]]:
@@ -193,7 +225,7 @@ def process_unit(unit: Unit) -> dict:
     options: RenderOptions = p["options"]
     path = Path(p["path"])
     source = options.source or sanitize_key(path.stem)
-    stats = {"unit": unit.id, "read": 0, "kept": 0, "dropped": 0}
+    stats = {"unit": unit.id, "read": 0, "kept": 0, "dropped": 0, "reasons": Counter()}
     with ShardWriter(p["out_dir"], unit.id, options.max_samples, options.max_bytes) as w:
         for n, raw, row in unit_lines(unit):
             stats["read"] += 1
@@ -208,6 +240,7 @@ def process_unit(unit: Unit) -> dict:
                     raise RecordError(str(path), n, field, message) from exc
                 w.drop({**row, "error": message}, reason=f"bad_field:{field}", stage="render")
                 stats["dropped"] += 1
+                stats["reasons"][f"bad_field:{field}"] += 1
                 continue
             sample["source"] = source
             sample["meta"] = {**meta, "input": path.name, "line": n}
@@ -227,14 +260,14 @@ def give_up_unit(unit: Unit, cause: str) -> dict:
             w.drop({**row, "error": cause}, reason=UNIT_FAILED, stage="render")
             stats["read"] += 1
             stats["dropped"] += 1
-    return stats
+    return {**stats, "reasons": {UNIT_FAILED: stats["dropped"]}}
 
 
 def render_plan(path: Path, options: RenderOptions) -> Plan:
     """One plan per input file: its units, and the fingerprint a resume must match."""
     name = unit_name(path, options.task)
-    flags = {FLAGS.get(f.name, f"--{f.name.replace('_', '-')}"): getattr(options, f.name)
-             for f in dataclasses.fields(options) if f.name not in NOT_IN_FINGERPRINT}
+    flags = {FLAGS.get(name, f"--{name.replace('_', '-')}"): getattr(options, name)
+             for name in RenderOptions.model_fields if name not in NOT_IN_FINGERPRINT}
     return Plan(key=f"render:{name}", pipeline="render", units=re.escape(name) + r"-\d{5}",
                 fingerprint=plan_fingerprint(flags, [path]))
 

@@ -1,4 +1,9 @@
-"""Exactly-once execution of work units on Ray.
+"""The executor every pipeline runs on: exactly-once execution of work units on Ray.
+
+It owns the Ray session (`ray_session`: a private local Ray or `--ray-address`), unit scheduling
+with retries and progress (`run_units`), fenced plain tasks (`run_tasks`), and the typed result:
+`UnitStats` per unit and the `RunReport` whose `summary()` is the end-of-run block every command
+prints. Failed units raise `UnitFailure`, which every command turns into exit status 2.
 
 A unit is processed whole by one task that commits by renaming its tars and then its
 manifest into place. Before running, the output directory is claimed (lock, ownership, plan
@@ -14,7 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +39,68 @@ class Unit:
     payload: dict
 
 
+@dataclass(frozen=True)
+class UnitStats:
+    """What one unit did: rows read, kept and dropped (by reason when the pipeline counts them).
+
+    `extra` holds what only one pipeline measures (synthdog's language and CPU seconds, say).
+    """
+
+    unit: str
+    read: int = 0
+    kept: int = 0
+    dropped: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, result: "UnitStats | Mapping[str, Any]", unit: str) -> "UnitStats":
+        """A unit task's result as UnitStats: a mapping's known keys become fields, the rest `extra`."""
+        if isinstance(result, UnitStats):
+            return result
+        known = {"unit", "read", "kept", "dropped", "reasons"}
+        return cls(unit=str(result.get("unit", unit)), read=int(result.get("read", 0)),
+                   kept=int(result.get("kept", 0)), dropped=int(result.get("dropped", 0)),
+                   reasons=dict(result.get("reasons") or {}),
+                   extra={k: v for k, v in result.items() if k not in known})
+
+
 @dataclass
 class RunReport:
-    stats: list[dict] = field(default_factory=list)  # one per unit processed in this run, in unit order
+    stats: list[UnitStats] = field(default_factory=list)  # one per unit processed in this run, in unit order
     skipped: list[str] = field(default_factory=list)  # committed by an earlier run
     removed: list[str] = field(default_factory=list)  # debris of killed runs
     ray_start_s: float = 0.0
     ray_stop_s: float = 0.0
     elapsed_s: float = 0.0
+
+    @property
+    def read(self) -> int:
+        return sum(s.read for s in self.stats)
+
+    @property
+    def kept(self) -> int:
+        return sum(s.kept for s in self.stats)
+
+    @property
+    def dropped(self) -> int:
+        return sum(s.dropped for s in self.stats)
+
+    def reasons(self) -> dict[str, int]:
+        """Dropped rows by reason over the units run, most frequent first."""
+        total: Counter = Counter()
+        for s in self.stats:
+            total.update(s.reasons)
+        return dict(total.most_common())
+
+    def summary(self, out: str | Path) -> str:
+        """The end-of-run lines every command prints: units, then rows read/kept/dropped by reason."""
+        kept = f" ({100 * self.kept / self.read:.1f}%)" if self.read else ""
+        lines = [f"units run {len(self.stats)}, skipped (already committed) {len(self.skipped)}, "
+                 f"debris removed {len(self.removed)}, {self.elapsed_s:.1f} s",
+                 f"read {self.read}, kept {self.kept}{kept}, dropped {self.dropped}  ->  {out}"]
+        lines += [f"  {n:>10}  {reason}" for reason, n in self.reasons().items()]
+        return "\n".join(lines)
 
 
 class UnitFailure(RuntimeError):
@@ -92,10 +151,10 @@ class Progress:
         self.done = self.read = self.kept = 0
         self.t0 = time.perf_counter()
 
-    def update(self, stats: dict) -> None:
+    def update(self, stats: UnitStats) -> None:
         self.done += 1
-        self.read += int(stats.get("read", 0))
-        self.kept += int(stats.get("kept", 0))
+        self.read += stats.read
+        self.kept += stats.kept
         rate = self.read / max(time.perf_counter() - self.t0, 1e-9)
         kept = f"{100 * self.kept / self.read:.1f}%" if self.read else "-"
         print(f"[{self.desc}] units {self.done}/{self.total}  samples {self.read} ({rate:,.0f}/s)  kept {kept}",
@@ -165,7 +224,7 @@ def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], N
 
 def run_units(
     units: list[Unit],
-    process: Callable[[Unit], dict],
+    process: Callable[[Unit], UnitStats | dict],
     out_dir: str | Path,
     *,
     ray_address: str | None = None,
@@ -175,7 +234,7 @@ def run_units(
     inputs: Sequence[str | Path] = (),
     allow_foreign_files: bool = False,
     claim: Claim | None = None,
-    give_up: Callable[[Unit, str], dict] | None = None,
+    give_up: Callable[[Unit, str], UnitStats | dict] | None = None,
     max_attempts: int = MAX_ATTEMPTS,
 ) -> RunReport:
     """Run every uncommitted unit once, each as one Ray task calling `process(unit)`.
@@ -205,15 +264,15 @@ def run_units(
     return report
 
 
-def _run_claimed(units: list[Unit], process: Callable[[Unit], dict], claim: Claim, ray_address: str | None,
-                 num_cpus: int | None, desc: str, give_up: Callable[[Unit, str], dict] | None,
-                 max_attempts: int) -> RunReport:
+def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats | dict], claim: Claim,
+                 ray_address: str | None, num_cpus: int | None, desc: str,
+                 give_up: Callable[[Unit, str], UnitStats | dict] | None, max_attempts: int) -> RunReport:
     out = claim.out_dir
     report = RunReport(removed=cleanup_uncommitted(out, [u.id for u in units], claim.tokens))
     done = committed_units(out)
     report.skipped = [u.id for u in units if u.id in done]
     todo = [u for u in units if u.id not in done]
-    results: dict[str, dict] = {}
+    results: dict[str, UnitStats] = {}
     failures: dict[str, str] = {}
     attempts: Counter = Counter()
     with ray_session(ray_address, num_cpus) as (started, stopped):
@@ -234,7 +293,7 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], dict], claim: Clai
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 unit = pending.pop(ready[0])
                 try:
-                    results[unit.id] = ray.get(ready[0])
+                    results[unit.id] = UnitStats.of(ray.get(ready[0]), unit.id)
                 except Exception as exc:  # noqa: BLE001 - reported below, other units go on
                     crash = _memory_or_crash(exc)
                     attempts[unit.id] += 1
@@ -242,7 +301,8 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], dict], claim: Clai
                         queue.append(unit)
                         continue
                     if crash and give_up is not None:
-                        results[unit.id] = give_up(unit, f"{crash} ({attempts[unit.id]} attempts)")
+                        results[unit.id] = UnitStats.of(give_up(unit, f"{crash} ({attempts[unit.id]} attempts)"),
+                                                        unit.id)
                     else:
                         cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the task's exception
                         failures[unit.id] = (f"failed {attempts[unit.id]} times: {crash}" if crash

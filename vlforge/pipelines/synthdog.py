@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -110,7 +111,7 @@ def process_unit(unit: Unit) -> dict:
     t0 = time.process_time()
     config = load_config(p["config"])
     res = load_resources(p["resources"], config)  # once per worker process
-    stats = {"unit": unit.id, "lang": p["lang"], "read": 0, "kept": 0, "dropped": 0,
+    stats = {"unit": unit.id, "lang": p["lang"], "read": 0, "kept": 0, "dropped": 0, "reasons": Counter(),
              "unreadable_backgrounds": 0, "load_cpu_s": time.process_time() - t0}
     t0 = time.process_time()
     with ShardWriter(p["out"], prefix=unit.id, max_samples=p["stop"] - p["start"]) as writer:
@@ -122,11 +123,13 @@ def process_unit(unit: Unit) -> dict:
             except EmptySample as exc:
                 writer.drop(row, f"no_text: {exc}", "layout")
                 stats["dropped"] += 1
+                stats["reasons"]["no_text"] += 1
                 continue
             except Exception as exc:  # noqa: BLE001 - one bad sample must not stop the unit
                 log.warning("synthdog %s sample %d failed: %s", p["lang"], index, exc)
                 writer.drop(row, f"{type(exc).__name__}: {exc}", "render")
                 stats["dropped"] += 1
+                stats["reasons"][type(exc).__name__] += 1
                 continue
             writer.write(sample.key, {"jpg": sample.jpeg, "json": sample.record}, row=sample.row)
             stats["kept"] += 1
@@ -151,7 +154,7 @@ def give_up_unit(unit: Unit, cause: str) -> dict:
             writer.drop({**identity_row(p["lang"], p["seed"], index), "error": cause}, UNIT_FAILED, "unit")
     count = p["stop"] - p["start"]
     return {"unit": unit.id, "lang": p["lang"], "read": count, "kept": 0, "dropped": count,
-            "unreadable_backgrounds": 0, "load_cpu_s": 0.0, "cpu_s": 0.0}
+            "reasons": {UNIT_FAILED: count}, "unreadable_backgrounds": 0, "load_cpu_s": 0.0, "cpu_s": 0.0}
 
 
 def synthesize_shards(recipe: Recipe, config: SynthConfig) -> tuple[RunReport, ResourceReport]:
@@ -172,21 +175,21 @@ def synthesize_shards(recipe: Recipe, config: SynthConfig) -> tuple[RunReport, R
     return report, resources
 
 
-def summary(report: RunReport, resources: ResourceReport) -> str:
+def summary(report: RunReport, resources: ResourceReport, out: str | Path) -> str:
+    """Per language kept/dropped and CPU time, the executor's summary, then the resources used."""
     rows = {}
     for stats in report.stats:
-        lang = rows.setdefault(stats["lang"], {"kept": 0, "dropped": 0, "cpu_s": 0.0})
-        lang["kept"] += stats["kept"]
-        lang["dropped"] += stats["dropped"]
-        lang["cpu_s"] += stats["cpu_s"]
+        lang = rows.setdefault(stats.extra["lang"], {"kept": 0, "dropped": 0, "cpu_s": 0.0})
+        lang["kept"] += stats.kept
+        lang["dropped"] += stats.dropped
+        lang["cpu_s"] += stats.extra["cpu_s"]
     lines = [f"{'lang':<6}{'kept':>10}{'dropped':>10}{'CPU s/img':>12}"]  # resource loading not included
     for lang, r in sorted(rows.items()):
         per = r["cpu_s"] / max(r["kept"] + r["dropped"], 1)
         lines.append(f"{lang:<6}{r['kept']:>10}{r['dropped']:>10}{per:>12.3f}")
-    unreadable = sum(s["unreadable_backgrounds"] for s in report.stats)
+    unreadable = sum(s.extra["unreadable_backgrounds"] for s in report.stats)
     counts = resources.counts()
-    lines.append(f"units run {len(report.stats)}, already committed {len(report.skipped)}, "
-                 f"debris removed {len(report.removed)}, {report.elapsed_s:.1f} s")
+    lines.append(report.summary(out))
     chars = ", ".join(f"{lang} {n:,}" for lang, n in resources.corpus_chars.items())
     lines.append(f"corpus characters: {chars}")
     lines.append("fonts: " + ", ".join(f"{lang} {n}" for lang, n in resources.fonts_by_lang.items())
@@ -233,11 +236,8 @@ def run_synthdog(args: argparse.Namespace) -> int:
     try:
         recipe, config = resolve(args)
         report, resources = synthesize_shards(recipe, config)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, ValueError, FileNotFoundError, UnitFailure) as exc:  # failed units exit 2, as everywhere
         print(f"vlforge synthdog: error: {exc}", file=sys.stderr)
         return 2
-    except UnitFailure as exc:  # failed units exit 2, as every command's do
-        print(f"vlforge synthdog: error: {exc}", file=sys.stderr)
-        return 2
-    print(summary(report, resources))
+    print(summary(report, resources, recipe.out))
     return 0

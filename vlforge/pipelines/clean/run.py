@@ -190,8 +190,7 @@ def run_clean(args: argparse.Namespace) -> int:
     inputs = parse_inputs(args.input, recipe) if args.input else None
     report = clean(recipe, args.out, inputs, allow_foreign_files=args.allow_foreign_files)
     print(format_summary(report.summary))
-    run = report.run
-    print(f"units run {len(run.stats)}, skipped (already committed) {len(run.skipped)}, debris removed "
-          f"{len(run.removed)}, image duplicates {report.image_duplicates}; ray start {report.ray_start_s:.1f}s, "
-          f"stop {report.ray_stop_s:.1f}s, total {report.elapsed_s:.1f}s  ->  {args.out}", file=sys.stderr)
+    print(report.run.summary(args.out), file=sys.stderr)
+    print(f"image duplicates {report.image_duplicates} (after the units); ray start {report.ray_start_s:.1f}s, "
+          f"stop {report.ray_stop_s:.1f}s, total {report.elapsed_s:.1f}s", file=sys.stderr)
     return 0
