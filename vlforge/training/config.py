@@ -6,12 +6,14 @@ validated by pydantic with unknown keys refused (the error names the field path)
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from vlforge.config import apply_overrides, field_errors, read_yaml
 from vlforge.training.data import DataConfig
 
 
@@ -89,23 +91,12 @@ def merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def parse_override(text: str) -> dict:
-    """'optim.lr=1e-4' -> {'optim': {'lr': 0.0001}} (the value parsed as YAML)."""
+def parse_override(text: str) -> tuple[str, Any]:
+    """'optim.lr=1e-4' -> ('optim.lr', 0.0001): the value parsed as YAML."""
     path, sep, value = text.partition("=")
     if not sep or not path:
         raise ValueError(f"override {text!r} is not KEY.PATH=VALUE")
-    out: dict = {}
-    node = out
-    *parents, leaf = path.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = yaml.safe_load(value)
-    return out
-
-
-def describe(error: ValidationError) -> str:
-    """One line per problem, each naming the field path ('run.stepz: extra inputs are not permitted')."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+    return path, yaml.safe_load(value)
 
 
 def load_config(stage: int, path: str | Path | None = None, overrides: list[str] | None = None,
@@ -115,17 +106,11 @@ def load_config(stage: int, path: str | Path | None = None, overrides: list[str]
         raise ValueError(f"stage must be 1, 2 or 3, got {stage!r}")
     raw = merge(STAGES[stage], {"run": {"stage": stage}})
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"no such config file {str(path)!r}")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a config file holds a mapping of sections (model, data, optim, run)")
-        raw = merge(raw, loaded)
-    raw = merge(raw, base or {})
-    for text in overrides or []:
-        raw = merge(raw, parse_override(text))
+        if not Path(path).is_file():
+            raise ValueError(f"--config: no such file {path}")
+        raw = merge(raw, read_yaml(path, ValueError))
+    raw = apply_overrides(copy.deepcopy(merge(raw, base or {})), dict(map(parse_override, overrides or [])))
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as error:
-        raise ValueError(f"config: {describe(error)}") from None
+        raise ValueError(f"config: {field_errors(error)}") from None
