@@ -97,7 +97,8 @@ def test_installed_command_prints_one_line(tmp_path):
     done = subprocess.run([vlforge, "stats", str(tmp_path / "empty")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == (f"vlforge stats: error: {tmp_path / 'empty'}: no manifests ({MANIFEST_DIR}/*.manifest"
-                           ".parquet) and no metrics.jsonl; is it the --out directory of a vlforge command?\n")
+                           ".parquet), no metrics.jsonl and no scores.json with samples.parquet; is it the --out "
+                           "directory of a vlforge command?\n")
 
 
 def test_column_types_that_differ_between_units(tmp_path, capsys):

@@ -132,3 +132,21 @@ def test_report_of_an_eval_run_draws_the_boxes_on_the_shard_images(ray_local, tm
         assert red.mean() > 0.8
         green = (im[:, :, 1] > 120) & (im[:, :, 0] < 90) & (im[:, :, 2] < 90)
         assert green.sum() > 50  # the reference box
+
+
+def test_unfinished_or_damaged_evaluations_are_named(scored, tmp_path, capsys):
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "samples.parquet").write_bytes((scored["vqa"] / "samples.parquet").read_bytes())
+    code, out, err = run_cli(capsys, "stats", str(unfinished))
+    assert (code, out) == (2, "")
+    assert err == (f"vlforge stats: error: {unfinished}: samples.parquet without scores.json: an evaluation that did "
+                   "not finish (scores.json is written last); run it again into an empty --out\n")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "scores.json").write_text((scored["vqa"] / "scores.json").read_text())
+    good = (scored["vqa"] / "samples.parquet").read_bytes()
+    (damaged / "samples.parquet").write_bytes(good[:4] + bytes(len(good) - 8) + good[-4:])  # footer magic kept
+    code, out, err = run_cli(capsys, "sql", str(damaged), "SELECT count(*) FROM samples")
+    assert code == 2 and err.startswith(f"vlforge sql: error: {damaged / 'samples.parquet'}")
+    assert err.endswith("\n") and err.count("\n") == 1

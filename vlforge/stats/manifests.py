@@ -73,6 +73,9 @@ def find_output(directory: Path) -> Output:
         raise StatsError(f"{directory}: no such directory")
     if (directory / SCORES_FILE).is_file() and (directory / SAMPLES_FILE).is_file():
         return Output(directory, EVAL)
+    if (directory / SAMPLES_FILE).is_file() and not (directory / METRICS_FILE).is_file():
+        raise StatsError(f"{directory}: {SAMPLES_FILE} without {SCORES_FILE}: an evaluation that did not finish "
+                         "(scores.json is written last); run it again into an empty --out")
     if (directory / METRICS_FILE).is_file():
         return Output(directory, TRAIN)
     files = list_manifests(directory)
