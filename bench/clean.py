@@ -1,17 +1,37 @@
-"""`vlforge clean` end to end, and at scale on metadata, against plain single-process loops doing the same work.
+"""`vlforge clean` end to end against Data-Juicer and a plain loop, and at scale on metadata.
 
 1. End to end on already-downloaded shards: img2dataset writes webdataset shards here (it downloads
-   skimage photographs from a 127.0.0.1 server), then recipes/qwenvl-stage1.yaml cleans them on Ray.
-   Baseline, same run: one Python loop that reads the same shards with the same readers, runs the same
-   filter chain and writes tars with webdataset's TarWriter (no Ray, no units, manifests or dedup).
-   Ray start-up and shut-down are reported apart from the throughput.
+   scikit-image photographs, cropped and resized to 64-1024 px a side, from a 127.0.0.1 server), with
+   captions in six languages carrying HTML, links, mojibake and a few one-word or empty ones, and 0.5%
+   truncated JPEGs. The same operations run three ways, each as a whole command in its own process
+   session, alternating, median of `--repeats` runs:
+   - `vlforge clean` with bench/clean-equivalent.yaml (caption cleanup, >= 2 words, 5-1000 characters,
+     decode validation, aspect <= 3, shorter side >= 200; no dedup, no language step) on 2 CPUs;
+   - Data-Juicer 1.6.1 (`dj-process`, default executor, np=2) with fix_unicode_mapper, clean_html_mapper,
+     clean_links_mapper, whitespace_normalization_mapper, text_length_filter (5-1000),
+     words_num_filter (>= 2), image_aspect_ratio_filter (1/3-3) and image_shape_filter (>= 200 both
+     sides), reading a JSONL with the same images extracted to files beforehand (not timed). It runs from
+     its own virtual environment, /tmp/djvenv by default (`--dj-python`), and is skipped with a message
+     when that is absent:
+         python3 -m venv /tmp/djvenv && /tmp/djvenv/bin/pip install py-data-juicer==1.6.1 aiohttp ftfy selectolax
+   - a plain one-process Python loop: the same readers and filter chain (every image decoded), tars
+     written with webdataset's TarWriter (no Ray, units, manifests or dedup).
+   Reported: samples/s (input samples over whole-command wall clock), peak RSS and PSS summed over every
+   process of the command, kept counts and how the kept sets differ, and vlforge's fixed cost (command
+   start to the first committed unit's manifest, last manifest to exit).
+   Where the kept sets differ on purpose: vlforge counts each CJK character as a word (Data-Juicer's
+   whitespace tokenizer counts a Chinese or Japanese caption as one word and drops it), removes bare
+   domains, file names and camera stems and unescapes HTML entities before counting, and drops images
+   that do not decode (Data-Juicer reads only the header for sizes, so a truncated JPEG passes).
 2. 1,000,000 metadata rows (LAION schema) through the same recipe in a subprocess; peak memory is the
    sum over the driver, the Ray workers and Ray's own daemons, sampled from /proc (RSS, and PSS, which
    counts shared pages once). Rows that survive the metadata and caption filters point at private
    addresses, which the guard refuses before connecting: nothing is downloaded, nothing leaves the host.
    Baseline, same run: one Python loop over the parquet batches with the same filter chain.
 
-Run: .venv/bin/python bench/clean.py [--samples 20000] [--rows 1000000]
+Run: .venv/bin/python bench/clean.py [--samples 20000] [--repeats 5] [--rows 1000000] [--data DIR]
+     (--data keeps the generated shards in DIR and reuses them on the next run; --rows 0 skips part 2;
+     --before DIR measures the vlforge package in DIR too, as vlforge-before, alternating with the others)
 """
 
 from __future__ import annotations
@@ -20,17 +40,21 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
@@ -39,6 +63,7 @@ from jsonline import report
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "recipes" / "qwenvl-stage1.yaml"
+EQUIVALENT = Path(__file__).resolve().parent / "clean-equivalent.yaml"
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"  # img2dataset imports albumentations, which phones home otherwise
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
@@ -46,6 +71,14 @@ WORDS = {
     "adj": ["red", "blue", "green", "small", "large", "old", "new", "wooden", "bright", "dark", "quiet", "busy"],
     "noun": ["cat", "dog", "house", "car", "tree", "boat", "bird", "chair", "table", "flower", "bicycle", "lamp"],
     "place": ["morning", "evening", "park", "garden", "city", "beach", "river", "market", "kitchen"],
+}
+# Captions in other languages (a few per language, numbered so each is distinct)
+PHRASES = {
+    "de": ["Eine gefärbte Gewebeprobe unter dem Mikroskop", "Ein rotes Fahrrad vor einem alten Haus"],
+    "fr": ["Une tasse de café noir sur une table en bois", "Un chat roux allongé sur le sol"],
+    "es": ["Un cohete en la plataforma de lanzamiento", "Una calle tranquila por la mañana"],
+    "zh": ["一只橘色的猫躺在地板上看着镜头", "太空望远镜拍摄的遥远星系"],
+    "ja": ["床に寝転んでカメラを見上げている茶色の猫", "木のテーブルの上のブラックコーヒー"],
 }
 
 
@@ -55,18 +88,45 @@ def caption(rng: np.random.Generator, i: int) -> str:
             f"in the {pick['place'][0]}, photo {i}")
 
 
+def mojibake(text: str) -> str:
+    """UTF-8 bytes read as Windows-1252 (Latin-1 where 1252 has no character): what ftfy undoes."""
+    return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in text.encode("utf-8"))
+
+
+def noisy_caption(rng: np.random.Generator, i: int) -> str:
+    """A web caption: 60% English, the rest in five languages; 15% HTML, 15% links, 10% mojibake, 5% junk."""
+    lang = rng.choice(["en", *PHRASES], p=[0.6, 0.08, 0.08, 0.08, 0.08, 0.08])
+    text = caption(rng, i) if lang == "en" else f"{rng.choice(PHRASES[lang])} {i}"
+    noise = rng.random()
+    if noise < 0.15:
+        text = f"<p>{text.replace(' ', ' <b>', 1)}</b> &amp; more</p>"
+    elif noise < 0.30:
+        text = f"{text} https://example.com/photos/{i}?ref=feed or www.example.org/p/{i}"
+    elif noise < 0.40:
+        text = mojibake(f"“{text}” — café")
+    elif noise < 0.45:
+        text = str(rng.choice([f"IMG_{i:05d}.JPG", "photo", "<br/>", "Katze"]))
+    return text
+
+
 # ---------------------------------------------------------------- 1. end to end on img2dataset shards
 
 
 def make_photos(folder: Path, n: int, rng: np.random.Generator) -> None:
+    """Distinct JPEGs: a random crop of a photograph resized to 64-1024 px a side; 0.5% cut in half."""
     from PIL import Image
     from skimage import data
 
-    sources = [np.asarray(Image.fromarray(getattr(data, name)()).resize((640, 640))) for name in PHOTOS]
+    sources = [Image.fromarray(getattr(data, name)()) for name in PHOTOS]
     for i in range(n):
         src = sources[i % len(sources)]
-        y, x = rng.integers(0, 640 - 320, size=2)
-        Image.fromarray(src[y:y + 320, x:x + 256]).save(folder / f"{i}.jpg", quality=90)
+        x0, y0 = rng.integers(0, src.width // 3), rng.integers(0, src.height // 3)
+        width, height = (int(v) for v in rng.integers(64, 1025, size=2))
+        box = (int(x0), int(y0), int(x0 + src.width // 2), int(y0 + src.height // 2))
+        path = folder / f"{i}.jpg"
+        src.resize((width, height), Image.BILINEAR, box=box).save(path, quality=90)
+        if rng.random() < 0.005:
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
 def make_shards(tmp: Path, n: int, per_shard: int) -> Path:
@@ -78,13 +138,51 @@ def make_shards(tmp: Path, n: int, per_shard: int) -> Path:
     server = serve(tmp / "www")
     base = f"http://127.0.0.1:{server.server_address[1]}"
     pq.write_table(pa.table({"url": [f"{base}/{i}.jpg" for i in range(n)],
-                             "caption": [caption(rng, i) for i in range(n)]}), tmp / "list.parquet")
+                             "caption": [noisy_caption(rng, i) for i in range(n)]}), tmp / "list.parquet")
     download(url_list=str(tmp / "list.parquet"), input_format="parquet", url_col="url", caption_col="caption",
              output_folder=str(tmp / "shards"), output_format="webdataset", processes_count=1, thread_count=16,
              number_sample_per_shard=per_shard, resize_mode="no", disable_all_reencoding=True, timeout=10,
              enable_wandb=False)
     server.shutdown()
     return tmp / "shards"
+
+
+def make_dj_input(shards: Path, folder: Path) -> Path:
+    """Data-Juicer's input: one JSONL line per image of the shards, the image extracted to a file."""
+    (folder / "images").mkdir(parents=True)
+    lines = []
+    for tar_path in sorted(shards.glob("*.tar")):
+        with tarfile.open(tar_path) as tar:
+            members = {m.name: m for m in tar.getmembers()}
+            for name, member in members.items():
+                if not name.endswith(".jpg"):
+                    continue
+                key = name[: -len(".jpg")]
+                image = folder / "images" / name
+                image.write_bytes(tar.extractfile(member).read())
+                text = tar.extractfile(members[f"{key}.txt"]).read().decode("utf-8")
+                lines.append(json.dumps({"key": key, "text": text, "images": [str(image)]}, ensure_ascii=False))
+    (folder / "input.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder / "input.jsonl"
+
+
+def dj_config(data: Path, out: Path) -> Path:
+    ops = [
+        {"fix_unicode_mapper": {}},
+        {"clean_html_mapper": {}},
+        {"clean_links_mapper": {}},
+        {"whitespace_normalization_mapper": {}},
+        {"text_length_filter": {"min_len": 5, "max_len": 1000}},
+        {"words_num_filter": {"min_num": 2, "max_num": sys.maxsize}},
+        {"image_aspect_ratio_filter": {"min_ratio": 1 / 3, "max_ratio": 3.0}},
+        {"image_shape_filter": {"min_width": 200, "min_height": 200}},
+    ]
+    config = {"project_name": "vlforge-bench", "dataset_path": str(data), "export_path": str(out / "kept.jsonl"),
+              "np": 2, "text_keys": "text", "image_key": "images", "use_cache": False, "open_tracer": False,
+              "process": ops}
+    path = out.parent / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def baseline_loop(recipe, source: str, shards: Path, out: Path) -> int:
@@ -109,33 +207,132 @@ def baseline_loop(recipe, source: str, shards: Path, out: Path) -> int:
         table, _ = run_filters(table, after)
         with webdataset.TarWriter(str(out / f"{f.file_index:05d}.tar"), encoder=False) as tar:
             for r in table.to_pylist():
-                meta = {"uid": r["uid"], "url": r["url"], "width": r["width"], "height": r["height"], "lang": r["lang"]}
+                meta = {"uid": r["uid"], "url": r["url"], "width": r["width"], "height": r["height"],
+                        "lang": r.get("lang")}
                 tar.write({"__key__": r["uid"], r["image_ext"]: r["image"], "txt": r["caption"].encode(),
                            "json": json.dumps(meta).encode()})
         kept += table.num_rows
     return kept
 
 
-def bench_end_to_end(tmp: Path, samples: int) -> None:
+def run_loop(shards: str, out: str) -> None:
+    """Subprocess entry: the plain loop; prints the kept keys."""
     from vlforge.pipelines.clean.recipe import load_recipe
-    from vlforge.pipelines.clean.run import clean
 
-    shards = make_shards(tmp, samples, per_shard=500)
-    source = "cc3m"  # a source with no shipped CLIP score, like img2dataset output
-    recipe = load_recipe(RECIPE, {f"sources.{source}.schema": "img2dataset", "num_cpus": 2, "rows_per_unit": 500})
-    t0 = time.perf_counter()
-    kept_base = baseline_loop(recipe, source, shards, tmp / "baseline")
-    base = samples / (time.perf_counter() - t0)
-    result = clean(recipe, tmp / "out", [(source, str(shards))])
-    work_s = result.elapsed_s - result.ray_start_s - result.ray_stop_s
-    ours = samples / work_s
-    kept = result.summary[source]["kept"]
-    print(f"end to end on {samples} img2dataset samples: {ours:,.0f} samples/s on Ray (2 CPUs, without start/stop), "
-          f"plain loop {base:,.0f} samples/s; kept {kept} (loop {kept_base}); Ray start {result.ray_start_s:.1f} s, "
-          f"stop {result.ray_stop_s:.1f} s, whole run {result.elapsed_s:.1f} s")
-    report("clean", "end_to_end_samples_per_s", ours, "samples/s", base)
-    report("clean", "end_to_end_ray_start_s", result.ray_start_s, "s", None)
-    report("clean", "end_to_end_ray_stop_s", result.ray_stop_s, "s", None)
+    recipe = load_recipe(EQUIVALENT)
+    kept = baseline_loop(recipe, "bench", Path(shards), Path(out))
+    print(json.dumps({"kept": kept}))
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_rss: int
+    peak_pss: int
+    started: float  # time.time() at launch
+    ended: float
+    stdout: str
+    stderr: str
+
+
+def kept_keys(tool: str, out: Path) -> set[str]:
+    """The img2dataset keys a tool kept (from its own output)."""
+    if tool == "data-juicer":
+        with open(out / "kept.jsonl", encoding="utf-8") as fh:
+            return {json.loads(line)["key"] for line in fh if line.strip()}
+    if tool.startswith("vlforge"):
+        from vlforge.shards.manifest import MANIFEST_DIR, MANIFEST_SUFFIX
+
+        table = pa.concat_tables([pq.read_table(p, columns=["status", "uid"]) for p in
+                                  (out / MANIFEST_DIR).glob(f"*{MANIFEST_SUFFIX}")], promote_options="permissive")
+        return set(table.filter(pc.equal(table["status"], "kept"))["uid"].to_pylist())
+    keys = set()
+    for tar_path in out.glob("*.tar"):
+        with tarfile.open(tar_path) as tar:
+            keys |= {m.name.split(".", 1)[0] for m in tar.getmembers()}
+    return keys
+
+
+def fixed_cost(run: Measured, out: Path) -> tuple[float, float]:
+    """(command start to the first committed manifest, last manifest to exit) in seconds."""
+    from vlforge.shards.manifest import MANIFEST_DIR, MANIFEST_SUFFIX
+
+    times = sorted(p.stat().st_mtime for p in (out / MANIFEST_DIR).glob(f"*{MANIFEST_SUFFIX}"))
+    return times[0] - run.started, run.ended - times[-1]
+
+
+def bench_end_to_end(tmp: Path, data: Path, samples: int, repeats: int, dj_python: Path, before: Path | None) -> None:
+    shards = data / "shards"
+    if not shards.exists():
+        data.mkdir(parents=True, exist_ok=True)
+        make_shards(data, samples, per_shard=1000)
+    found = sum(1 for _ in shards.glob("*.tar")) * 1000
+    if found < samples:
+        raise SystemExit(f"{data} holds shards for {found} samples, fewer than --samples {samples}; use another --data")
+    tools = {
+        "vlforge": lambda out: [str(Path(sys.executable).parent / "vlforge"), "clean", "--recipe", str(EQUIVALENT),
+                                "--input", f"bench={shards}", "--out", str(out), "--num-cpus", "2"],
+        "loop": lambda out: [sys.executable, __file__, "--run-loop", str(shards), str(out)],
+    }
+    if before:  # another copy of the package, first on the path of the command and of its Ray workers
+        tools["vlforge-before"] = tools["vlforge"]
+    if dj_python.exists():
+        if not (data / "dj" / "input.jsonl").exists():
+            make_dj_input(shards, data / "dj")
+        tools["data-juicer"] = lambda out: [str(dj_python), "-m", "data_juicer.tools.process_data", "--config",
+                                            str(dj_config(data / "dj" / "input.jsonl", out))]
+    else:
+        print(f"Data-Juicer baseline skipped: no {dj_python} (python3 -m venv /tmp/djvenv && /tmp/djvenv/bin/pip "
+              f"install py-data-juicer==1.6.1 aiohttp ftfy selectolax)")
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp / "hf-cache"), "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    runs: dict[str, list[Measured]] = {name: [] for name in tools}
+    fixed: dict[str, list[tuple[float, float]]] = {}
+    kept: dict[str, set[str]] = {}
+    names = list(tools)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:  # alternate who goes first
+            out = tmp / f"{name}-{r}"
+            extra = {"PYTHONPATH": str(before)} if name == "vlforge-before" else {}
+            run = run_measured(tools[name](out), {**env, **extra}, cwd=tmp)  # not the checkout: Ray puts the
+            # driver's working directory on its workers' path, ahead of PYTHONPATH
+            runs[name].append(run)
+            kept[name] = kept_keys(name, out)
+            detail = ""
+            if name.startswith("vlforge"):
+                fixed.setdefault(name, []).append(fixed_cost(run, out))
+                ray = re.search(r"ray start ([0-9.]+)s, stop ([0-9.]+)s", run.stderr)
+                detail = (f"; first unit committed at {fixed[name][-1][0]:.1f} s, exit {fixed[name][-1][1]:.1f} s "
+                          f"after the last" + (f", Ray start {ray[1]} s, stop {ray[2]} s" if ray else ""))
+            print(f"  round {r + 1} {name}: {samples / run.seconds:,.0f} samples/s ({run.seconds:.1f} s), "
+                  f"kept {len(kept[name])}, peak RSS {run.peak_rss / (1 << 30):.2f} GiB{detail}", flush=True)
+            subprocess.run(["rm", "-rf", str(out)], check=True)  # our own output, gone before the next run
+    rate = {name: samples / statistics.median(r.seconds for r in rs) for name, rs in runs.items()}
+    rss = {name: max(r.peak_rss for r in rs) / (1 << 30) for name, rs in runs.items()}
+    pss = {name: max(r.peak_pss for r in rs) / (1 << 30) for name, rs in runs.items()}
+    print(f"\nend to end, {samples:,} img2dataset samples, 2 CPUs, median of {repeats} alternating runs:")
+    print(f"  {'tool':<14} {'samples/s':>10} {'vs DJ':>6} {'vs loop':>8} {'kept':>6} {'RSS GiB':>8} {'PSS GiB':>8}")
+    for name in runs:
+        vs_dj = f"{rate[name] / rate['data-juicer']:.2f}x" if "data-juicer" in rate else "-"
+        print(f"  {name:<14} {rate[name]:>10,.0f} {vs_dj:>6} {rate[name] / rate['loop']:>7.2f}x "
+              f"{len(kept[name]):>6} {rss[name]:>8.2f} {pss[name]:>8.2f}")
+    first = {name: statistics.median(f[0] for f in fs) for name, fs in fixed.items()}
+    last = {name: statistics.median(f[1] for f in fs) for name, fs in fixed.items()}
+    for name in fixed:
+        print(f"  {name} fixed cost: start to first committed unit {first[name]:.1f} s, "
+              f"last unit to exit {last[name]:.1f} s")
+    if "data-juicer" in kept:
+        ours, theirs = kept["vlforge"], kept["data-juicer"]
+        print(f"  kept by both {len(ours & theirs)}, only vlforge {len(ours - theirs)}, "
+              f"only Data-Juicer {len(theirs - ours)} (the rules that differ on purpose: see this file's docstring)")
+    for name in runs:
+        if name == "vlforge":
+            continue
+        report("clean", f"end_to_end_samples_per_s_vs_{name.replace('-', '_')}", rate["vlforge"], "samples/s",
+               rate[name])
+        report("clean", f"end_to_end_peak_rss_gib_vs_{name.replace('-', '_')}", rss["vlforge"], "GiB", rss[name])
+    report("clean", "end_to_end_first_unit_s", first["vlforge"], "s", first.get("vlforge-before"))
+    report("clean", "end_to_end_exit_after_last_unit_s", last["vlforge"], "s", last.get("vlforge-before"))
 
 
 # ---------------------------------------------------------------- 2. one million metadata rows
@@ -179,10 +376,11 @@ def _session_memory(sid: int) -> tuple[int, int]:
     return rss, pss
 
 
-def run_measured(argv: list[str]) -> tuple[float, int, int, str]:
-    """Run a command in its own session; (seconds, peak RSS sum, peak PSS sum, stderr)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def run_measured(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Measured:
+    """Run a command in its own session, sampling the memory of all its processes every 0.2 s."""
+    t0, started = time.perf_counter(), time.time()
+    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=cwd)
     peak_rss = peak_pss = 0
     output: dict[str, str] = {}
     reader = threading.Thread(target=lambda: output.update(zip(("out", "err"), proc.communicate(), strict=True)))
@@ -190,10 +388,11 @@ def run_measured(argv: list[str]) -> tuple[float, int, int, str]:
     while reader.is_alive():
         rss, pss = _session_memory(proc.pid)
         peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
-        time.sleep(0.2)
+        reader.join(0.2)
+    seconds, ended = time.perf_counter() - t0, time.time()
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[:3]} failed:\n{output.get('err', '')[-3000:]}")
-    return time.perf_counter() - t0, peak_rss, peak_pss, output.get("err", "")
+    return Measured(seconds, peak_rss, peak_pss, started, ended, output.get("out", ""), output.get("err", ""))
 
 
 def baseline_metadata(path: str) -> None:
@@ -215,12 +414,14 @@ def baseline_metadata(path: str) -> None:
 def bench_metadata(tmp: Path, rows: int) -> None:
     path = tmp / "laion.parquet"
     make_metadata(path, rows)
-    base_s, base_rss, base_pss, _ = run_measured([sys.executable, __file__, "--baseline-metadata", str(path)])
+    base = run_measured([sys.executable, __file__, "--baseline-metadata", str(path)])
+    base_s, base_rss, base_pss = base.seconds, base.peak_rss, base.peak_pss
     cli = ("import argparse, sys; from vlforge.pipelines.clean.run import add_clean_parser, run_clean; "
            "p = argparse.ArgumentParser(); add_clean_parser(p.add_subparsers()); "
            "sys.exit(run_clean(p.parse_args(sys.argv[1:])))")
-    ours_s, rss, pss, err = run_measured([sys.executable, "-c", cli, "clean", "--recipe", str(RECIPE), "--input",
-                                          f"laion-en={path}", "--out", str(tmp / "meta-out"), "--num-cpus", "2"])
+    ours = run_measured([sys.executable, "-c", cli, "clean", "--recipe", str(RECIPE), "--input", f"laion-en={path}",
+                         "--out", str(tmp / "meta-out"), "--num-cpus", "2"])
+    ours_s, rss, pss, err = ours.seconds, ours.peak_rss, ours.peak_pss, ours.stderr
     start, stop = (float(x) for x in re.search(r"ray start ([0-9.]+)s, stop ([0-9.]+)s", err).groups())
     work = ours_s - start - stop
     gib = 1 << 30
@@ -238,17 +439,29 @@ def bench_metadata(tmp: Path, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=20000, help="img2dataset samples for the end-to-end run")
-    parser.add_argument("--rows", type=int, default=1_000_000, help="metadata rows for the memory run")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating end-to-end runs per tool (median)")
+    parser.add_argument("--data", type=Path, help="keep the generated shards here and reuse them")
+    parser.add_argument("--dj-python", type=Path, default=Path("/tmp/djvenv/bin/python"),
+                        help="the Python of a venv with py-data-juicer==1.6.1 (skipped when absent)")
+    parser.add_argument("--before", type=Path, help="a folder holding another vlforge package (e.g. an older "
+                        "commit's vlforge/), measured as vlforge-before in the same run")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="metadata rows for the memory run (0: skip)")
     parser.add_argument("--baseline-metadata", help=argparse.SUPPRESS)
+    parser.add_argument("--run-loop", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_metadata:
         baseline_metadata(args.baseline_metadata)
         return
+    if args.run_loop:
+        run_loop(*args.run_loop)
+        return
     with tempfile.TemporaryDirectory(prefix="vlforge-bench-clean-") as tmp:
         (Path(tmp) / "e2e").mkdir()
-        bench_end_to_end(Path(tmp) / "e2e", args.samples)
-        (Path(tmp) / "meta").mkdir()
-        bench_metadata(Path(tmp) / "meta", args.rows)
+        bench_end_to_end(Path(tmp) / "e2e", args.data or Path(tmp) / "data", args.samples, args.repeats,
+                         args.dj_python, args.before)
+        if args.rows:
+            (Path(tmp) / "meta").mkdir()
+            bench_metadata(Path(tmp) / "meta", args.rows)
 
 
 if __name__ == "__main__":
