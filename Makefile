@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check vlforge tests bench scripts
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-BENCHES := render filters clean synthdog
+BENCHES := render filters clean synthdog train stats score  # synthdog_legibility needs Debian tesseract-ocr
 
 bench: $(STAMP)
 	for b in $(BENCHES); do $(PY) bench/$$b.py || exit 1; done

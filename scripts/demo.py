@@ -1,6 +1,8 @@
 """`make demo`: every stage that exists, chained, on bundled data; prints what each produced.
 
-Everything runs locally; the only network traffic is to servers the demo starts on 127.0.0.1.
+clean a served web dump -> SynthDoG OCR pages -> render every task -> stage-2 mixture -> train a few dozen steps
+and generate -> `vlforge stats` and the HTML report over all of it. Everything runs locally; the only network
+traffic is to servers the demo starts on 127.0.0.1.
 """
 
 import argparse
@@ -8,7 +10,10 @@ import shutil
 from pathlib import Path
 
 from demo_clean import RECIPE, build_dump, print_funnel
+from demo_mix import build_mix
+from demo_stats import stats_and_report
 from demo_synthdog import contact_sheet
+from demo_train import train_and_generate
 
 from vlforge.cli import main as cli
 from vlforge.pipelines.clean.recipe import load_recipe
@@ -16,6 +21,7 @@ from vlforge.pipelines.runner import ray_session
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "tasks"
+MARKER = ".vlforge-demo"  # the demo deletes an output folder only if it made it
 
 
 def vlforge(*args: str) -> None:
@@ -59,17 +65,29 @@ def synthesize_ocr(out: Path) -> None:
     print(f"contact sheet with every line's quad drawn: {sheet}")
 
 
+def fresh_out_dir(out: Path) -> None:
+    """Start from an empty folder; remove an old one only if an earlier demo made it (never a user's folder)."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise SystemExit(f"{out} exists and was not made by the demo; pass another --out or remove it yourself")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by scripts/demo.py; `make demo` replaces this folder\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
     args = parser.parse_args()
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
+    fresh_out_dir(args.out)
     with ray_session():
         clean_web_dump(args.out)
         synthesize_ocr(args.out)
         render_examples(args.out)
+        mix = build_mix(args.out, args.out / "clean", args.out / "synthdog")
+    shards = [args.out / "tasks", args.out / "synthdog", args.out / "clean"]
+    train_and_generate(args.out, shards)
+    stats_and_report([*shards, mix, args.out / "train"], args.out / "report.html")
     print(f"\ndemo finished: everything is under {args.out}/")
 
 
