@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from vlforge.sources.download import Fetched
 
 
-class Reader:
+class Reader(ABC):
     """One input file format. A new format is a subclass in its own module, registered in `readers.READERS`."""
 
     format: str = ""
@@ -24,22 +25,25 @@ class Reader:
         """Whether this reader reads `path` once its columns matched `schema`."""
         return path.lower().endswith(self.extensions)
 
+    @abstractmethod
     def header(self, path: str, overrides: ColumnOverrides) -> tuple[str, ...]:
         """The file's column names, read before any work."""
-        raise NotImplementedError
 
     def check(self, path: str, columns: dict[str, str]) -> None:
-        """Refuse, before any work, a file whose mapped columns cannot be read (InputError)."""
+        """Refuse, before any work, a file whose mapped columns cannot be read (InputError); by default all can."""
+        return
 
     def companion(self, path: str) -> str | None:
         """Another file this input reads beside `path` (an img2dataset shard's tar), or None."""
         return None
 
+    @abstractmethod
     def ranges(self, f: InputFile, rows_per_unit: int) -> list[RowRange]:
-        raise NotImplementedError
+        """The file split into row ranges of about `rows_per_unit` rows, one per work unit."""
 
+    @abstractmethod
     def batches(self, f: InputFile, rng: RowRange | None, batch_size: int) -> Iterator[pa.Table]:
-        raise NotImplementedError
+        """Canonical-column batches of the rows in `rng` (the whole file when None)."""
 
     def fetch(self, f: InputFile, table: pa.Table, spill: Path) -> list[Fetched] | None:
         """The images this input carries for `table`'s rows, spilled under `spill`; None: download them."""
