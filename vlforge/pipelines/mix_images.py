@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
-from vlforge.shards.members import IMAGE_EXTENSIONS, split_member
+from vlforge.shards.members import is_image, split_member
 from vlforge.sources.annotations import ImageRef, ShardMember
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
@@ -165,11 +165,10 @@ def _eval_images(dirs: list[Path]) -> Iterator[bytes]:
     for root in dirs:
         for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
             ext = path.suffix.lower().lstrip(".")
-            if ext in IMAGE_EXTENSIONS:
+            if is_image(ext):
                 yield path.read_bytes()
             elif ext == "tar":
                 with tarfile.open(path, mode="r:") as tar:
                     for info in tar:
-                        last = split_member(info.name)[1].rsplit(".", 1)[-1].lower()
-                        if info.isfile() and last in IMAGE_EXTENSIONS:
+                        if info.isfile() and is_image(split_member(info.name)[1]):
                             yield tar.extractfile(info).read()

@@ -18,7 +18,8 @@ from vlforge.formats.paths import inside
 from vlforge.formats.segments import IMAGE_SLOT, join_text
 from vlforge.formats.tasks import image_fields, render
 from vlforge.pipelines.mix_dedup import Duplicates
-from vlforge.pipelines.mix_images import EvalSet, ImageDrop, Prepared, TarReader, prepare, read_bytes
+from vlforge.pipelines.mix_images import EvalSet, Prepared, TarReader, prepare, read_bytes
+from vlforge.pipelines.mix_images import ImageDrop as Drop  # one drop exception: images and samples alike
 from vlforge.pipelines.mix_plan import unit_entries
 from vlforge.pipelines.mix_spill import Sources
 from vlforge.pipelines.runner import Unit
@@ -27,12 +28,6 @@ from vlforge.sources.annotations import ImageRef, Item, ShardMember
 from vlforge.sources.annotations.boxes import BoxOutside, fit_record
 
 IMAGE_POSITIONS = 258  # <img> + 256 image positions + </img>
-
-
-class Drop(ValueError):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
 
 
 def estimated_length(segments: list[dict], images: int) -> int:
@@ -56,10 +51,7 @@ def _images(item: Item, options: dict, tars: TarReader, evals: EvalSet | None,
     prepared = []
     for ref in item.images:
         _confined(ref, roots)
-        try:
-            image = prepare(read_bytes(ref, tars), options["max_side"], options["quality"], options["phash"])
-        except ImageDrop as exc:
-            raise Drop(exc.reason, str(exc)) from None
+        image = prepare(read_bytes(ref, tars), options["max_side"], options["quality"], options["phash"])
         if evals is not None and image in evals:
             raise Drop("in_eval_set", f"image {ref} is in the evaluation set")
         prepared.append(image)

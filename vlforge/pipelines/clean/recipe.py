@@ -27,7 +27,6 @@ from vlforge.sources.dumps.schemas import FIELDS, SCHEMAS, ColumnOverrides
 
 OPS = operators()
 NEEDS_IMAGE = needs_image()
-STEP_KEYS = frozenset({"op", "name", "enabled", "top_fraction", "actors", "num_gpus"})
 
 
 class RecipeError(ConfigError):

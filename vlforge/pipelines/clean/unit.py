@@ -157,7 +157,8 @@ def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, dropped: list[pa.T
         def emit(rows: list[tuple[dict, bool]]) -> None:
             for record, is_kept in sorted(rows, key=lambda item: item[0]["row"]):
                 if is_kept:
-                    record["sha256"] = hashlib.sha256(record["image"]).hexdigest()
+                    if record.get("image_reencoded"):  # else `sha256` is already the hash of these very bytes
+                        record["sha256"] = hashlib.sha256(record["image"]).hexdigest()
                     key = f"{record['file_index']:04d}_{record['row']:010d}"
                     files = {record["image_ext"]: record["image"], "txt": record["caption"],
                              "json": _sample_json(record)}
