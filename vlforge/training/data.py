@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from vlforge.formats.sample import Sample, SampleError, sample_from_wds
 from vlforge.shards.imageio import open_image, to_rgb
 from vlforge.shards.reader import expand_shards, iter_tar
-from vlforge.training.tokenizer import end_token_id
+from vlforge.training.tokenizer import pad_token_id
 from vlforge.training.tokens import IGNORE_INDEX, Encoded, encode_sample
 
 if TYPE_CHECKING:
@@ -322,7 +322,7 @@ class _Collate:
 
     def __init__(self, tok: PreTrainedTokenizerBase, cfg: DataConfig) -> None:
         self.cfg = cfg
-        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else end_token_id(tok)
+        self.pad_id = pad_token_id(tok)
         self.transform = image_transform(cfg.image_size)
 
     def images(self, item: _Item) -> list[torch.Tensor] | None:

@@ -66,14 +66,14 @@ def generate(model: VLModel, tok: Any, images: list[list[Image.Image]], prompts:
              max_new_tokens: int = 64) -> list[str]:
     """Greedy answers, one per (images, prompt) pair, decoded with special tokens kept (`<box>`, `<ref>`)."""
     from vlforge.training.data import image_transform
-    from vlforge.training.tokenizer import end_token_id
+    from vlforge.training.tokenizer import end_token_id, pad_token_id
 
     if len(images) != len(prompts):
         raise ValueError(f"generate: {len(images)} image lists but {len(prompts)} prompts")
     device = next(model.parameters()).device
     rows = [prompt_ids(tok, p, len(ims), model.adapter.queries) for ims, p in zip(images, prompts, strict=True)]
     width = max(map(len, rows))
-    pad = tok.pad_token_id if tok.pad_token_id is not None else end_token_id(tok)
+    pad = pad_token_id(tok)
     input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
     transform = image_transform(model.image_size)

@@ -27,6 +27,7 @@ from vlforge.training.config import TrainConfig
 from vlforge.training.model import VLModel, targets
 from vlforge.training.optim import build_optimizer
 from vlforge.training.schedule import lr_at
+from vlforge.training.tokens import IGNORE_INDEX
 
 
 @dataclass
@@ -131,7 +132,7 @@ def train_step(forward, wrapped: nn.Module, params: list[nn.Parameter], optimize
     Each micro-batch's summed token loss is divided by the supervised tokens of the whole global batch, so the
     gradients summed over micro-batches and ranks are those of the global mean, however the rows are split.
     """
-    supervised = all_sum(sum(int((targets(b.labels, b.seq_ids) != -100).sum()) for b in micro), d)
+    supervised = all_sum(sum(int((targets(b.labels, b.seq_ids) != IGNORE_INDEX).sum()) for b in micro), d)
     loss_sum = 0.0
     for i, batch in enumerate(micro):
         with no_sync(wrapped, i == len(micro) - 1), autocast(d):

@@ -20,9 +20,8 @@ from torch import nn
 
 from vlforge.training.adapter import Adapter
 from vlforge.training.config import ModelConfig
+from vlforge.training.tokens import IGNORE_INDEX as IGNORE
 from vlforge.training.vision import VisionTower
-
-IGNORE = -100
 
 
 @dataclass

@@ -66,6 +66,11 @@ def special_id(tok: PreTrainedTokenizerBase, token: str) -> int:
     return found
 
 
+def pad_token_id(tok: PreTrainedTokenizerBase) -> int:
+    """The tokenizer's pad id, else its end token: what fills rows and batches (always masked)."""
+    return tok.pad_token_id if tok.pad_token_id is not None else end_token_id(tok)
+
+
 def end_token_id(tok: PreTrainedTokenizerBase) -> int:
     """`<|endoftext|>` where the tokenizer has it (Qwen, SmolLM2), else its EOS: appended, supervised, to samples."""
     found = token_id(tok, END_OF_TEXT)
