@@ -27,7 +27,7 @@ from vlforge.pipelines.mix_report import summarize
 from vlforge.pipelines.mix_spill import Spilled
 from vlforge.pipelines.mix_unit import process_unit
 from vlforge.pipelines.runner import RunReport, Unit, ray_session, run_tasks, run_units
-from vlforge.shards.atomic import commit, temp_path
+from vlforge.shards.atomic import write_json
 from vlforge.shards.outdir import Plan as OutPlan
 from vlforge.shards.outdir import check_not_input, claim_out_dir
 
@@ -83,12 +83,6 @@ def fingerprint(recipe: MixRecipe, spilled: list[Spilled], evals: str, inputs: l
         "exclude_eval": evals,
     }
     return plan_fingerprint(options, inputs)
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = temp_path(path)
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    commit(tmp, path)
 
 
 def install_plan(staging: Path, out: Path, fingerprint: dict[str, str]) -> Path:

@@ -6,6 +6,7 @@ records what it renames in the run's journal (`journal.py`), the only proof that
 """
 
 import contextlib
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -33,6 +34,14 @@ def parse_temp(name: str) -> tuple[str, str | None] | None:
     """(final name, run token or None) of a temporary file name; None for any other name."""
     match = _TEMP.match(name)
     return (match["final"], match["token"]) if match else None
+
+
+def write_json(path: Path, data: object) -> None:
+    """JSON under a temporary name, then committed: the file exists only when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    commit(tmp, path)
 
 
 def commit(tmp: Path, final: Path, requires: Iterable[Path] = ()) -> None:

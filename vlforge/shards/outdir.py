@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from vlforge.shards.atomic import commit, parse_temp, temp_path
+from vlforge.shards.atomic import parse_temp, write_json
 from vlforge.shards.fence import FENCE_FILE, STATE_DIR, Fence
 from vlforge.shards.journal import journal_token, start
 from vlforge.shards.units import UNIT_FILE_DIRS, unit_of
@@ -85,10 +85,7 @@ def read_marker(out: Path) -> Marker:
 def write_marker(out: Path, marker: Marker) -> None:
     data = {"format": MARKER_FORMAT, "tokens": marker.tokens,
             "plans": {k: asdict(p) for k, p in sorted(marker.plans.items())}}
-    final = out / MARKER
-    tmp = temp_path(final)
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    commit(tmp, final)
+    write_json(out / MARKER, data)
 
 
 def check_not_input(out: Path, inputs: Iterable[str | Path]) -> None:

@@ -36,7 +36,7 @@ from vlforge.pipelines.clean.keys import (
 from vlforge.pipelines.clean.recipe import CleanRecipe, RecipeError
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.pipelines.runner import Unit, run_tasks
-from vlforge.shards.atomic import commit, temp_path
+from vlforge.shards.atomic import write_json
 from vlforge.shards.units import committed_units
 from vlforge.sources.dumps.readers import InputFile, RowRange, plan_ranges, read_range
 
@@ -65,14 +65,6 @@ class CleanJob:
 
 def unit_id(file_index: int, row_start: int) -> str:
     return f"clean-{file_index:04d}-{row_start:010d}"
-
-
-def write_json(path: Path, data: object) -> None:
-    """Written under a temporary name and renamed: the file exists only when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    tmp.write_text(json.dumps(data, indent=1))
-    commit(tmp, path)
 
 
 def scan_file(job: CleanJob, f: InputFile) -> dict:

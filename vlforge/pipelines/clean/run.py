@@ -22,11 +22,12 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from vlforge.pipelines.clean.dedup import DEDUP_DIR, dedup_images
-from vlforge.pipelines.clean.plan import PLAN_DIR, CleanJob, clean_fingerprint, make_plan, write_json
+from vlforge.pipelines.clean.plan import PLAN_DIR, CleanJob, clean_fingerprint, make_plan
 from vlforge.pipelines.clean.pools import start_pools, stop_pools
 from vlforge.pipelines.clean.recipe import CleanRecipe, RecipeError, load_recipe
 from vlforge.pipelines.clean.unit import process_unit
 from vlforge.pipelines.runner import UNIT_FAILED, RunReport, Unit, ray_session, run_units
+from vlforge.shards.atomic import write_json
 from vlforge.shards.manifest import KEPT, MANIFEST_SUFFIX, list_manifests
 from vlforge.shards.outdir import Plan, claim_out_dir
 from vlforge.shards.writer import ShardWriter
