@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import imagehash
 import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
 from vlforge.filters.base import RowFilter, checked_params
-from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
+from vlforge.shards.imageio import ImageRejected, open_image, perceptual_hash
 
 
 def _bits_set(values: np.ndarray) -> np.ndarray:
@@ -50,7 +49,7 @@ class NearDuplicateFilter(RowFilter):
             return None, "image_missing"
         try:
             with open_image(data) as im:
-                digest = str(imagehash.phash(to_rgb(im)))
+                digest = perceptual_hash(im)
         except (ImageRejected, OSError, ValueError, TypeError):
             return None, "image_unreadable"
         value = np.uint64(int(digest, 16))

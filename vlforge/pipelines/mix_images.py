@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
+from vlforge.shards.imageio import ImageRejected, open_image, perceptual_hash, to_rgb
 from vlforge.shards.members import is_image, split_member
 from vlforge.sources.annotations import ImageRef, ShardMember
 
@@ -74,12 +74,6 @@ def read_bytes(ref: ImageRef, tars: TarReader) -> bytes:
     if path.stat().st_size > MAX_IMAGE_BYTES:
         raise ImageDrop("image_too_large", f"{path}: larger than {MAX_IMAGE_BYTES} bytes")
     return path.read_bytes()
-
-
-def perceptual_hash(im: Image.Image) -> str:
-    import imagehash  # lazy: pulls in scipy
-
-    return str(imagehash.phash(to_rgb(im)))
 
 
 def hashes(data: bytes, phash: bool) -> tuple[str, str | None]:

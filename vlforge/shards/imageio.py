@@ -83,3 +83,10 @@ def upright_rgb(im: Image.Image, orientation: int | None = None) -> Image.Image:
     """The decoded image turned as its EXIF orientation says, then `to_rgb`: what a viewer shows."""
     orientation = exif_orientation(im) if orientation is None else orientation
     return to_rgb(ImageOps.exif_transpose(im) if orientation != 1 else im)
+
+
+def perceptual_hash(im: Image.Image) -> str:
+    """64-bit DCT pHash (imagehash) of the image's RGB pixels, 16 hex digits: survives re-encoding and resizing."""
+    import imagehash  # lazy: pulls in scipy
+
+    return str(imagehash.phash(to_rgb(im)))
