@@ -1,4 +1,4 @@
-"""`vlforge clean` end to end against Data-Juicer and a plain loop, and at scale on metadata.
+"""`vlforge clean` end to end against Data-Juicer and a plain loop, on metadata, at scale, and on 1 vs 2 workers.
 
 1. End to end on already-downloaded shards: img2dataset writes webdataset shards here (it downloads
    scikit-image photographs, cropped and resized to 64-1024 px a side, from a 127.0.0.1 server), with
@@ -28,10 +28,29 @@
    counts shared pages once). Rows that survive the metadata and caption filters point at private
    addresses, which the guard refuses before connecting: nothing is downloaded, nothing leaves the host.
    Baseline, same run: one Python loop over the parquet batches with the same filter chain.
+3. Scale (`--parts scale`): `vlforge clean` (2 CPUs) once per size of `--scale` (default 20,000, 200,000 and
+   1,000,000 samples). The larger inputs are not generated: the 1000-sample tar/parquet pairs of `--data` are
+   hard-linked in turn under new shard numbers into a temporary folder (no extra disk). The bench recipe has
+   no dedup, so repeated content is processed like new content. Reported per size: samples/s over the whole
+   command, the unit-phase rate (below), peak RSS and PSS summed over every process, and the fixed costs;
+   the smallest size is the baseline of each figure, so the ratios show whether throughput holds and memory
+   stays flat as the input grows. Each size's output is deleted once measured (about 30 GB at 1M), the
+   links at the end.
+4. Workers (`--parts workers`): `vlforge clean` on `--data` with --num-cpus 1 and --num-cpus 2, alternating,
+   median of `--repeats` runs each. The unit phase is measured from the committed manifests' modification
+   times: the least-squares slope of input samples committed so far against commit time. It leaves out
+   Ray's start and stop, planning, worker start-up and the first units' own work (fixed costs, reported
+   by parts 1 and 3), and unlike units / (last commit - first commit) it does not depend on whether the two
+   workers commit in step. Needs at least three units per run (one unit per 1000-sample shard here).
 
-Run: .venv/bin/python bench/clean.py [--samples 20000] [--repeats 5] [--rows 1000000] [--data DIR]
-     (--data keeps the generated shards in DIR and reuses them on the next run; --rows 0 skips part 2;
-     --before DIR measures the vlforge package in DIR too, as vlforge-before, alternating with the others)
+Run: .venv/bin/python bench/clean.py [--parts e2e,scale,workers,metadata] [--samples 20000] [--repeats 5]
+         [--rows 1000000] [--scale 20000,200000,1000000] [--data DIR]
+     (--parts defaults to e2e,metadata; --data keeps the generated shards in DIR and reuses them on the next
+     run, and parts 3 and 4 read theirs from it; --rows 0 skips part 2; --before DIR measures the vlforge
+     package in DIR too, as vlforge-before, alternating with the others in part 1). For example:
+         .venv/bin/python bench/clean.py --parts scale --data /tmp/clean-bench-data
+         .venv/bin/python bench/clean.py --parts workers --repeats 5 --data /tmp/clean-bench-data
+     Part 3 needs the bench's temporary folder (TMPDIR) on the filesystem of --data, for the hard links.
 """
 
 from __future__ import annotations
@@ -45,8 +64,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +77,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from demo_clean import serve  # the same static server on 127.0.0.1 the demo uses
 from jsonline import report
+from measure import Measured, fixed_cost, gib, run_measured, unit_rate
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "recipes" / "qwenvl-stage1.yaml"
@@ -224,17 +242,6 @@ def run_loop(shards: str, out: str) -> None:
     print(json.dumps({"kept": kept}))
 
 
-@dataclass
-class Measured:
-    seconds: float
-    peak_rss: int
-    peak_pss: int
-    started: float  # time.time() at launch
-    ended: float
-    stdout: str
-    stderr: str
-
-
 def kept_keys(tool: str, out: Path) -> set[str]:
     """The img2dataset keys a tool kept (from its own output)."""
     if tool == "data-juicer":
@@ -253,25 +260,33 @@ def kept_keys(tool: str, out: Path) -> set[str]:
     return keys
 
 
-def fixed_cost(run: Measured, out: Path) -> tuple[float, float]:
-    """(command start to the first committed manifest, last manifest to exit) in seconds."""
-    from vlforge.shards.manifest import MANIFEST_DIR, MANIFEST_SUFFIX
-
-    times = sorted(p.stat().st_mtime for p in (out / MANIFEST_DIR).glob(f"*{MANIFEST_SUFFIX}"))
-    return times[0] - run.started, run.ended - times[-1]
+def shard_rows(shards: Path) -> int:
+    """Input samples (rows of the img2dataset parquets, downloaded or not) in a shard folder."""
+    return sum(pq.read_metadata(p).num_rows for p in shards.glob("*.parquet"))
 
 
-def bench_end_to_end(tmp: Path, data: Path, samples: int, repeats: int, dj_python: Path, before: Path | None) -> None:
+def ensure_shards(data: Path, samples: int) -> Path:
+    """`data`/shards, generated with `samples` samples when absent; refused when it holds another number."""
     shards = data / "shards"
     if not shards.exists():
         data.mkdir(parents=True, exist_ok=True)
         make_shards(data, samples, per_shard=1000)
-    found = sum(1 for _ in shards.glob("*.tar")) * 1000
-    if found < samples:
-        raise SystemExit(f"{data} holds shards for {found} samples, fewer than --samples {samples}; use another --data")
+    found = shard_rows(shards)
+    if found != samples:
+        raise SystemExit(f"{data} holds shards for {found} samples, not --samples {samples}; use another --data")
+    return shards
+
+
+def vlforge_argv(shards: Path, out: Path, cpus: int) -> list[str]:
+    return [str(Path(sys.executable).parent / "vlforge"), "clean", "--recipe", str(EQUIVALENT),
+            "--input", f"bench={shards}", "--out", str(out), "--num-cpus", str(cpus)]
+
+
+def bench_end_to_end(tmp: Path, shards: Path, samples: int, repeats: int, dj_python: Path,
+                     before: Path | None) -> None:
+    data = shards.parent
     tools = {
-        "vlforge": lambda out: [str(Path(sys.executable).parent / "vlforge"), "clean", "--recipe", str(EQUIVALENT),
-                                "--input", f"bench={shards}", "--out", str(out), "--num-cpus", "2"],
+        "vlforge": lambda out: vlforge_argv(shards, out, 2),
         "loop": lambda out: [sys.executable, __file__, "--run-loop", str(shards), str(out)],
     }
     if before:  # another copy of the package, first on the path of the command and of its Ray workers
@@ -305,11 +320,11 @@ def bench_end_to_end(tmp: Path, data: Path, samples: int, repeats: int, dj_pytho
                 detail = (f"; first unit committed at {fixed[name][-1][0]:.1f} s, exit {fixed[name][-1][1]:.1f} s "
                           f"after the last" + (f", Ray start {ray[1]} s, stop {ray[2]} s" if ray else ""))
             print(f"  round {r + 1} {name}: {samples / run.seconds:,.0f} samples/s ({run.seconds:.1f} s), "
-                  f"kept {len(kept[name])}, peak RSS {run.peak_rss / (1 << 30):.2f} GiB{detail}", flush=True)
+                  f"kept {len(kept[name])}, peak RSS {gib(run.peak_rss):.2f} GiB{detail}", flush=True)
             subprocess.run(["rm", "-rf", str(out)], check=True)  # our own output, gone before the next run
     rate = {name: samples / statistics.median(r.seconds for r in rs) for name, rs in runs.items()}
-    rss = {name: max(r.peak_rss for r in rs) / (1 << 30) for name, rs in runs.items()}
-    pss = {name: max(r.peak_pss for r in rs) / (1 << 30) for name, rs in runs.items()}
+    rss = {name: gib(max(r.peak_rss for r in rs)) for name, rs in runs.items()}
+    pss = {name: gib(max(r.peak_pss for r in rs)) for name, rs in runs.items()}
     print(f"\nend to end, {samples:,} img2dataset samples, 2 CPUs, median of {repeats} alternating runs:")
     print(f"  {'tool':<14} {'samples/s':>10} {'vs DJ':>6} {'vs loop':>8} {'kept':>6} {'RSS GiB':>8} {'PSS GiB':>8}")
     for name in runs:
@@ -335,6 +350,93 @@ def bench_end_to_end(tmp: Path, data: Path, samples: int, repeats: int, dj_pytho
     report("clean", "end_to_end_exit_after_last_unit_s", last["vlforge"], "s", last.get("vlforge-before"))
 
 
+# ---------------------------------------------------------------- 3. scale and 4. workers, vlforge alone
+
+
+@dataclass
+class CleanRun:
+    samples: int
+    run: Measured
+    first_unit_s: float  # command start to the first committed unit
+    exit_s: float  # last committed unit to exit
+    unit_rate: float | None  # input samples/s while units commit (measure.unit_rate)
+
+
+def clean_once(shards: Path, out: Path, cpus: int, cwd: Path) -> CleanRun:
+    """One measured `vlforge clean` of the bench recipe; its output is deleted once read."""
+    run = run_measured(vlforge_argv(shards, out, cpus), cwd=cwd)  # not the checkout: Ray puts the driver's
+    # working directory on its workers' path
+    first, last = fixed_cost(run, out)
+    measured = CleanRun(shard_rows(shards), run, first, last, unit_rate(out))
+    subprocess.run(["rm", "-rf", str(out)], check=True)  # vlforge's own output, gone before the next run
+    return measured
+
+
+def link_shards(shards: Path, folder: Path, samples: int) -> Path:
+    """`samples` / 1000 shards whose tar/parquet pairs are hard links to `shards`' pairs, taken in turn: no
+    extra disk, and repeated content costs what new content does under a recipe without dedup."""
+    sources = sorted(shards.glob("*.parquet"))
+    if samples % 1000 or any(pq.read_metadata(p).num_rows != 1000 for p in sources):
+        raise SystemExit(f"--scale {samples}: sizes are built from whole 1000-sample shards of --data")
+    folder.mkdir(parents=True)
+    for i in range(samples // 1000):
+        for ext in (".parquet", ".tar"):
+            try:
+                os.link(sources[i % len(sources)].with_suffix(ext), folder / f"{i:05d}{ext}")
+            except OSError as e:
+                raise SystemExit(f"cannot hard-link {shards} into {folder} ({e}): put TMPDIR on the same "
+                                 f"filesystem as --data") from e
+    return folder
+
+
+def bench_scale(tmp: Path, shards: Path, sizes: list[int]) -> None:
+    results: dict[int, CleanRun] = {}
+    try:
+        for size in sizes:
+            folder = link_shards(shards, tmp / "links" / str(size), size)
+            r = results[size] = clean_once(folder, tmp / f"out-{size}", 2, tmp)
+            print(f"  {size:,} samples: {size / r.run.seconds:,.0f} samples/s ({r.run.seconds:.1f} s), peak RSS "
+                  f"{gib(r.run.peak_rss):.2f} GiB, PSS {gib(r.run.peak_pss):.2f} GiB", flush=True)
+    finally:
+        subprocess.run(["rm", "-rf", str(tmp / "links")], check=True)
+    print(f"\nscale, vlforge clean on 2 CPUs, img2dataset shards hard-linked from {shards} (one run per size):")
+    print(f"  {'samples':>9} {'seconds':>8} {'samples/s':>10} {'unit s/s':>9} {'RSS GiB':>8} {'PSS GiB':>8} "
+          f"{'first unit s':>13} {'exit s':>7}")
+    for size, r in results.items():
+        unit = f"{r.unit_rate:,.0f}" if r.unit_rate else "-"
+        print(f"  {size:>9,} {r.run.seconds:>8.1f} {size / r.run.seconds:>10,.0f} {unit:>9} "
+              f"{gib(r.run.peak_rss):>8.2f} {gib(r.run.peak_pss):>8.2f} {r.first_unit_s:>13.1f} {r.exit_s:>7.1f}")
+    base = results[sizes[0]]
+    for size, r in results.items():
+        report("clean", f"scale_samples_per_s_{size}", size / r.run.seconds, "samples/s", sizes[0] / base.run.seconds)
+        if r.unit_rate and base.unit_rate:
+            report("clean", f"scale_unit_samples_per_s_{size}", r.unit_rate, "samples/s", base.unit_rate)
+        report("clean", f"scale_peak_rss_gib_{size}", gib(r.run.peak_rss), "GiB", gib(base.run.peak_rss))
+        report("clean", f"scale_peak_pss_gib_{size}", gib(r.run.peak_pss), "GiB", gib(base.run.peak_pss))
+        report("clean", f"scale_first_unit_s_{size}", r.first_unit_s, "s", base.first_unit_s)
+        report("clean", f"scale_exit_after_last_unit_s_{size}", r.exit_s, "s", base.exit_s)
+
+
+def bench_workers(tmp: Path, shards: Path, repeats: int) -> None:
+    runs: dict[int, list[CleanRun]] = {1: [], 2: []}
+    for r in range(repeats):
+        for cpus in (1, 2) if r % 2 == 0 else (2, 1):  # alternate who goes first
+            run = clean_once(shards, tmp / f"workers-{cpus}-{r}", cpus, tmp)
+            if run.unit_rate is None:
+                raise SystemExit("workers: fewer than three units in a run, no unit-phase rate; use more --samples")
+            runs[cpus].append(run)
+            print(f"  round {r + 1} --num-cpus {cpus}: unit phase {run.unit_rate:,.0f} samples/s, whole command "
+                  f"{run.samples / run.run.seconds:,.0f} samples/s ({run.run.seconds:.1f} s)", flush=True)
+    unit = {cpus: statistics.median(run.unit_rate for run in rs) for cpus, rs in runs.items()}
+    whole = {cpus: statistics.median(run.samples / run.run.seconds for run in rs) for cpus, rs in runs.items()}
+    print(f"\nworkers, vlforge clean on {shards}, median of {repeats} alternating runs:")
+    for cpus in runs:
+        print(f"  --num-cpus {cpus}: unit phase {unit[cpus]:,.0f} samples/s, whole command {whole[cpus]:,.0f} "
+              f"samples/s")
+    print(f"  2 vs 1: unit phase {unit[2] / unit[1]:.2f}x, whole command {whole[2] / whole[1]:.2f}x")
+    report("clean", "workers_scaling_2_vs_1", unit[2], "samples/s", unit[1])
+
+
 # ---------------------------------------------------------------- 2. one million metadata rows
 
 
@@ -355,44 +457,6 @@ def make_metadata(path: Path, rows: int) -> None:
         writer = writer or pq.ParquetWriter(path, table.schema)
         writer.write_table(table, row_group_size=50_000)
     writer.close()
-
-
-def _session_memory(sid: int) -> tuple[int, int]:
-    """(RSS, PSS) in bytes summed over the processes of a session."""
-    rss = pss = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3]) != sid:
-                continue
-            for line in (entry / "smaps_rollup").read_text().splitlines():
-                if line.startswith("Rss:"):
-                    rss += int(line.split()[1]) * 1024
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            continue
-    return rss, pss
-
-
-def run_measured(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Measured:
-    """Run a command in its own session, sampling the memory of all its processes every 0.2 s."""
-    t0, started = time.perf_counter(), time.time()
-    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=cwd)
-    peak_rss = peak_pss = 0
-    output: dict[str, str] = {}
-    reader = threading.Thread(target=lambda: output.update(zip(("out", "err"), proc.communicate(), strict=True)))
-    reader.start()
-    while reader.is_alive():
-        rss, pss = _session_memory(proc.pid)
-        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
-        reader.join(0.2)
-    seconds, ended = time.perf_counter() - t0, time.time()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv[:3]} failed:\n{output.get('err', '')[-3000:]}")
-    return Measured(seconds, peak_rss, peak_pss, started, ended, output.get("out", ""), output.get("err", ""))
 
 
 def baseline_metadata(path: str) -> None:
@@ -424,28 +488,34 @@ def bench_metadata(tmp: Path, rows: int) -> None:
     ours_s, rss, pss, err = ours.seconds, ours.peak_rss, ours.peak_pss, ours.stderr
     start, stop = (float(x) for x in re.search(r"ray start ([0-9.]+)s, stop ([0-9.]+)s", err).groups())
     work = ours_s - start - stop
-    gib = 1 << 30
     print(f"{rows:,} metadata rows: {rows / work:,.0f} rows/s on Ray (2 CPUs, without start/stop), plain loop "
-          f"{rows / base_s:,.0f} rows/s; peak memory driver+workers+Ray daemons RSS {rss / gib:.2f} GiB, "
-          f"PSS {pss / gib:.2f} GiB (plain loop RSS {base_rss / gib:.2f} GiB); Ray start {start:.1f} s, "
+          f"{rows / base_s:,.0f} rows/s; peak memory driver+workers+Ray daemons RSS {gib(rss):.2f} GiB, "
+          f"PSS {gib(pss):.2f} GiB (plain loop RSS {gib(base_rss):.2f} GiB); Ray start {start:.1f} s, "
           f"stop {stop:.1f} s")
     report("clean", "metadata_rows_per_s", rows / work, "rows/s", rows / base_s)
-    report("clean", "metadata_peak_rss_gib", rss / gib, "GiB", base_rss / gib)
-    report("clean", "metadata_peak_pss_gib", pss / gib, "GiB", base_pss / gib)
+    report("clean", "metadata_peak_rss_gib", gib(rss), "GiB", gib(base_rss))
+    report("clean", "metadata_peak_pss_gib", gib(pss), "GiB", gib(base_pss))
     report("clean", "metadata_ray_start_s", start, "s", None)
     report("clean", "metadata_ray_stop_s", stop, "s", None)
 
 
+PARTS = ("e2e", "scale", "workers", "metadata")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--samples", type=int, default=20000, help="img2dataset samples for the end-to-end run")
-    parser.add_argument("--repeats", type=int, default=5, help="alternating end-to-end runs per tool (median)")
+    parser.add_argument("--parts", default="e2e,metadata",
+                        help=f"comma-separated parts to run, of {','.join(PARTS)} (default e2e,metadata)")
+    parser.add_argument("--samples", type=int, default=20000, help="img2dataset samples in --data's shards")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating runs per tool or worker count (median)")
     parser.add_argument("--data", type=Path, help="keep the generated shards here and reuse them")
     parser.add_argument("--dj-python", type=Path, default=Path("/tmp/djvenv/bin/python"),
                         help="the Python of a venv with py-data-juicer==1.6.1 (skipped when absent)")
     parser.add_argument("--before", type=Path, help="a folder holding another vlforge package (e.g. an older "
                         "commit's vlforge/), measured as vlforge-before in the same run")
     parser.add_argument("--rows", type=int, default=1_000_000, help="metadata rows for the memory run (0: skip)")
+    parser.add_argument("--scale", default="20000,200000,1000000",
+                        help="sample counts of the scale part, smallest first (the baseline of the others)")
     parser.add_argument("--baseline-metadata", help=argparse.SUPPRESS)
     parser.add_argument("--run-loop", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -455,13 +525,24 @@ def main() -> None:
     if args.run_loop:
         run_loop(*args.run_loop)
         return
+    parts = args.parts.split(",")
+    if unknown := set(parts) - set(PARTS):
+        parser.error(f"--parts: unknown {sorted(unknown)}; choose from {','.join(PARTS)}")
+    sizes = sorted(int(n) for n in args.scale.split(","))
     with tempfile.TemporaryDirectory(prefix="vlforge-bench-clean-") as tmp:
-        (Path(tmp) / "e2e").mkdir()
-        bench_end_to_end(Path(tmp) / "e2e", args.data or Path(tmp) / "data", args.samples, args.repeats,
-                         args.dj_python, args.before)
-        if args.rows:
-            (Path(tmp) / "meta").mkdir()
-            bench_metadata(Path(tmp) / "meta", args.rows)
+        folder = {part: Path(tmp) / part for part in PARTS}
+        if {"e2e", "scale", "workers"} & set(parts):
+            shards = ensure_shards(args.data or Path(tmp) / "data", args.samples)
+        for part in parts:
+            folder[part].mkdir()
+        if "e2e" in parts:
+            bench_end_to_end(folder["e2e"], shards, args.samples, args.repeats, args.dj_python, args.before)
+        if "scale" in parts:
+            bench_scale(folder["scale"], shards, sizes)
+        if "workers" in parts:
+            bench_workers(folder["workers"], shards, args.repeats)
+        if "metadata" in parts and args.rows:
+            bench_metadata(folder["metadata"], args.rows)
 
 
 if __name__ == "__main__":
