@@ -7,6 +7,7 @@ from PIL import Image
 from test_clean_support import ImageServer, bomb_png, jpeg, only_loopback_connections, photo, sha256
 
 from vlforge.sources.download import DownloadOptions, PixelLimitResizer, download, reason_from_error
+from vlforge.sources.spill import Spill
 
 
 def _options(**kwargs) -> DownloadOptions:
@@ -17,10 +18,10 @@ def test_default_policy_refuses_loopback_and_the_server_gets_no_request(tmp_path
     with ImageServer() as server, only_loopback_connections():
         urls = [server.add(f"/{i}.jpg", jpeg(photo("astronaut"))) for i in range(3)]
         urls.append(f"http://localhost:{server.port}/0.jpg")
-        results = download(urls, DownloadOptions(thread_count=2, timeout=1.0), tmp_path)
+        results = download(urls, DownloadOptions(thread_count=2, timeout=1.0), Spill(tmp_path))
         assert server.requests == []
     assert [r.reason for r in results] == ["blocked_loopback"] * 4
-    assert all(r.path is None for r in results)
+    assert not any(r.stored for r in results)
 
 
 def test_every_url_ends_with_bytes_or_a_reason_in_input_order(tmp_path) -> None:
@@ -39,7 +40,7 @@ def test_every_url_ends_with_bytes_or_a_reason_in_input_order(tmp_path) -> None:
             "http://192.168.7.7/x.jpg",
         ]
         server.add("/coffee.jpg", coffee)
-        results = download(urls, _options(), tmp_path)
+        results = download(urls, _options(), Spill(tmp_path))
     reasons = [r.reason for r in results]
     assert reasons == [None, "http_404", "http_500", "timeout", None, "blocked_private", "too_many_redirects",
                        "robots_disallowed", "bad_url_scheme", "blocked_private"]
@@ -51,7 +52,7 @@ def test_every_url_ends_with_bytes_or_a_reason_in_input_order(tmp_path) -> None:
 def test_oversized_response_is_refused(tmp_path) -> None:
     with ImageServer() as server, only_loopback_connections():
         url = server.add("/huge.jpg", b"\xff" * 4096)
-        results = download([url], _options(allow_loopback=True, max_bytes=1024), tmp_path)
+        results = download([url], _options(allow_loopback=True, max_bytes=1024), Spill(tmp_path))
     assert results[0].reason == "too_large"
 
 
@@ -59,7 +60,7 @@ def test_reencoding_resizes_with_img2dataset(tmp_path) -> None:
     with ImageServer() as server, only_loopback_connections():
         url = server.add("/a.jpg", jpeg(photo("coffee")))
         results = download([url], _options(disable_all_reencoding=False, resize_mode="keep_ratio", image_size=100,
-                                           skip_reencode=False), tmp_path)
+                                           skip_reencode=False), Spill(tmp_path))
     result = results[0]
     assert result.reason is None
     assert (result.original_width, result.original_height) == (600, 400)
@@ -72,7 +73,8 @@ def test_decompression_bomb_is_refused_before_img2dataset_decodes_it(tmp_path) -
     assert len(bomb) < 2_000_000
     with ImageServer() as server, only_loopback_connections():
         url = server.add("/bomb.png", bomb)
-        results = download([url], _options(disable_all_reencoding=False, max_image_pixels=100_000_000), tmp_path)
+        results = download([url], _options(disable_all_reencoding=False, max_image_pixels=100_000_000),
+                           Spill(tmp_path))
     assert results[0].reason == "decode_error"
     assert results[0].error.startswith("decode refused: Image size (2500000000 pixels)")
 

@@ -20,6 +20,7 @@ from vlforge.pipelines.clean.plan import CleanJob
 from vlforge.pipelines.clean.recipe import load_recipe
 from vlforge.pipelines.clean.run import clean
 from vlforge.pipelines.clean.unit import write_unit
+from vlforge.sources.spill import Spill
 
 CAPTION = "A clear photograph of {} taken outdoors on a sunny day"
 TEXT_ONLY = [{"op": "caption"}, {"op": "language", "keep": ["en"]}]
@@ -88,23 +89,21 @@ class ChunkProbe(Filter):
 
 def test_after_download_steps_see_bounded_chunks_and_rows_stay_in_order(tmp_path: Path) -> None:
     images = [jpeg(photo("astronaut", 64 + 8 * i, 64)) for i in range(12)]
-    spill = tmp_path / "spill"
-    spill.mkdir()
-    paths = []
-    for i, data in enumerate(images):
-        paths.append(spill / f"{i}.image")
-        paths[-1].write_bytes(data)
+    spill = Spill(tmp_path)
+    where = [spill.put(data) for data in images]
     fetched_rows = [2 * i + 1 for i in range(12)]  # odd rows reached download; even rows were dropped earlier
     fetched = pa.table({"uid": [f"u{r}" for r in fetched_rows], "source": ["web"] * 12, "row": fetched_rows,
                         "file_index": [0] * 12, "caption": ["a caption"] * 12, "url": ["http://x.invalid/"] * 12,
-                        "image_path": [str(p) for p in paths]})
+                        "spill_offset": [o for o, _ in where], "spill_size": [n for _, n in where]})
     early = pa.table({"uid": [f"u{r}" for r in range(0, 26, 2)], "source": ["web"] * 13, "row": list(range(0, 26, 2)),
                       "reason": ["caption_short"] * 13, "stage": ["caption"] * 13})
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
     job = CleanJob(recipe=recipe, out_dir=str(tmp_path / "out"), files=())
     probe = ChunkProbe()
     limit = 3 * max(len(d) for d in images)
-    stats = write_unit(job, "clean-0000-0000000000", fetched, [early], [ImageFilter(), probe], chunk_bytes=limit)
+    with spill:
+        stats = write_unit(job, "clean-0000-0000000000", fetched, spill, [early], [ImageFilter(), probe],
+                           chunk_bytes=limit)
     assert stats["read"] == 25 and stats["kept"] == 12
     assert sum(probe.seen) == sum(len(d) for d in images) and len(probe.seen) >= 4
     assert max(probe.seen) <= limit

@@ -44,6 +44,7 @@ from vlforge.sources.dumps.img2dataset import read_shard_images
 from vlforge.sources.dumps.readers import list_inputs, plan_ranges, read_range
 from vlforge.sources.dumps.schemas import InputError
 from vlforge.sources.dumps.text import MAX_LINE_BYTES, bounded_lines
+from vlforge.sources.spill import Spill
 
 CLIP = {"model_name": "ViT-B-32", "checkpoint_path": None, "on_missing": "skip"}  # validated, never loaded
 
@@ -266,14 +267,16 @@ def test_verify_reports_the_oversized_member_without_reading_it(tmp_path: Path) 
 # ---------------------------------------------------------------- downloads: spilled to disk, not held
 
 
-def test_downloads_are_spilled_to_files_not_held(tmp_path: Path) -> None:
+def test_downloads_are_spilled_to_disk_not_held(tmp_path: Path) -> None:
     images = [jpeg(photo("astronaut", 64 + i, 64)) for i in range(5)]
     with ImageServer() as server, only_loopback_connections():
         urls = [server.add(f"/{i}.jpg", data) for i, data in enumerate(images)]
-        results = download(urls, DownloadOptions(thread_count=2, timeout=2, allow_loopback=True),
-                           tmp_path)
-    assert [r.path.parent for r in results] == [tmp_path] * 5
-    assert [r.path.read_bytes() for r in results] == images
+        spill = Spill(tmp_path)
+        results = download(urls, DownloadOptions(thread_count=2, timeout=2, allow_loopback=True), spill)
+    assert all(r.spill is spill for r in results)
+    assert sorted(r.size for r in results) == sorted(len(d) for d in images)
+    assert spill.on_disk == sum(len(d) for d in images)  # on disk, once each
+    assert [r.read() for r in results] == images
     assert all(not isinstance(value, bytes) for r in results for value in vars(r).values())
 
 

@@ -25,6 +25,7 @@ from vlforge.sources.netguard import (
     guarded_urlopen,
     refused_category,
 )
+from vlforge.sources.spill import Spill
 
 LOOPBACK_OK = AddressPolicy(allow_loopback=True)
 
@@ -98,9 +99,9 @@ def test_loopback_urls_are_refused_by_default_and_the_server_sees_nothing(tmp_pa
         image = jpeg(photo("astronaut", 64, 64))
         urls = [server.add("/a.jpg", image), server.add("/b.jpg", image).replace("127.0.0.1", "localhost"),
                 server.add("/c.jpg", image).replace("127.0.0.1", "[::ffff:127.0.0.1]")]
-        results = download(urls, DownloadOptions(thread_count=2, timeout=2), tmp_path)
+        results = download(urls, DownloadOptions(thread_count=2, timeout=2), Spill(tmp_path))
         assert [r.reason for r in results] == ["blocked_loopback"] * 3
-        assert all(r.path is None for r in results)
+        assert not any(r.stored for r in results)
         assert server.requests == []
 
 
@@ -126,7 +127,7 @@ def test_img2dataset_downloader_goes_through_the_guard_for_host_names(tmp_path) 
     with ImageServer() as server, only_loopback_connections():
         url = server.add("/a.jpg", jpeg(photo("astronaut", 64, 64))).replace("127.0.0.1", "localhost")
         assert check_url(url, AddressPolicy()) is None
-        [result] = download([url], DownloadOptions(thread_count=1, timeout=2), tmp_path)
+        [result] = download([url], DownloadOptions(thread_count=1, timeout=2), Spill(tmp_path))
         assert result.reason == "blocked_loopback" and "resolves to" in result.error
         assert server.requests == []
 
@@ -211,8 +212,8 @@ def test_download_reports_too_slow_as_the_rows_reason(trickle: TrickleServer, tm
         fast = server.add("/a.jpg", jpeg(photo("astronaut", 64, 64)))
         options = DownloadOptions(thread_count=2, timeout=3, allow_loopback=True, max_seconds=1.5)
         start = time.monotonic()
-        slow, ok = download([trickle.url(), fast], options, tmp_path)
-    assert slow.reason == "too_slow" and slow.path is None
+        slow, ok = download([trickle.url(), fast], options, Spill(tmp_path))
+    assert slow.reason == "too_slow" and not slow.stored
     assert ok.reason is None and ok.read() == jpeg(photo("astronaut", 64, 64))
     assert time.monotonic() - start < 4.0
 
@@ -221,7 +222,7 @@ def test_the_unit_deadline_stops_the_running_download_and_refuses_the_rest(trick
     options = DownloadOptions(thread_count=1, timeout=3, allow_loopback=True, max_seconds=None, max_unit_seconds=1.2)
     start = time.monotonic()
     with only_loopback_connections():
-        results = download([trickle.url("/1"), trickle.url("/2"), trickle.url("/3")], options, tmp_path)
+        results = download([trickle.url("/1"), trickle.url("/2"), trickle.url("/3")], options, Spill(tmp_path))
     assert [r.reason for r in results] == ["unit_deadline"] * 3
     assert trickle.connections == 1  # the two later downloads were refused without connecting
     assert time.monotonic() - start < 3.5
@@ -234,7 +235,7 @@ def test_watchdogs_end_with_their_downloads(tmp_path) -> None:
         image = jpeg(photo("astronaut", 64, 64))
         urls = [server.add(f"/{i}.jpg", image) for i in range(20)] + [server.url(f"/missing{i}") for i in range(20)]
         options = DownloadOptions(thread_count=4, timeout=2, allow_loopback=True, max_seconds=30)
-        results = download(urls, options, tmp_path)
+        results = download(urls, options, Spill(tmp_path))
     assert [r.reason for r in results] == [None] * 20 + ["http_404"] * 20
     deadline = time.monotonic() + 5
     while threading.active_count() > baseline and time.monotonic() < deadline:

@@ -2,8 +2,8 @@
 
 img2dataset's `Downloader` runs in this process (one shard = the unit's surviving rows, a thread pool
 of `thread_count`), so the guarded urllib opener installed here covers every request it makes,
-redirects included. Each row ends as a `Fetched`: the image spilled to its own file (a unit's bytes live
-on disk, never all in memory), or a short, stable reason (`http_404`, `timeout`, `too_slow`,
+redirects included. Each row ends as a `Fetched`: the image appended to the unit's `Spill` file (a unit's
+bytes live on disk, never all in memory), or a short, stable reason (`http_404`, `timeout`, `too_slow`,
 `blocked_loopback`, `too_large`, `decode_error`, ...) plus the raw error message.
 """
 
@@ -14,7 +14,6 @@ import os
 import re
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vlforge.shards.imageio import ImageRejected, open_image
 from vlforge.sources.netguard import REFUSED_MARK, AddressPolicy, check_url, guarded_urlopen
+from vlforge.sources.spill import Spill
 
 # img2dataset imports albumentations, which otherwise asks pypi.org for its latest version on import.
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
@@ -66,9 +66,11 @@ class DownloadOptions(BaseModel):
 
 @dataclass
 class Fetched:
-    """The outcome for one row: the file holding its image bytes, and sizes; or why there is none."""
+    """The outcome for one row: where its image bytes are spilled, and sizes; or why there is none."""
 
-    path: Path | None = None
+    spill: Spill | None = None
+    offset: int = 0
+    size: int | None = None  # of the spilled bytes; None: no image
     reason: str | None = None
     error: str | None = None
     sha256: str | None = None
@@ -77,28 +79,33 @@ class Fetched:
     original_width: int | None = None
     original_height: int | None = None
 
+    @property
+    def stored(self) -> bool:
+        return self.spill is not None and self.size is not None
+
+    def keep(self, spill: Spill, data: bytes) -> None:
+        """Spill this row's image bytes."""
+        self.spill = spill
+        self.offset, self.size = spill.put(data)
+
     def read(self) -> bytes | None:
-        return None if self.path is None else self.path.read_bytes()
-
-
-def spill_path(folder: Path, row: int) -> Path:
-    """Where the image of a unit's `row` is spilled."""
-    return folder / f"{row:010d}.image"
+        return self.spill.read(self.offset, self.size) if self.stored else None
 
 
 class SpillWriter:
-    """img2dataset's sample-writer interface: each image straight to its own file, metadata to `records`.
+    """img2dataset's sample-writer interface: each image straight to the unit's spill, metadata to `records`.
 
     img2dataset's own writers buffer a hundred images per parquet row group; this one holds none.
     """
 
     def __init__(self, shard_id: int, output_folder: str, save_caption: bool, oom_shard_count: int,
-                 schema: pa.Schema, encode_format: str, *, records: list[dict]) -> None:
-        self.folder, self.records = Path(output_folder), records
+                 schema: pa.Schema, encode_format: str, *, results: list[Fetched], spill: Spill,
+                 records: list[dict]) -> None:
+        self.results, self.spill, self.records = results, spill, records
 
     def write(self, img_str: bytes | None, key: str, caption: str | None, meta: dict) -> None:
         if img_str is not None:
-            spill_path(self.folder, meta[ROW_COLUMN]).write_bytes(img_str)
+            self.results[meta[ROW_COLUMN]].keep(self.spill, img_str)
         self.records.append(meta)
 
     def close(self) -> None:
@@ -147,7 +154,8 @@ class PixelLimitResizer:
         return self.resizer(img_stream, blurring_bbox_list)
 
 
-def _downloader(options: DownloadOptions, output_folder: str, count: int, records: list[dict]) -> object:
+def _downloader(options: DownloadOptions, spill: Spill, results: list[Fetched], count: int,
+                records: list[dict]) -> object:
     from img2dataset.downloader import Downloader
     from img2dataset.resizer import Resizer
 
@@ -159,10 +167,10 @@ def _downloader(options: DownloadOptions, output_folder: str, count: int, record
     if not options.disable_all_reencoding:  # img2dataset will decode: guard it against bombs
         resizer = PixelLimitResizer(resizer, options.max_image_pixels)
     return Downloader(
-        sample_writer_class=partial(SpillWriter, records=records),
+        sample_writer_class=partial(SpillWriter, results=results, spill=spill, records=records),
         resizer=resizer,
         thread_count=options.thread_count, save_caption=False, extract_exif=False,
-        output_folder=output_folder, column_list=[ROW_COLUMN, "url"], timeout=options.timeout,
+        output_folder=str(spill.folder), column_list=[ROW_COLUMN, "url"], timeout=options.timeout,
         number_sample_per_shard=max(count, 1), oom_shard_count=5, compute_hash="sha256",
         verify_hash_type=None, encode_format=options.encode_format, retries=options.retries,
         user_agent_token=options.user_agent_token,
@@ -174,8 +182,9 @@ def _int(value: object) -> int | None:
     return None if value is None else int(value)
 
 
-def download(urls: list[str], options: DownloadOptions, spill_dir: Path) -> list[Fetched]:
-    """One `Fetched` per URL, same order, images spilled under `spill_dir` (an empty folder the caller owns).
+def download(urls: list[str], options: DownloadOptions, spill: Spill) -> list[Fetched]:
+    """One `Fetched` per URL, same order, images appended to `spill` (whose folder is one the caller owns:
+    img2dataset's input list is written there too).
 
     Refused URLs never reach img2dataset or the network.
     """
@@ -189,25 +198,25 @@ def download(urls: list[str], options: DownloadOptions, spill_dir: Path) -> list
             results[i].reason, results[i].error = refused, f"{REFUSED_MARK}: {url!r} refused before connecting"
     if not todo:
         return results
-    shard = spill_dir / "input.feather"
+    shard = spill.folder / "input.feather"
     table = pa.table({ROW_COLUMN: pa.array(todo, pa.int64()), "url": pa.array([urls[i] for i in todo])})
     with pa.OSFile(str(shard), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     records: list[dict] = []
     with guarded_urlopen(options.policy):
-        ok, _ = _downloader(options, str(spill_dir), len(todo), records)((0, str(shard)))
+        ok, _ = _downloader(options, spill, results, len(todo), records)((0, str(shard)))
     if not ok:
         raise RuntimeError("img2dataset failed on this unit's downloads (see the worker log)")
     for rec in records:
         fetched = results[rec[ROW_COLUMN]]
         if rec["status"] == "success":
-            fetched.path, fetched.sha256 = spill_path(spill_dir, rec[ROW_COLUMN]), rec["sha256"]
+            fetched.sha256 = rec["sha256"]
             fetched.width, fetched.height = _int(rec["width"]), _int(rec["height"])
             fetched.original_width = _int(rec["original_width"])
             fetched.original_height = _int(rec["original_height"])
         else:
             fetched.reason, fetched.error = reason_from_error(rec["error_message"]), rec["error_message"]
     for i in todo:
-        if results[i].path is None and results[i].reason is None:
+        if not results[i].stored and results[i].reason is None:
             results[i].reason, results[i].error = "download_error", "img2dataset returned no record for this row"
     return results

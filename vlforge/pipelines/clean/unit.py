@@ -2,7 +2,7 @@
 
 A unit reads its rows, drops read errors and the duplicates the plan found, runs the recipe's
 `before_download` steps, fetches images (img2dataset behind the address guard, or the tar of an
-img2dataset shard) into a spill folder on disk, then runs the `after_download` steps and writes
+img2dataset shard) into the unit's spill file on disk, then runs the `after_download` steps and writes
 `KEY.<ext>`, `KEY.txt`, `KEY.json` chunk by chunk, so no more than CHUNK_BYTES of images are in memory,
 plus a manifest row for every one of its input rows. The shard writer commits it (tars first, manifest last).
 
@@ -16,7 +16,6 @@ import hashlib
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -33,10 +32,11 @@ from vlforge.shards.writer import ShardWriter
 from vlforge.sources.download import download
 from vlforge.sources.dumps.readers import read_range, reader_of
 from vlforge.sources.dumps.schemas import SCORE_COLUMNS, InputFile, RowRange
+from vlforge.sources.spill import Spill
 
 # Columns that never go into manifests: bytes and free text live in the tar (and filters name theirs).
 # An img2dataset shard's own key/status/error_message would shadow the manifest's columns of those names.
-NOT_IN_MANIFEST = frozenset({"image", "image_path", "caption", "read_error", "key", "status",
+NOT_IN_MANIFEST = frozenset({"image", "spill_offset", "spill_size", "caption", "read_error", "key", "status",
                              "error_message"}) | private_columns()
 # A sample's JSON `scores`: what the dump brought (and the model that scored it) and what filters measured.
 SCORE_FIELDS = (*SCORE_COLUMNS, "nsfw", "clip_model", *score_columns())
@@ -64,15 +64,15 @@ def _split(table: pa.Table, reasons: list[str | None], stage: str) -> tuple[pa.T
     return table.filter(pa.array(~drop)), dropped
 
 
-def fetch_images(job: CleanJob, f: InputFile, table: pa.Table, spill: Path) -> tuple[pa.Table, pa.Table]:
-    """Attach `image_path` (the bytes, spilled under `spill`); rows without an image come back dropped
-    (stage 'download')."""
+def fetch_images(job: CleanJob, f: InputFile, table: pa.Table, spill: Spill) -> tuple[pa.Table, pa.Table]:
+    """Attach `spill_offset`/`spill_size` (the image bytes, appended to `spill`); rows without an image come
+    back dropped (stage 'download')."""
     fetched = reader_of(f).fetch(f, table, spill)  # an img2dataset shard's tar, or None: download
     if fetched is None:
         fetched = download(table["url"].to_pylist(), job.recipe.download, spill)
-    reasons = [r.reason or (None if r.path is not None else "image_missing") for r in fetched]
-    table = table.append_column("image_path", pa.array([None if r.path is None else str(r.path) for r in fetched],
-                                                       pa.string()))
+    reasons = [r.reason or (None if r.stored else "image_missing") for r in fetched]
+    table = table.append_column("spill_offset", pa.array([r.offset for r in fetched], pa.int64()))
+    table = table.append_column("spill_size", pa.array([r.size for r in fetched], pa.int64()))
     table = table.append_column("error", pa.array([r.error[:MAX_ERROR_CHARS] if r.error else None
                                                    for r in fetched], pa.string()))
     return _split(table, reasons, "download")
@@ -81,8 +81,7 @@ def fetch_images(job: CleanJob, f: InputFile, table: pa.Table, spill: Path) -> t
 def _chunks(table: pa.Table, max_bytes: int) -> Iterator[pa.Table]:
     """Consecutive slices of at most CHUNK_ROWS rows and `max_bytes` of spilled images (at least one row)."""
     start, total = 0, 0
-    for i, path in enumerate(table["image_path"].to_pylist()):
-        size = Path(path).stat().st_size
+    for i, size in enumerate(table["spill_size"].to_pylist()):
         if i > start and (total + size > max_bytes or i - start == CHUNK_ROWS):
             yield table.slice(start, i - start)
             start, total = i, 0
@@ -91,9 +90,10 @@ def _chunks(table: pa.Table, max_bytes: int) -> Iterator[pa.Table]:
         yield table.slice(start)
 
 
-def _load_images(chunk: pa.Table) -> pa.Table:
+def _load_images(chunk: pa.Table, spill: Spill) -> pa.Table:
     """The chunk with its `image` bytes; `sha256` of those bytes, and `sha256_dump` where the dump claimed another."""
-    images = [Path(p).read_bytes() for p in chunk["image_path"].to_pylist()]
+    images = [spill.read(offset, size) for offset, size in zip(chunk["spill_offset"].to_pylist(),
+                                                                chunk["spill_size"].to_pylist(), strict=True)]
     hashes = [hashlib.sha256(data).hexdigest() for data in images]
     claimed = chunk["sha256"].to_pylist() if "sha256" in chunk.column_names else [None] * len(images)
     mismatch = [c if c and c.strip().lower() != h else None for c, h in zip(claimed, hashes, strict=True)]
@@ -121,10 +121,10 @@ def process_unit(unit: Unit) -> dict:
 
     table, out = run_filters(table, build_chain(job, f.source, "before_download"))
     dropped.append(out)
-    with tempfile.TemporaryDirectory(prefix="vlforge-spill-") as spill:
-        table, out = fetch_images(job, f, table, Path(spill))
+    with tempfile.TemporaryDirectory(prefix="vlforge-spill-") as folder, Spill(folder) as spill:
+        table, out = fetch_images(job, f, table, spill)
         dropped.append(out)
-        return write_unit(job, unit.id, table, dropped, build_chain(job, f.source, "after_download"))
+        return write_unit(job, unit.id, table, spill, dropped, build_chain(job, f.source, "after_download"))
 
 
 def _manifest_row(record: dict) -> dict:
@@ -144,8 +144,8 @@ def _records(table: pa.Table) -> list[dict]:
     return table.drop_columns([c for c in ("image",) if c in table.column_names]).to_pylist()
 
 
-def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, dropped: list[pa.Table], after: list[Filter],
-               chunk_bytes: int = CHUNK_BYTES) -> dict:
+def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, spill: Spill, dropped: list[pa.Table],
+               after: list[Filter], chunk_bytes: int = CHUNK_BYTES) -> dict:
     """The `after` steps over the fetched rows, one chunk at a time, and every row written in input row order:
     kept samples into the unit's shards, dropped ones as manifest rows. `sha256` is hashed from the stored bytes."""
     early = sorted((r for part in dropped for r in _records(part)), key=lambda r: r["row"])
@@ -168,7 +168,7 @@ def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, dropped: list[pa.T
                     reasons[record["reason"]] += 1
 
         for chunk in _chunks(fetched, chunk_bytes):
-            kept, out = run_filters(_load_images(chunk), after)
+            kept, out = run_filters(_load_images(chunk, spill), after)
             thumbs.offer(out)  # a few dropped images per reason, for `vlforge report`
             rows = [(r, True) for r in kept.to_pylist()] + [(r, False) for r in _records(out)]
             last = chunk["row"][-1].as_py()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -13,6 +12,7 @@ from vlforge.sources.dumps.schemas import ColumnOverrides, InputFile, RowRange
 
 if TYPE_CHECKING:
     from vlforge.sources.download import Fetched
+    from vlforge.sources.spill import Spill
 
 
 class Reader(ABC):
@@ -45,6 +45,6 @@ class Reader(ABC):
     def batches(self, f: InputFile, rng: RowRange | None, batch_size: int) -> Iterator[pa.Table]:
         """Canonical-column batches of the rows in `rng` (the whole file when None)."""
 
-    def fetch(self, f: InputFile, table: pa.Table, spill: Path) -> list[Fetched] | None:
-        """The images this input carries for `table`'s rows, spilled under `spill`; None: download them."""
+    def fetch(self, f: InputFile, table: pa.Table, spill: Spill) -> list[Fetched] | None:
+        """The images this input carries for `table`'s rows, appended to `spill`; None: download them."""
         return None

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import fsspec
 import pyarrow as pa
 
 from vlforge.shards.members import is_image, split_member
 from vlforge.shards.reader import MAX_MEMBER_BYTES, member_bytes
-from vlforge.sources.download import Fetched, reason_from_error, spill_path
+from vlforge.sources.download import Fetched, reason_from_error
 from vlforge.sources.dumps.parquet import ParquetReader
 from vlforge.sources.dumps.schemas import InputFile
+from vlforge.sources.spill import Spill
 
 
 class Img2datasetReader(ParquetReader):
@@ -34,7 +34,7 @@ class Img2datasetReader(ParquetReader):
         fs, local = fsspec.core.url_to_fs(tar)
         return tar if fs.exists(local) else None
 
-    def fetch(self, f: InputFile, table: pa.Table, spill: Path) -> list[Fetched]:
+    def fetch(self, f: InputFile, table: pa.Table, spill: Spill) -> list[Fetched]:
         """What img2dataset fetched for these rows: the image from its tar (spilled), or its recorded error."""
         keys = table["key"].to_pylist()
         statuses = table["status"].to_pylist()
@@ -47,8 +47,7 @@ class Img2datasetReader(ParquetReader):
             if data is None:
                 row.reason, row.error = "too_large", f"tar member of {key} over the size limit for one member"
             else:
-                row.path = spill_path(spill, position[key])
-                row.path.write_bytes(data)
+                row.keep(spill, data)
         return fetched
 
 
