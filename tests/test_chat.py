@@ -1,5 +1,6 @@
 """Stage-3 ChatML: the loss mask of Qwen-VL's finetune.py, and Qwen-VL / LLaVA records read alike."""
 
+import json
 import re
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from vlforge.formats.chat import chat_segments, to_conversation
 from vlforge.formats.errors import FieldError
 from vlforge.formats.export import to_qwenvl_conversation
+from vlforge.formats.sample import sample_from_wds
 from vlforge.formats.tasks import image_fields, join_text, render
 
 F, T = False, True
@@ -201,7 +203,8 @@ def test_tokens_and_labels_equal_finetune_py(record):
     images = len(image_fields("chat", record))
     segments = render("chat", record, [(640, 480)] * images)
     paths = ["/x/0.jpg", "/x/1.jpg"][:images]
-    exported = to_qwenvl_conversation({"task": "chat", "segments": segments}, paths, "id")
+    stored = json.dumps({"task": "chat", "segments": segments}).encode()
+    exported = to_qwenvl_conversation(sample_from_wds({"__key__": "id", "json": stored}), paths, "id")
     turns = [{**t, "value": re.sub(r"<img>[^<>]+</img>", "<img></img>", t["value"])}
              for t in exported["conversations"]]
     assert segment_ids_and_labels(segments) == finetune_py_preprocess(turns)

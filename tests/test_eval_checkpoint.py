@@ -98,7 +98,7 @@ def test_eval_errors(trained, tmp_path, capsys):
     (tmp_path / "done" / "scores.json").write_text("{}")
     cases = [
         (["--checkpoint", str(tmp_path), "--shards", str(shards)], "not a vlforge checkpoint directory"),
-        (["--checkpoint", str(ckpt), "--shards", f"{tmp_path}/*.tar"], "nothing matches"),
+        (["--checkpoint", str(ckpt), "--shards", f"{tmp_path}/*.tar"], "no shards (*.tar) match"),
         (["--checkpoint", str(ckpt), "--shards", str(shards), "--limit", "0"], "--limit must be at least 1"),
         (["--checkpoint", str(ckpt), "--shards", str(shards), "--out", str(tmp_path / "done")], "already holds"),
     ]

@@ -1,15 +1,24 @@
 """Rendered samples back to Qwen-VL fine-tuning records (for `vlforge export --format qwenvl-json`)."""
 
+import json
+
 import pytest
 
 from vlforge.formats.export import to_qwenvl_conversation
+from vlforge.formats.sample import sample_from_wds
 from vlforge.formats.tasks import render
 
 SIZE = [(640, 480)]
 
 
+def typed(task, segments):
+    """The typed Sample export reads, from KEY.json as a rendered shard stores it."""
+    record = {"task": task, "source": "test", "segments": segments}
+    return sample_from_wds({"__key__": "k", "__url__": "s.tar", "json": json.dumps(record).encode()})
+
+
 def sample(task, record, sizes=SIZE):
-    return {"task": task, "segments": render(task, record, sizes), "meta": {"source": "test"}}
+    return typed(task, render(task, record, sizes))
 
 
 def test_chat_round_trip_keeps_the_conversation():
@@ -87,7 +96,7 @@ def test_image_count_must_match():
 
 
 def test_unparsable_chat_sample_is_an_error():
-    broken = {"task": "chat", "segments": [{"text": "<|im_start|>user\nHi", "train": False}], "meta": {}}
+    broken = typed("chat", [{"text": "<|im_start|>user\nHi", "train": False}])
     with pytest.raises(ValueError, match="not a ChatML conversation"):
         to_qwenvl_conversation(broken, [], "s")
 

@@ -17,6 +17,7 @@ from torchvision import transforms
 from train_support import EXAMPLES, jpeg, qwen, render_here, write_cleaned
 
 from vlforge.formats.sample import sample_from_wds
+from vlforge.shards.listing import shard_urls
 from vlforge.shards.reader import iter_samples
 from vlforge.shards.writer import ShardWriter
 from vlforge.synthdog.config import load_config as synthdog_config
@@ -50,10 +51,8 @@ def dirs(tmp_path_factory):
 
 def reference(*patterns):
     """key -> (Encoded, image bytes), read sample by sample outside the loader."""
-    from vlforge.training.data import shard_urls
-
     out = {}
-    for url in itertools.chain.from_iterable(shard_urls(p) for p in patterns):
+    for url in shard_urls(list(patterns)):
         for raw in iter_samples(url):
             sample = sample_from_wds(raw)
             out[sample.key] = (encode_sample(sample, qwen(), N), sample.images)
@@ -196,6 +195,15 @@ def test_same_seed_same_batches_other_seed_other_order(dirs):
 
     assert first_keys(0) == first_keys(0)
     assert first_keys(0) != first_keys(1)
+
+
+def test_loader_reads_the_tars_listed_once_for_it(dirs, tmp_path):
+    """The trainer lists each source's tars once and hands the lists over; the loader does not list again."""
+    cfg = config({"c": str(tmp_path / "moved-*.tar")}, seq_len=64, micro_batch=1)
+    keys = {k for batch in build_loader(cfg, qwen(), urls=[shard_urls(dirs["cleaned"])]) for k, *_ in samples_of(batch)}
+    assert keys == {f"0000_{i:010d}" for i in range(len(CAPTIONS))}
+    with pytest.raises(ValueError, match="2 lists of tars for 1 sources"):
+        build_loader(cfg, qwen(), urls=[[], []])
 
 
 def test_resampled_stream_is_endless(dirs):

@@ -98,6 +98,8 @@ def test_generate_answers_from_the_image(overfit_run):
     answers = generate(model, tok, [[black], [white]], ["", ""], max_new_tokens=24)
     assert answers == [BLACK, WHITE]
     assert generate(model, tok, [[white]], [""], max_new_tokens=24) == [WHITE]
+    clear = Image.new("RGBA", (30, 30), (0, 0, 0, 0))  # as training reads it: composited on white, not black
+    assert generate(model, tok, [[clear]], [""], max_new_tokens=24) == [WHITE]
 
     from types import SimpleNamespace
 

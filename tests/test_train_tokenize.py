@@ -8,9 +8,9 @@ from transformers import AutoTokenizer
 
 from vlforge.cli import main
 from vlforge.formats.sample import sample_from_wds
+from vlforge.shards.listing import shard_urls
 from vlforge.shards.reader import iter_samples
 from vlforge.shards.writer import ShardWriter
-from vlforge.training.data import shard_urls
 
 N = 3
 

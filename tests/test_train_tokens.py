@@ -13,7 +13,8 @@ from train_support import EXAMPLES, qwen, render_here, smollm
 from transformers import PreTrainedTokenizerFast
 
 from vlforge.formats.export import to_qwenvl_conversation
-from vlforge.formats.sample import Sample, SampleError, Segment, sample_from_wds
+from vlforge.formats.sample import Sample, SampleError, sample_from_wds
+from vlforge.formats.segments import Segment
 from vlforge.shards.reader import iter_samples
 from vlforge.training.tokenizer import SPECIAL_TOKENS, end_token_id, load_tokenizer
 from vlforge.training.tokens import IGNORE_INDEX, encode_sample
@@ -162,9 +163,8 @@ def chat_samples(tmp_path_factory, rendered):
 def test_chat_tokens_and_labels_equal_finetune_py(tok, chat_samples):
     assert len(chat_samples) == 4
     for sample in chat_samples:
-        segments = [{"text": s.text, "train": s.train} for s in sample.segments]
         paths = [f"/data/{i}.jpg" for i in range(len(sample.images))]
-        turns = to_qwenvl_conversation({"task": "chat", "segments": segments}, paths, sample.key)["conversations"]
+        turns = to_qwenvl_conversation(sample, paths, sample.key)["conversations"]
         enc = encode_sample(sample, tok, N)
         ids, target = finetune_py_preprocess(turns, lambda text: qwenvl_tokenize(tok, text))
         assert enc.input_ids == ids

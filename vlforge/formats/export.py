@@ -1,4 +1,4 @@
-"""Rendered samples -> Qwen-VL fine-tuning records, so Qwen-VL's own finetune.py can read vlforge data.
+"""Samples (rendered, synthdog or cleaned) -> Qwen-VL fine-tuning records, so Qwen-VL's finetune.py reads vlforge data.
 
 Chat samples are parsed back into their turns. Any other task becomes a conversation by alternating turns:
 each unsupervised run of segments is a user turn, each supervised run an assistant turn (one leading space
@@ -11,17 +11,18 @@ text is then learnt as the answer to an empty prompt, which keeps the loss on al
 from itertools import groupby
 
 from vlforge.formats.chat import parse_chatml
-from vlforge.formats.segments import IMAGE_SLOT, join_text
+from vlforge.formats.sample import Sample
+from vlforge.formats.segments import IMAGE_SLOT, Segment
 
 # Qwen-VL's tokenizer stores an image path's UTF-8 bytes in the 256 positions between <img> and </img> and
 # raises on a longer one, so finetune.py could not read the record.
 MAX_IMAGE_PATH_BYTES = 256
 
 
-def _task_turns(segments: list[dict]) -> list[dict]:
+def _task_turns(segments: list[Segment]) -> list[dict]:
     turns = []
-    for train, run in groupby(segments, key=lambda s: s["train"]):
-        text = join_text(list(run))
+    for train, run in groupby(segments, key=lambda s: s.train):
+        text = "".join(s.text for s in run)
         if train and not turns:
             turns.append({"from": "user", "value": ""})
         if train:
@@ -53,13 +54,12 @@ def _fill_images(turns: list[dict], image_paths: list[str], labelled: bool) -> l
     return filled
 
 
-def to_qwenvl_conversation(sample_json: dict, image_paths: list[str], sample_id: str) -> dict:
-    """A rendered sample (its KEY.json: task, segments, meta) as a Qwen-VL fine-tuning record
-    {"id", "conversations": [{"from": "user"|"assistant", "value"}]}; image_paths are where its images
-    0, 1, ... were written, as finetune.py should open them."""
-    segments = sample_json["segments"]
-    if sample_json["task"] == "chat":
-        turns = _fill_images(parse_chatml(join_text(segments)), image_paths, labelled=True)
+def to_qwenvl_conversation(sample: Sample, image_paths: list[str], sample_id: str) -> dict:
+    """A sample as a Qwen-VL fine-tuning record {"id", "conversations": [{"from": "user"|"assistant", "value"}]};
+    image_paths are where its images 0, 1, ... were written, as finetune.py should open them. ValueError when
+    they do not fit the sample or Qwen-VL, or a chat sample is not ChatML."""
+    if sample.task == "chat":
+        turns = _fill_images(parse_chatml(sample.text()), image_paths, labelled=True)
     else:
-        turns = _fill_images(_task_turns(segments), image_paths, labelled=False)
+        turns = _fill_images(_task_turns(sample.segments), image_paths, labelled=False)
     return {"id": sample_id, "conversations": turns}

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from vlforge.formats.errors import FieldError
-from vlforge.formats.segments import IMAGE_SLOT
+from vlforge.formats.segments import IMAGE_SLOT, Segment
 from vlforge.formats.tasks import render
 
 CLEANED_TASK = "caption_stage1"
@@ -22,25 +22,32 @@ _SINGLE_IMAGE = ("jpg", "jpeg", "png", "webp")
 _IMAGE_TOKENS = ("<img>", "</img>", "<imgpad>")
 
 
-@dataclass(frozen=True)
-class Segment:
-    """A span of the sample's text; `train` says whether it is supervised."""
-
-    text: str
-    train: bool
-
-
 @dataclass
 class Sample:
     key: str
     task: str
     source: str
     segments: list[Segment]
-    images: list[bytes]  # encoded, in the order of the `<img></img>` slots
+    # (extension, encoded bytes), in the order of the `<img></img>` slots; export names its files by the extension
+    image_files: list[tuple[str, bytes]]
     meta: dict = field(default_factory=dict)
+    shard: str = ""  # the tar it was read from; "" for a sample built in memory
+
+    @property
+    def images(self) -> list[bytes]:
+        """The encoded images, in the order of the slots."""
+        return [data for _, data in self.image_files]
 
     def image_slots(self) -> int:
         return sum(s.text.count(IMAGE_SLOT) for s in self.segments)
+
+    def text(self) -> str:
+        """The sample's whole text."""
+        return "".join(s.text for s in self.segments)
+
+    def where(self) -> str:
+        """Shard and key, as errors about this sample name it."""
+        return _where(self.shard, self.key)
 
 
 class SampleError(ValueError):
@@ -61,11 +68,12 @@ def sample_images(sample: dict) -> list[tuple[str, bytes]]:
     return [(ext, sample[ext]) for ext in _SINGLE_IMAGE if ext in sample]
 
 
-def _where(wds: dict) -> str:
-    return f"{wds.get('__url__', '?')}: sample {wds.get('__key__', '?')}"
+def _where(shard: object, key: object) -> str:
+    return f"{shard or '?'}: sample {key or '?'}"
 
 
 def _segments(value: object, where: str) -> list[Segment]:
+    """Segments in the JSON form (KEY.json's, or a template's) -> `Segment`s, checked: the one conversion."""
     if not isinstance(value, list) or not value:
         raise SampleError("bad_segments", where, "`segments` must be a non-empty list")
     out = []
@@ -87,12 +95,12 @@ def _caption_segments(txt: bytes, key: str, where: str) -> list[Segment]:
         raise SampleError("bad_text", where, "caption (.txt) is not UTF-8") from exc
     except FieldError as exc:
         raise SampleError("bad_text", where, f"caption (.txt): {exc.message}") from exc
-    return [Segment(s["text"], s["train"]) for s in segments]
+    return _segments(segments, where)
 
 
 def sample_from_wds(wds: dict) -> Sample:
     """A webdataset sample dict (undecoded bytes) -> Sample; SampleError for anything unusable."""
-    where = _where(wds)
+    where = _where(wds.get("__url__"), wds.get("__key__"))
     key = wds.get("__key__")
     if not isinstance(key, str) or not key:
         raise SampleError("no_key", where, "not a sample (no __key__)")
@@ -116,5 +124,5 @@ def sample_from_wds(wds: dict) -> Sample:
     source = record.get("source")
     meta = record.get("meta")
     return Sample(key=key, task=task, source=source if isinstance(source, str) else "",
-                  segments=segments, images=[data for _, data in sample_images(wds)],
-                  meta=meta if isinstance(meta, dict) else {})
+                  segments=segments, image_files=sample_images(wds),
+                  meta=meta if isinstance(meta, dict) else {}, shard=str(wds.get("__url__", "")))

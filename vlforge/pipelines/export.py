@@ -1,4 +1,7 @@
-"""`vlforge export --format qwenvl-json`: rendered shards -> Qwen-VL fine-tuning JSON + image files.
+"""`vlforge export --format qwenvl-json`: vlforge shards -> Qwen-VL fine-tuning JSON + image files.
+
+Reads every shard the trainer reads (rendered tasks, synthdog, cleaned pairs) as the same typed `Sample`; a
+sample that cannot be exported stops the export with an error naming its shard and key.
 
 Streams: the JSON list is written record by record, images as they come, so memory stays flat.
 Images are numbered by record (`images/000000007.0.jpg`), not named after their shard: two inputs may hold
@@ -16,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from vlforge.formats.export import to_qwenvl_conversation
-from vlforge.formats.sample import sample_images
+from vlforge.formats.sample import SampleError, sample_from_wds
 from vlforge.shards.atomic import commit, commit_dir, parse_temp, temp_path
 from vlforge.shards.journal import Written
 from vlforge.shards.outdir import Claim, OutDirError, Plan, claim_out_dir
@@ -26,29 +29,28 @@ DATA, IMAGES = "data.json", "images"
 PLAN = Plan(key="export", pipeline="export", units=r"(?!)", extras=(DATA, IMAGES))  # no units: one commit
 
 
-def _record(sample: dict, number: int, write_dir: Path, final_dir: Path) -> dict:
-    where = f"{sample['__url__']}: sample {sample['__key__']}"
-    if "json" not in sample:
-        raise ValueError(f"{where}: no .json member; not a rendered task shard")
-    paths = []
-    for i, (ext, data) in enumerate(sample_images(sample)):
-        name = f"{number:09d}.{i}.{ext}"
-        (write_dir / name).write_bytes(data)
-        paths.append(str(final_dir / name))
+def _record(wds: dict, number: int, write_dir: Path, final_dir: Path) -> dict:
+    """The sample's record; its images are written to write_dir, named as final_dir will hold them."""
+    sample = sample_from_wds(wds)
+    names = [f"{number:09d}.{i}.{ext}" for i, (ext, _) in enumerate(sample.image_files)]
     try:
-        sample_json = json.loads(sample["json"])
-        sample_id = f"{Path(sample['__url__']).stem}_{sample['__key__']}"
-        return to_qwenvl_conversation(sample_json, paths, sample_id)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{where}: cannot export ({type(exc).__name__}: {exc})") from exc
+        record = to_qwenvl_conversation(sample, [str(final_dir / name) for name in names],
+                                        f"{Path(sample.shard).stem}_{sample.key}")
+    except ValueError as exc:
+        raise SampleError("export", sample.where(), f"cannot export ({exc})") from exc
+    for name, (_, data) in zip(names, sample.image_files, strict=True):
+        (write_dir / name).write_bytes(data)
+    return record
 
 
 def _write(shards: str | list[str], data: Path, write_dir: Path, final_dir: Path) -> int:
     count = 0
     with open(data, "w", encoding="utf-8") as out:
         out.write("[\n")
-        for sample in iter_samples(shards):
-            record = _record(sample, count, write_dir, final_dir)
+        for wds in iter_samples(shards):
+            if "__key__" not in wds:  # webdataset >= 0.2.87 ends each shard with an empty marker
+                continue
+            record = _record(wds, count, write_dir, final_dir)
             out.write((",\n" if count else "") + json.dumps(record, ensure_ascii=False))
             count += 1
         out.write("\n]\n")

@@ -1,10 +1,36 @@
-"""`vlforge shards ls`: samples, bytes and tasks per shard, from the manifests."""
+"""Listing shards: the tars that patterns name (`shard_urls`, for the trainer, `vlforge tokenize` and evaluation),
+and `vlforge shards ls` (samples, bytes and tasks per shard, from the manifests)."""
 
+import glob
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import fsspec
+from braceexpand import braceexpand
+
 from vlforge.shards.manifest import KEPT, read_manifests
+from vlforge.shards.reader import expand_shards
+
+
+def shard_urls(patterns: str | Sequence[str]) -> list[str]:
+    """The tars of each pattern, in order: a directory, a glob ('DIR/*.tar', local or fsspec), a brace pattern,
+    a path or URL. FileNotFoundError names a pattern that names no tar: a typo never just shrinks the data."""
+    urls: list[str] = []
+    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+        found: list[str] = []
+        for item in braceexpand(pattern):
+            if glob.has_magic(item):
+                fs, path = fsspec.core.url_to_fs(item)
+                tars = sorted(p for p in fs.glob(path) if p.endswith(".tar"))
+                found += [fs.unstrip_protocol(p) if "://" in item else p for p in tars]
+            else:
+                found += expand_shards(item)
+        if not found:
+            raise FileNotFoundError(f"no shards (*.tar) match {pattern!r}")
+        urls += found
+    return urls
 
 
 @dataclass

@@ -20,7 +20,6 @@ end-of-shard dict between shards: it is not a sample and is passed over.
 
 from __future__ import annotations
 
-import glob
 import logging
 import random
 from collections import Counter
@@ -28,16 +27,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
-import fsspec
 import numpy as np
 import torch
-from braceexpand import braceexpand
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vlforge.formats.sample import Sample, SampleError, sample_from_wds
 from vlforge.shards.imageio import open_image, to_rgb
-from vlforge.shards.reader import expand_shards, iter_tar
+from vlforge.shards.listing import shard_urls
+from vlforge.shards.reader import iter_tar
 from vlforge.training.tokenizer import pad_token_id
 from vlforge.training.tokens import IGNORE_INDEX, Encoded, encode_sample
 
@@ -154,22 +152,6 @@ def cu_seqlens(seq_ids: torch.Tensor) -> torch.Tensor:
     starts[:: seq_ids.shape[1]] = True
     edges = torch.cat([starts.nonzero().flatten(), torch.tensor([flat.numel()], device=flat.device)])
     return edges.to(torch.int32)
-
-
-def shard_urls(pattern: str | list[str]) -> list[str]:
-    """The tars of a pattern: directories, globs, brace patterns, fsspec URLs; FileNotFoundError when none."""
-    urls: list[str] = []
-    for spec in [pattern] if isinstance(pattern, str) else pattern:
-        for item in braceexpand(spec):
-            if glob.has_magic(item):
-                fs, path = fsspec.core.url_to_fs(item)
-                found = sorted(p for p in fs.glob(path) if p.endswith(".tar"))
-                urls += [fs.unstrip_protocol(p) if "://" in item else p for p in found]
-            else:
-                urls += expand_shards(item)
-    if not urls:
-        raise FileNotFoundError(f"no shards (*.tar) match {pattern!r}")
-    return urls
 
 
 @dataclass
@@ -374,9 +356,9 @@ class _Collate:
         return Batch(input_ids, labels, position_ids, seq_ids, stacked, tasks, keys)
 
 
-def _consumer_batches(cfg: DataConfig, tok: PreTrainedTokenizerBase, me: _Consumer, skip: int,
-                      stats: DataStats) -> Iterator[Batch]:
-    streams = [_source_stream(shard_urls(s.pattern), i, cfg, me, stats) for i, s in enumerate(cfg.shards)]
+def _consumer_batches(cfg: DataConfig, urls: list[list[str]], tok: PreTrainedTokenizerBase, me: _Consumer,
+                      skip: int, stats: DataStats) -> Iterator[Batch]:
+    streams = [_source_stream(tars, i, cfg, me, stats) for i, tars in enumerate(urls)]
     samples = _mixed(streams, [s.weight for s in cfg.shards], me.rng("mix"))
     items = _fitting(_shuffled(samples, cfg.shuffle_buffer, me.rng("shuffle")), tok, cfg, stats)
     collate = _Collate(tok, cfg)
@@ -393,8 +375,9 @@ def _worker_skip(skip: int, workers: int, role: int) -> int:
 
 
 class _WorkerDataset(torch.utils.data.IterableDataset):
-    def __init__(self, cfg: DataConfig, tok: PreTrainedTokenizerBase, rank: int, world_size: int, skip: int) -> None:
-        self.cfg, self.tok, self.rank, self.world_size, self.skip = cfg, tok, rank, world_size, skip
+    def __init__(self, cfg: DataConfig, urls: list[list[str]], tok: PreTrainedTokenizerBase, rank: int,
+                 world_size: int, skip: int) -> None:
+        self.cfg, self.urls, self.tok, self.rank, self.world_size, self.skip = cfg, urls, tok, rank, world_size, skip
 
     def __iter__(self) -> Iterator[tuple[Batch, int, DataStats]]:
         info = torch.utils.data.get_worker_info()
@@ -403,7 +386,8 @@ class _WorkerDataset(torch.utils.data.IterableDataset):
         role = (info.id + self.skip) % workers
         me = _Consumer(self.rank * workers + role, self.world_size * workers, self.cfg.seed)
         stats = DataStats()
-        for batch in _consumer_batches(self.cfg, self.tok, me, _worker_skip(self.skip, workers, role), stats):
+        for batch in _consumer_batches(self.cfg, self.urls, self.tok, me, _worker_skip(self.skip, workers, role),
+                                       stats):
             yield batch, info.id, stats
 
 
@@ -411,22 +395,29 @@ def _keep(item: object) -> object:
     return item
 
 
+def source_urls(cfg: DataConfig) -> list[list[str]]:
+    """The tars of each source of `cfg.shards`, listed once per run: the trainer lists them before loading the
+    model, so a pattern that matches nothing fails first; every consumer reads these lists."""
+    if not cfg.shards:
+        raise ValueError("data.shards: no shards given")
+    return [shard_urls(source.pattern) for source in cfg.shards]
+
+
 class Loader:
     """The batches of one rank, endless (or to the end of `epochs`); `stats` sums every consumer of this rank."""
 
-    def __init__(self, cfg: DataConfig, tok: PreTrainedTokenizerBase, rank: int, world_size: int,
-                 skip_batches: int) -> None:
-        if not cfg.shards:
-            raise ValueError("data.shards: no shards given")
-        for source in cfg.shards:
-            shard_urls(source.pattern)  # fail now, not in a worker, when a pattern matches nothing
+    def __init__(self, cfg: DataConfig, urls: list[list[str]], tok: PreTrainedTokenizerBase, rank: int,
+                 world_size: int, skip_batches: int) -> None:
+        if len(urls) != len(cfg.shards):
+            raise ValueError(f"{len(urls)} lists of tars for {len(cfg.shards)} sources in data.shards")
         self.stats = DataStats()
         if cfg.num_workers == 0:
-            self._iter = _consumer_batches(cfg, tok, _Consumer(rank, world_size, cfg.seed), skip_batches, self.stats)
+            self._iter = _consumer_batches(cfg, urls, tok, _Consumer(rank, world_size, cfg.seed), skip_batches,
+                                           self.stats)
         else:
             self._per_worker: dict[int, DataStats] = {}
             loader = torch.utils.data.DataLoader(
-                _WorkerDataset(cfg, tok, rank, world_size, skip_batches), batch_size=None, collate_fn=_keep,
+                _WorkerDataset(cfg, urls, tok, rank, world_size, skip_batches), batch_size=None, collate_fn=_keep,
                 num_workers=cfg.num_workers, persistent_workers=False)
             self._iter = self._from_workers(loader)
 
@@ -444,6 +435,7 @@ class Loader:
 
 
 def build_loader(cfg: DataConfig, tok: PreTrainedTokenizerBase, *, rank: int = 0, world_size: int = 1,
-                 skip_batches: int = 0) -> Loader:
-    """This rank's batches; see the module docstring for order, splitting, resuming and what is counted."""
-    return Loader(cfg, tok, rank, world_size, skip_batches)
+                 skip_batches: int = 0, urls: list[list[str]] | None = None) -> Loader:
+    """This rank's batches; see the module docstring for order, splitting, resuming and what is counted.
+    `urls`: the tars of each source as `source_urls` listed them; listed here when not given."""
+    return Loader(cfg, source_urls(cfg) if urls is None else urls, tok, rank, world_size, skip_batches)

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from vlforge.formats.sample import Sample, Segment
-from vlforge.formats.segments import IMAGE_SLOT
+from vlforge.formats.sample import Sample
+from vlforge.formats.segments import IMAGE_SLOT, Segment
 from vlforge.training.checkpoint import load_model_weights, read_state
 from vlforge.training.config import TrainConfig
 from vlforge.training.model import VLModel
@@ -55,9 +55,8 @@ def load_for_generation(ckpt: Path, device: str | None = None) -> tuple[VLModel,
 def prompt_ids(tok: Any, prompt: str, n_images: int, image_tokens: int) -> list[int]:
     """A training-style prompt: `<img></img>` per image, then the text, unsupervised and with no end token
     (encode_sample appends none for the chat task)."""
-    sample = Sample(key="prompt", task=CHAT_TASK, source="generate", segments=[Segment(IMAGE_SLOT * n_images +
-                                                                                        prompt, False)],
-                    images=[b""] * n_images)
+    sample = Sample(key="prompt", task=CHAT_TASK, source="generate",
+                    segments=[Segment(IMAGE_SLOT * n_images + prompt, False)], image_files=[("", b"")] * n_images)
     return encode_sample(sample, tok, image_tokens).input_ids
 
 
@@ -77,7 +76,7 @@ def generate(model: VLModel, tok: Any, images: list[list[Image.Image]], prompts:
     input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
     transform = image_transform(model.image_size)
-    pixels = [transform(im.convert("RGB")) for ims in images for im in ims]
+    pixels = [transform(im) for ims in images for im in ims]  # transform makes RGB as training does (to_rgb)
     batch = SimpleNamespace(input_ids=input_ids, seq_ids=mask - 1, keys=[[f"prompt {i}"] for i in range(len(rows))],
                             images=torch.stack(pixels).to(device) if pixels else torch.zeros(0, 3, 1, 1))
     stops = [end_token_id(tok), model.ids["<|im_end|>"]]

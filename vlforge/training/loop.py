@@ -186,15 +186,16 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def evaluate(model: nn.Module, cfg: TrainConfig, tok, d: Dist) -> dict[str, float]:
-    """Mean next-token loss per task over `run.eval_batches` batches of the held-out shards."""
+def evaluate(model: nn.Module, cfg: TrainConfig, tok, d: Dist, urls: list[list[str]]) -> dict[str, float]:
+    """Mean next-token loss per task over `run.eval_batches` batches of the held-out shards (`urls`: the tars of
+    each of `data.eval_shards`)."""
     from vlforge.training.data import build_loader
 
     eval_cfg = type(cfg.data).model_validate({**cfg.data.model_dump(), "shards": cfg.data.eval_shards, "epochs": 1})
     sums: dict[str, list[float]] = {}
     model.eval()
     with torch.no_grad():
-        for i, batch in enumerate(build_loader(eval_cfg, tok, rank=d.rank, world_size=d.world)):
+        for i, batch in enumerate(build_loader(eval_cfg, tok, rank=d.rank, world_size=d.world, urls=urls)):
             if i >= cfg.run.eval_batches:
                 break
             batch = batch.to(d.device)
@@ -224,11 +225,13 @@ def train(cfg: TrainConfig, run_dir: Path, *, init: Path | None = None, resume: 
           until: int | None = None, log=print) -> list[dict]:
     """Train to `cfg.run.steps` optimizer steps into RUN_DIR (or stop after step `until`, checkpointed, for a
     time-sliced job to --resume); returns the metric rows."""
-    from vlforge.training.data import build_loader, shard_urls
+    from vlforge.shards.listing import shard_urls
+    from vlforge.training.data import build_loader, source_urls
     from vlforge.training.tokenizer import load_tokenizer
 
-    for source in [*cfg.data.shards, *({"pattern": p} for p in cfg.data.eval_shards)]:
-        shard_urls(source["pattern"] if isinstance(source, dict) else source.pattern)  # before any model loads
+    # the tars, listed once and before any model loads: a pattern that matches nothing fails first
+    urls = source_urls(cfg.data)
+    eval_urls = [shard_urls(pattern) for pattern in cfg.data.eval_shards]
     d = init_distributed()
     accum, rest = divmod(cfg.run.global_batch, cfg.data.micro_batch * d.world)
     if rest or not accum:
@@ -250,7 +253,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, init: Path | None = None, resume: 
     if resume:
         start = checkpoint.resume(ckpt, model, optimizer, world_size=d.world, rank=d.rank)["step"]
     forward = torch.compile(wrapped) if cfg.model.compile else wrapped
-    loader = build_loader(cfg.data, tok, rank=d.rank, world_size=d.world, skip_batches=start * accum)
+    loader = build_loader(cfg.data, tok, rank=d.rank, world_size=d.world, skip_batches=start * accum, urls=urls)
     metrics = Metrics(run_dir, d, start)
     params = [p for p in model.parameters() if p.requires_grad]
     config = cfg.model_dump(mode="json")
@@ -299,7 +302,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, init: Path | None = None, resume: 
                 f"  {row['tokens_per_s']:.0f} tok/s  padding {row['padding']:.0%}"
                 + (f"  mfu {row['mfu']:.1%}" if "mfu" in row else ""))
         if cfg.run.eval_every and cfg.data.eval_shards and (step + 1) % cfg.run.eval_every == 0:
-            losses = evaluate(forward, cfg, tok, d)
+            losses = evaluate(forward, cfg, tok, d, eval_urls)
             metrics.write({"step": step + 1, "eval": losses})
             if d.main:
                 log("eval  " + "  ".join(f"{task} {loss:.4f}" for task, loss in losses.items()))

@@ -28,7 +28,8 @@ def tokenizer_dir(out: Path) -> Path:
 
 def run_tokenize(args: argparse.Namespace) -> int:
     from vlforge.shards.atomic import commit, temp_path
-    from vlforge.training.data import DataStats, encoded_samples, shard_urls, tar_samples
+    from vlforge.shards.listing import shard_urls
+    from vlforge.training.data import DataStats, encoded_samples, tar_samples
     from vlforge.training.tokenizer import load_tokenizer
 
     if args.image_tokens < 1:
@@ -39,7 +40,7 @@ def run_tokenize(args: argparse.Namespace) -> int:
     for path in (args.out, saved):
         if path.exists():
             raise ValueError(f"{path} exists; remove it or choose another --out")
-    urls = [url for pattern in args.shards for url in shard_urls(pattern)]
+    urls = shard_urls(args.shards)
     tok = load_tokenizer(args.tokenizer)
     stats = DataStats()
     samples = (sample for url in urls for sample in tar_samples(url, stats))
