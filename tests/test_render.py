@@ -222,10 +222,10 @@ def test_export_keeps_samples_of_same_named_shards_apart(tmp_path):
         assert path.read_bytes() == (EXAMPLES / f"images/{image}.jpg").read_bytes()
 
 
-def test_export_rejects_shards_that_are_not_rendered_tasks(tmp_path):
+def test_export_rejects_a_caption_without_its_image(tmp_path):
     with ShardWriter(tmp_path / "clean", "u") as w:
         w.write("s0", {"txt": "a caption"}, {"uid": "0", "source": "t"})
-    with pytest.raises(ValueError, match=r"u-000000.tar: sample s0: no .json member; not a rendered task"):
+    with pytest.raises(ValueError, match=r"u-000000.tar: sample s0: cannot export \(sample has 1 image slots but 0"):
         export_qwenvl_json(str(tmp_path / "clean"), tmp_path / "qwen")
     assert sorted(p.name for p in (tmp_path / "qwen").iterdir()) == ["__vlforge"]  # no data.json, images or temp file
 
