@@ -17,7 +17,7 @@ from demo_train import train_and_generate
 
 from vlforge.cli import main as cli
 from vlforge.pipelines.clean.recipe import load_recipe
-from vlforge.pipelines.runner import ray_session
+from vlforge.pipelines.executor import ray_session
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "tasks"

@@ -1,12 +1,12 @@
-"""The executor's typed results: UnitStats from a unit task's mapping, and the one end-of-run summary."""
+"""The executor: typed units and results, the one end-of-run summary, and the driver working while Ray starts."""
 
-from vlforge.pipelines.runner import RunReport, UnitStats
+import os
+from pathlib import Path
 
+import pytest
 
-def test_unit_stats_keeps_known_fields_and_puts_the_rest_in_extra() -> None:
-    stats = UnitStats.of({"read": 5, "kept": 3, "dropped": 2, "reasons": {"too_small": 2}, "lang": "en"}, "u-1")
-    assert stats == UnitStats(unit="u-1", read=5, kept=3, dropped=2, reasons={"too_small": 2}, extra={"lang": "en"})
-    assert UnitStats.of(stats, "other") is stats
+from vlforge.pipelines.executor import RunReport, Unit, UnitStats, ray_session, run_tasks, run_units
+from vlforge.shards.outdir import Plan, claim_out_dir
 
 
 def test_summary_totals_units_and_orders_reasons_by_count() -> None:
@@ -22,3 +22,33 @@ def test_summary_totals_units_and_orders_reasons_by_count() -> None:
 
 def test_summary_of_a_run_with_nothing_to_do() -> None:
     assert RunReport(skipped=["a"]).summary("OUT").splitlines()[1] == "read 0, kept 0, dropped 0  ->  OUT"
+
+
+@pytest.mark.slow
+def test_the_driver_plans_while_ray_starts_then_tasks_and_typed_units_run_on_ray(tmp_path: Path) -> None:
+    def pid_of(n: int) -> tuple[int, int]:  # defined here: Ray ships it by value, tests/ is no package
+        return n, os.getpid()
+
+    def count_lines(unit: Unit[Path]) -> UnitStats:
+        return UnitStats(unit.id, read=len(unit.payload.read_text().splitlines()))
+
+    def returns_a_dict(unit: Unit[Path]) -> dict:
+        return {"read": 1}
+
+    plan = Plan(key="t", pipeline="t", units=r"u-\d")
+    with claim_out_dir(tmp_path / "out", plan), ray_session(num_cpus=2) as session:
+        assert session is not None and session.starting  # ray.init takes seconds; this line takes microseconds
+        first: list[tuple[int, int]] = []
+        run_tasks(pid_of, [(0,)], first.append)
+        assert first == [(0, os.getpid())]  # ran in the driver while Ray was starting
+        session.wait()
+        later: list[tuple[int, int]] = []
+        run_tasks(pid_of, [(1,), (2,)], later.append)
+        assert sorted(n for n, _ in later) == [1, 2] and all(pid != os.getpid() for _, pid in later)
+    assert session.start_s > 0 and session.stop_s > 0
+    (tmp_path / "a.txt").write_text("1\n2\n3\n")
+    units = [Unit("u-1", tmp_path / "a.txt")]
+    report = run_units(units, count_lines, tmp_path / "units", desc="t")
+    assert report.stats == [UnitStats("u-1", read=3)]
+    with pytest.raises(Exception, match="u-2: the unit function returned a dict, not UnitStats"):
+        run_units([Unit("u-2", tmp_path / "a.txt")], returns_a_dict, tmp_path / "units2", desc="t")

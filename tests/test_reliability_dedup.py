@@ -104,7 +104,7 @@ def test_after_download_steps_see_bounded_chunks_and_rows_stay_in_order(tmp_path
     with spill:
         stats = write_unit(job, "clean-0000-0000000000", fetched, spill, [early], [ImageFilter(), probe],
                            chunk_bytes=limit)
-    assert stats["read"] == 25 and stats["kept"] == 12
+    assert stats.read == 25 and stats.kept == 12
     assert sum(probe.seen) == sum(len(d) for d in images) and len(probe.seen) >= 4
     assert max(probe.seen) <= limit
     rows = manifest_rows(tmp_path / "out")

@@ -9,8 +9,8 @@ import pytest
 from conftest import EXAMPLES
 from PIL import Image
 
+from vlforge.pipelines.executor import UnitFailure
 from vlforge.pipelines.render import RenderOptions, run_render
-from vlforge.pipelines.runner import UnitFailure
 from vlforge.shards.manifest import read_manifests
 from vlforge.shards.reader import iter_samples
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from vlforge.pipelines.executor import MAX_ATTEMPTS, UNIT_FAILED, UnitFailure, run_units
 from vlforge.pipelines.render import RenderOptions, give_up_unit, process_unit, render_plan, run_render, split_units
-from vlforge.pipelines.runner import MAX_ATTEMPTS, UNIT_FAILED, UnitFailure, run_units
 from vlforge.pipelines.synthdog import add_synthdog_parser
 from vlforge.shards.manifest import MANIFEST_DIR, read_manifests
 from vlforge.shards.outdir import OutDirError

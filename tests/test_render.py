@@ -8,9 +8,9 @@ from PIL import Image
 
 from vlforge.cli import main
 from vlforge.formats.tasks import TASKS
+from vlforge.pipelines.executor import UnitFailure
 from vlforge.pipelines.export import export_qwenvl_json
 from vlforge.pipelines.render import RenderOptions, load_render_recipe, run_render
-from vlforge.pipelines.runner import UnitFailure
 from vlforge.shards.manifest import MANIFEST_DIR, read_manifests
 from vlforge.shards.reader import iter_samples
 from vlforge.shards.verify import verify_dir

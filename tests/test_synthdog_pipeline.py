@@ -95,7 +95,7 @@ def test_samples_without_text_are_dropped_rows(tmp_path):
     """A layout with no room for text: every sample becomes a dropped manifest row, none is lost."""
     empty = load_config({"document": {"content": {"layout": {"min_text_px": 4000}}}})
     [stats] = generate_here(tmp_path / "empty", ["en"], 3, 3, 0, empty)
-    assert stats == {**stats, "read": 3, "kept": 0, "dropped": 3}
+    assert (stats.read, stats.kept, stats.dropped, stats.reasons) == (3, 0, 3, {"no_text": 3})
     manifest = read_manifests(tmp_path / "empty")
     assert manifest.num_rows == 3
     assert pc.all(pc.equal(manifest["status"], "dropped")).as_py()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from fontTools.ttLib import TTCollection, TTFont
 
+from vlforge.pipelines.executor import UnitStats
 from vlforge.pipelines.synthdog import make_units, process_unit
 from vlforge.synthdog.config import SynthConfig, config_dict, load_config
 from vlforge.synthdog.resources import Resources, load_resources, prepare_resources
@@ -35,11 +36,11 @@ def resources(config: SynthConfig, langs: tuple[str, ...] = ("en", "zh"),
 
 
 def generate_here(out: Path, langs: list[str], count: int, unit_size: int, seed: int,
-                  config: SynthConfig) -> list[dict]:
+                  config: SynthConfig) -> list[UnitStats]:
     """A run's units made one after the other in this process (one worker, no Ray); their stats."""
     spec, _ = prepare_resources(langs, config)
-    payload = {"out": str(out), "seed": seed, "config": config_dict(config), "resources": spec}
-    return [process_unit(unit) for unit in make_units(langs, count, unit_size, payload)]
+    return [process_unit(unit) for unit in make_units(langs, count, unit_size, str(out), seed, config_dict(config),
+                                                      spec)]
 
 
 @lru_cache(maxsize=64)

@@ -10,7 +10,6 @@ other formats) is decoded in full, rotated upright, composited on white, and re-
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 from typing import Annotated
@@ -38,8 +37,8 @@ class ImageFilter(Filter):
 
     Replaces `image` with the (possibly re-encoded) bytes and `width`/`height` with the real upright
     size (the sizes the dump claimed move to `meta_width`/`meta_height`); adds `image_ext` (file
-    extension for the shard), `image_reencoded`, and `sha256` of the downloaded bytes (computed, never a
-    value the dump claims).
+    extension for the shard) and `image_reencoded`. Hashing is the clean unit's: it hashes the bytes as
+    they arrive, and once more only those this filter re-encoded.
     Reasons: image_missing, image_empty, image_html, image_unidentified, image_pixels>N, image_truncated,
     image_corrupt.
     """
@@ -118,6 +117,4 @@ class ImageFilter(Filter):
         out = set_column(out, "height", pa.array(heights, pa.int64()))
         out = set_column(out, "image_reencoded", pa.array(
             [img is not None and img is not data for img, data in zip(images, raw, strict=True)], pa.bool_()))
-        out = set_column(out, "sha256", pa.array(
-            [None if data is None else hashlib.sha256(data).hexdigest() for data in raw], pa.string()))
         return FilterResult.from_reasons(out, reasons)

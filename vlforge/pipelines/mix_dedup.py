@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vlforge.pipelines.mix_images import ImageDrop, TarReader, hashes, read_bytes
-from vlforge.pipelines.mix_plan import unit_entries
+from vlforge.pipelines.mix_plan import MixWork
 from vlforge.pipelines.mix_spill import Sources
 from vlforge.shards.atomic import commit, temp_path
 
@@ -36,16 +36,15 @@ def sample_key(source: int, index: int) -> int:
     return (source << INDEX_BITS) | index
 
 
-def hash_unit(unit_id: str, payload: dict, mode: str) -> str:
+def hash_unit(unit_id: str, work: MixWork, mode: str) -> str:
     """Hash every image of one unit's planned samples into the plan folder; returns the file written."""
-    folder = Path(payload["plan_dir"]) / HASH_DIR
+    folder = Path(work.plan_dir) / HASH_DIR
     final = folder / f"{unit_id}.parquet"
     if final.exists():
         return str(final)
-    entries = unit_entries(payload["seed"], payload["unit"], payload["start"], np.asarray(payload["counts"]),
-                           np.asarray(payload["starts"]), payload["have"])
+    entries = work.entries()
     rows: dict[str, list] = {"source": [], "index": [], "sha256": [], "phash": []}
-    tars, sources, seen = TarReader(), Sources(Path(payload["plan_dir"])), set()
+    tars, sources, seen = TarReader(), Sources(Path(work.plan_dir)), set()
     try:
         for _, source, index in entries:
             if (source, index) in seen:

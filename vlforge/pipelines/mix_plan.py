@@ -148,6 +148,32 @@ def unit_entries(seed: int, unit: int, start: int, counts: np.ndarray, starts: n
     return [(start + p, int(s), int(j)) for p, (s, j) in enumerate(zip(labels, index, strict=True))]
 
 
+@dataclass(frozen=True)
+class MixWork:
+    """A mix unit's payload: its counts and stream offsets and the recipe's few settings, never records or
+    hash sets, so it stays small whatever the mix."""
+
+    out: str
+    plan_dir: str
+    sources: list[dict]  # name, task, lang, roots (image folders a record may name; None: any)
+    images: dict  # max_side, quality, phash
+    max_samples: int | None
+    max_bytes: int | None
+    seed: int
+    have: list[int]
+    exclude_eval: bool
+    drop_duplicates: str
+    unit: int
+    start: int
+    counts: list[int]
+    starts: list[int]
+
+    def entries(self) -> list[tuple[int, int, int]]:
+        """(position, source index, record index) of this unit's stretch of the order."""
+        return unit_entries(self.seed, self.unit, self.start, np.asarray(self.counts), np.asarray(self.starts),
+                            self.have)
+
+
 def unit_counts(seed: int, want: list[int], size: int) -> np.ndarray:
     """(units, sources): how many draws each unit of `size` positions takes from each source, drawn unit
     after unit from what is left (multivariate hypergeometric), so the units' compositions are those of a

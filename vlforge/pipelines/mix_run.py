@@ -18,15 +18,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vlforge.pipelines.executor import RunReport, Unit, ray_session, run_tasks, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.pipelines.mix_dedup import find_duplicates, hash_unit
 from vlforge.pipelines.mix_images import eval_hashes
-from vlforge.pipelines.mix_plan import Plan, make_plan, scan_sources
+from vlforge.pipelines.mix_plan import MixWork, Plan, make_plan, scan_sources
 from vlforge.pipelines.mix_recipe import MixRecipe
 from vlforge.pipelines.mix_report import summarize
 from vlforge.pipelines.mix_spill import Spilled
 from vlforge.pipelines.mix_unit import process_unit
-from vlforge.pipelines.runner import RunReport, Unit, ray_session, run_tasks, run_units
 from vlforge.shards.atomic import write_json
 from vlforge.shards.outdir import Plan as OutPlan
 from vlforge.shards.outdir import check_not_input, claim_out_dir
@@ -61,19 +61,18 @@ def _input_files(recipe: MixRecipe, spilled: list[Spilled]) -> list[str]:
     return sorted(files)
 
 
-def make_units(recipe: MixRecipe, plan: Plan, out: Path, plan_dir: Path) -> list[Unit]:
+def make_units(recipe: MixRecipe, plan: Plan, out: Path, plan_dir: Path) -> list[Unit[MixWork]]:
     """One small payload per unit: its counts and stream offsets, never records or hash sets."""
     sources = [{"name": s.name, "task": s.task, "lang": s.lang,
                 "roots": None if recipe.allow_outside_paths else [str(r) for r in s.source.image_roots()]}
                for s in recipe.sources]
     images = {"max_side": recipe.images.max_side, "quality": recipe.images.quality, "phash": recipe.phash}
-    common = {"out": str(out), "plan_dir": str(plan_dir), "sources": sources, "images": images,
-              "max_samples": recipe.shards.max_samples, "max_bytes": recipe.shards.max_bytes, "seed": plan.seed,
-              "have": plan.have, "exclude_eval": bool(recipe.exclude_eval), "drop_duplicates": recipe.drop_duplicates}
     starts = plan.starts()
-    return [Unit(f"mix-{k:05d}", {**common, "unit": k, "start": k * plan.unit_size, "counts": counts.tolist(),
-                                  "starts": starts[k].tolist()})
-            for k, counts in enumerate(plan.counts)]
+    return [Unit(f"mix-{k:05d}", MixWork(
+        out=str(out), plan_dir=str(plan_dir), sources=sources, images=images, max_samples=recipe.shards.max_samples,
+        max_bytes=recipe.shards.max_bytes, seed=plan.seed, have=plan.have, exclude_eval=bool(recipe.exclude_eval),
+        drop_duplicates=recipe.drop_duplicates, unit=k, start=k * plan.unit_size, counts=counts.tolist(),
+        starts=starts[k].tolist())) for k, counts in enumerate(plan.counts)]
 
 
 def fingerprint(recipe: MixRecipe, spilled: list[Spilled], evals: str, inputs: list[str]) -> dict[str, str]:

@@ -9,20 +9,19 @@ each record from the plan folder's spilled sources, so its memory is that of one
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
-
-import numpy as np
 
 from vlforge.formats.errors import FieldError
 from vlforge.formats.paths import inside
 from vlforge.formats.segments import IMAGE_SLOT, join_text
 from vlforge.formats.tasks import image_fields, render
+from vlforge.pipelines.executor import Unit, UnitStats
 from vlforge.pipelines.mix_dedup import Duplicates
 from vlforge.pipelines.mix_images import EvalSet, Prepared, TarReader, prepare, read_bytes
 from vlforge.pipelines.mix_images import ImageDrop as Drop  # one drop exception: images and samples alike
-from vlforge.pipelines.mix_plan import unit_entries
+from vlforge.pipelines.mix_plan import MixWork
 from vlforge.pipelines.mix_spill import Sources
-from vlforge.pipelines.runner import Unit
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.annotations import ImageRef, Item, ShardMember
 from vlforge.sources.annotations.boxes import BoxOutside, fit_record
@@ -93,37 +92,35 @@ def build_sample(item: Item, task: str, lang: str, options: dict, tars: TarReade
     return sample, files, values
 
 
-def process_unit(unit: Unit) -> dict:
+def process_unit(unit: Unit[MixWork]) -> UnitStats:
     p = unit.payload
-    stats: dict = {"unit": unit.id, "read": 0, "kept": 0, "dropped": 0}
-    folder = Path(p["plan_dir"])
-    entries = unit_entries(p["seed"], p["unit"], p["start"], np.asarray(p["counts"]), np.asarray(p["starts"]),
-                           p["have"])
-    evals = EvalSet(folder) if p["exclude_eval"] else None
-    duplicates = Duplicates(folder) if p["drop_duplicates"] != "none" else None
+    read, kept, reasons = 0, 0, Counter()
+    folder = Path(p.plan_dir)
+    evals = EvalSet(folder) if p.exclude_eval else None
+    duplicates = Duplicates(folder) if p.drop_duplicates != "none" else None
     tars, sources = TarReader(), Sources(folder)
     try:
-        with ShardWriter(p["out"], unit.id, p["max_samples"], p["max_bytes"]) as writer:
-            for position, index, record_index in entries:
-                source = p["sources"][index]
+        with ShardWriter(p.out, unit.id, p.max_samples, p.max_bytes) as writer:
+            for position, index, record_index in p.entries():
+                source = p.sources[index]
                 item = sources.item(index, record_index)
-                stats["read"] += 1
+                read += 1
                 row = {"uid": item.uid, "source": source["name"], "task": source["task"], "position": position}
                 try:
                     if duplicates is not None and (first := duplicates.earlier_source(index, record_index)) is not None:
-                        raise Drop("duplicate_image", f"its image is also in {p['sources'][first]['name']}, "
+                        raise Drop("duplicate_image", f"its image is also in {p.sources[first]['name']}, "
                                                       "a source listed earlier in the recipe")
-                    sample, files, values = build_sample(item, source["task"], source["lang"], p["images"], tars,
+                    sample, files, values = build_sample(item, source["task"], source["lang"], p.images, tars,
                                                          evals, source["roots"])
                 except Drop as exc:
                     writer.drop({**row, "error": str(exc)[:300]}, exc.reason, "mix")
-                    stats["dropped"] += 1
+                    reasons[exc.reason] += 1
                     continue
                 sample["source"] = source["name"]
                 sample["meta"]["position"] = position
                 writer.write(f"{position:010d}", {**files, "json": sample}, {**row, **values})
-                stats["kept"] += 1
+                kept += 1
     finally:
         tars.close()
         sources.close()
-    return stats
+    return UnitStats(unit.id, read=read, kept=kept, dropped=read - kept, reasons=dict(reasons))

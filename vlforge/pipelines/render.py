@@ -14,6 +14,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
 
@@ -23,8 +24,8 @@ from vlforge.config import ConfigError, field_errors, load_model
 from vlforge.formats.errors import FieldError
 from vlforge.formats.paths import inside
 from vlforge.formats.tasks import TASKS, image_fields, references, render
+from vlforge.pipelines.executor import UNIT_FAILED, RunReport, Unit, UnitStats, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
-from vlforge.pipelines.runner import UNIT_FAILED, RunReport, Unit, run_units
 from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
 from vlforge.shards.keys import sanitize_key
 from vlforge.shards.outdir import Plan
@@ -185,7 +186,23 @@ def unit_name(path: Path, task: str) -> str:
     return "-".join(dict.fromkeys([task, sanitize_key(path.stem)]))
 
 
-def split_units(path: Path, options: RenderOptions, out_dir: Path) -> list[Unit]:
+@dataclass(frozen=True)
+class RenderWork:
+    """A render unit's payload: a byte range of one JSONL file, whose first line has number `first_line`."""
+
+    path: Path
+    start: int
+    end: int
+    first_line: int
+    out_dir: Path
+    options: RenderOptions
+
+    @property
+    def source(self) -> str:
+        return self.options.source or sanitize_key(self.path.stem)
+
+
+def split_units(path: Path, options: RenderOptions, out_dir: Path) -> list[Unit[RenderWork]]:
     """Byte ranges of `lines_per_unit` lines each; ids are stable for the same file."""
     name = unit_name(path, options.task)
     ranges, start, count = [], 0, 0
@@ -197,38 +214,27 @@ def split_units(path: Path, options: RenderOptions, out_dir: Path) -> list[Unit]
                 start = f.tell()
         if f.tell() > start:
             ranges.append((start, f.tell(), count - count % options.lines_per_unit + 1))
-    return [
-        Unit(
-            id=f"{name}-{i:05d}",
-            payload={"path": str(path), "start": s, "end": e, "first_line": first, "out_dir": str(out_dir),
-                     "options": options},
-        )
-        for i, (s, e, first) in enumerate(ranges)
-    ]
+    return [Unit(f"{name}-{i:05d}", RenderWork(path, s, e, first, out_dir, options))
+            for i, (s, e, first) in enumerate(ranges)]
 
 
-def unit_lines(unit: Unit) -> Iterator[tuple[int, bytes | None, dict]]:
+def unit_lines(work: RenderWork) -> Iterator[tuple[int, bytes | None, dict]]:
     """(line number, raw line or None when over the length cap, manifest row) of the unit's non-blank lines."""
-    p = unit.payload
-    options: RenderOptions = p["options"]
-    path = Path(p["path"])
-    source = options.source or sanitize_key(path.stem)
-    with open(path, "rb") as f:
-        lines = iter_lines(f, p["start"], p["end"], options.max_line_bytes)
-        for n, raw in enumerate(lines, start=p["first_line"]):
+    with open(work.path, "rb") as f:
+        lines = iter_lines(f, work.start, work.end, work.options.max_line_bytes)
+        for n, raw in enumerate(lines, start=work.first_line):
             if raw is None or raw.strip():
-                yield n, raw, {"uid": f"{path.name}:{n}", "source": source, "task": options.task, "line": n}
+                yield n, raw, {"uid": f"{work.path.name}:{n}", "source": work.source, "task": work.options.task,
+                               "line": n}
 
 
-def process_unit(unit: Unit) -> dict:
-    p = unit.payload
-    options: RenderOptions = p["options"]
-    path = Path(p["path"])
-    source = options.source or sanitize_key(path.stem)
-    stats = {"unit": unit.id, "read": 0, "kept": 0, "dropped": 0, "reasons": Counter()}
-    with ShardWriter(p["out_dir"], unit.id, options.max_samples, options.max_bytes) as w:
-        for n, raw, row in unit_lines(unit):
-            stats["read"] += 1
+def process_unit(unit: Unit[RenderWork]) -> UnitStats:
+    work = unit.payload
+    options, path, source = work.options, work.path, work.source
+    read, reasons = 0, Counter()
+    with ShardWriter(work.out_dir, unit.id, options.max_samples, options.max_bytes) as w:
+        for n, raw, row in unit_lines(work):
+            read += 1
             try:
                 if raw is None:
                     raise FieldError("line", f"longer than {options.max_line_bytes} bytes")
@@ -239,28 +245,25 @@ def process_unit(unit: Unit) -> dict:
                 if options.on_error == "raise":
                     raise RecordError(str(path), n, field, message) from exc
                 w.drop({**row, "error": message}, reason=f"bad_field:{field}", stage="render")
-                stats["dropped"] += 1
-                stats["reasons"][f"bad_field:{field}"] += 1
+                reasons[f"bad_field:{field}"] += 1
                 continue
             sample["source"] = source
             sample["meta"] = {**meta, "input": path.name, "line": n}
             files = {f"{i}.jpg": data for i, data in enumerate(images)}
             files["json"] = sample
             w.write(f"{source}_{n:09d}", files, row)
-            stats["kept"] += 1
-    return stats
+    dropped = sum(reasons.values())
+    return UnitStats(unit.id, read=read, kept=read - dropped, dropped=dropped, reasons=dict(reasons))
 
 
-def give_up_unit(unit: Unit, cause: str) -> dict:
+def give_up_unit(unit: Unit[RenderWork], cause: str) -> UnitStats:
     """Commit a unit whose worker kept dying: every line a dropped row saying why."""
-    options: RenderOptions = unit.payload["options"]
-    stats = {"unit": unit.id, "read": 0, "kept": 0, "dropped": 0}
-    with ShardWriter(unit.payload["out_dir"], unit.id, options.max_samples, options.max_bytes) as w:
-        for _, _, row in unit_lines(unit):
+    work, read = unit.payload, 0
+    with ShardWriter(work.out_dir, unit.id, work.options.max_samples, work.options.max_bytes) as w:
+        for _, _, row in unit_lines(work):
             w.drop({**row, "error": cause}, reason=UNIT_FAILED, stage="render")
-            stats["read"] += 1
-            stats["dropped"] += 1
-    return {**stats, "reasons": {UNIT_FAILED: stats["dropped"]}}
+            read += 1
+    return UnitStats(unit.id, read=read, dropped=read, reasons={UNIT_FAILED: read})
 
 
 def render_plan(path: Path, options: RenderOptions) -> Plan:

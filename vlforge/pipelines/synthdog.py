@@ -13,14 +13,15 @@ import logging
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vlforge.config import field_errors, read_yaml
+from vlforge.pipelines.executor import UNIT_FAILED, RunReport, Unit, UnitFailure, UnitStats, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
-from vlforge.pipelines.runner import UNIT_FAILED, RunReport, Unit, UnitFailure, run_units
 from vlforge.shards.outdir import Plan, claim_out_dir
 from vlforge.shards.writer import ShardWriter
 from vlforge.synthdog.config import ConfigError, SynthConfig, config_dict, load_config
@@ -96,46 +97,60 @@ def corpus_sources(entries: list[str]) -> dict[str, list[str]]:
     return by_lang
 
 
-def make_units(langs: list[str], count: int, unit_size: int, payload: dict) -> list[Unit]:
+@dataclass(frozen=True)
+class SynthdogWork:
+    """A synthdog unit's payload: sample indices [start, stop) of one language; the config and resources as
+    plain data (each worker loads them once)."""
+
+    out: str
+    seed: int
+    config: dict
+    resources: dict
+    lang: str
+    start: int
+    stop: int
+
+
+def make_units(langs: list[str], count: int, unit_size: int, out: str, seed: int, config: dict,
+               resources: dict) -> list[Unit[SynthdogWork]]:
     return [
-        Unit(f"synthdog-{lang}-{start:08d}", {**payload, "lang": lang, "start": start,
-                                              "stop": min(start + unit_size, count)})
+        Unit(f"synthdog-{lang}-{start:08d}",
+             SynthdogWork(out, seed, config, resources, lang, start, min(start + unit_size, count)))
         for lang in langs
         for start in range(0, count, unit_size)
     ]
 
 
-def process_unit(unit: Unit) -> dict:
+def process_unit(unit: Unit[SynthdogWork]) -> UnitStats:
     """Generate and commit one unit; a sample that fails becomes a dropped manifest row."""
     p = unit.payload
     t0 = time.process_time()
-    config = load_config(p["config"])
-    res = load_resources(p["resources"], config)  # once per worker process
-    stats = {"unit": unit.id, "lang": p["lang"], "read": 0, "kept": 0, "dropped": 0, "reasons": Counter(),
-             "unreadable_backgrounds": 0, "load_cpu_s": time.process_time() - t0}
+    config = load_config(p.config)
+    res = load_resources(p.resources, config)  # once per worker process
+    load_cpu_s = time.process_time() - t0
     t0 = time.process_time()
-    with ShardWriter(p["out"], prefix=unit.id, max_samples=p["stop"] - p["start"]) as writer:
-        for index in range(p["start"], p["stop"]):
-            stats["read"] += 1
-            row = identity_row(p["lang"], p["seed"], index)
+    read, kept, unreadable, reasons = 0, 0, 0, Counter()
+    with ShardWriter(p.out, prefix=unit.id, max_samples=p.stop - p.start) as writer:
+        for index in range(p.start, p.stop):
+            read += 1
+            row = identity_row(p.lang, p.seed, index)
             try:
-                sample = synthesize(p["lang"], p["seed"], index, config, res)
+                sample = synthesize(p.lang, p.seed, index, config, res)
             except EmptySample as exc:
                 writer.drop(row, f"no_text: {exc}", "layout")
-                stats["dropped"] += 1
-                stats["reasons"]["no_text"] += 1
+                reasons["no_text"] += 1
                 continue
             except Exception as exc:  # noqa: BLE001 - one bad sample must not stop the unit
-                log.warning("synthdog %s sample %d failed: %s", p["lang"], index, exc)
+                log.warning("synthdog %s sample %d failed: %s", p.lang, index, exc)
                 writer.drop(row, f"{type(exc).__name__}: {exc}", "render")
-                stats["dropped"] += 1
-                stats["reasons"][type(exc).__name__] += 1
+                reasons[type(exc).__name__] += 1
                 continue
             writer.write(sample.key, {"jpg": sample.jpeg, "json": sample.record}, row=sample.row)
-            stats["kept"] += 1
-            stats["unreadable_backgrounds"] += sample.row["unreadable_backgrounds"]
-    stats["cpu_s"] = time.process_time() - t0
-    return stats
+            kept += 1
+            unreadable += sample.row["unreadable_backgrounds"]
+    return UnitStats(unit.id, read=read, kept=kept, dropped=read - kept, reasons=dict(reasons),
+                     extra={"lang": p.lang, "unreadable_backgrounds": unreadable, "load_cpu_s": load_cpu_s,
+                            "cpu_s": time.process_time() - t0})
 
 
 def synthdog_plan(recipe: Recipe, config: SynthConfig, resources: dict, corpora: list[str]) -> Plan:
@@ -146,15 +161,15 @@ def synthdog_plan(recipe: Recipe, config: SynthConfig, resources: dict, corpora:
                 fingerprint=plan_fingerprint(options, [path for path in corpora if Path(path).is_file()]))
 
 
-def give_up_unit(unit: Unit, cause: str) -> dict:
+def give_up_unit(unit: Unit[SynthdogWork], cause: str) -> UnitStats:
     """Commit a unit whose worker kept dying: every sample index a dropped row saying why."""
     p = unit.payload
-    with ShardWriter(p["out"], prefix=unit.id) as writer:
-        for index in range(p["start"], p["stop"]):
-            writer.drop({**identity_row(p["lang"], p["seed"], index), "error": cause}, UNIT_FAILED, "unit")
-    count = p["stop"] - p["start"]
-    return {"unit": unit.id, "lang": p["lang"], "read": count, "kept": 0, "dropped": count,
-            "reasons": {UNIT_FAILED: count}, "unreadable_backgrounds": 0, "load_cpu_s": 0.0, "cpu_s": 0.0}
+    with ShardWriter(p.out, prefix=unit.id) as writer:
+        for index in range(p.start, p.stop):
+            writer.drop({**identity_row(p.lang, p.seed, index), "error": cause}, UNIT_FAILED, "unit")
+    count = p.stop - p.start
+    return UnitStats(unit.id, read=count, dropped=count, reasons={UNIT_FAILED: count},
+                     extra={"lang": p.lang, "unreadable_backgrounds": 0, "load_cpu_s": 0.0, "cpu_s": 0.0})
 
 
 def synthesize_shards(recipe: Recipe, config: SynthConfig) -> tuple[RunReport, ResourceReport]:
@@ -162,9 +177,8 @@ def synthesize_shards(recipe: Recipe, config: SynthConfig) -> tuple[RunReport, R
     spec, resources = prepare_resources(recipe.lang, config, recipe.fonts or None,
                                         corpus_sources(recipe.corpus), recipe.backgrounds or None)
     out = Path(recipe.out)
-    payload = {"out": str(out), "seed": recipe.seed, "config": config_dict(config), "resources": spec}
     corpora = [split_corpus_entry(entry)[1] for entry in recipe.corpus]
-    units = make_units(recipe.lang, recipe.count, recipe.unit_size, payload)
+    units = make_units(recipe.lang, recipe.count, recipe.unit_size, str(out), recipe.seed, config_dict(config), spec)
     with claim_out_dir(out, synthdog_plan(recipe, config, spec, corpora),
                        inputs=[*recipe.fonts, *recipe.backgrounds, *corpora],
                        allow_foreign_files=recipe.allow_foreign_files) as claim:

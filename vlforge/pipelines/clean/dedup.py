@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 from vlforge.filters.dedup import hash_values
 from vlforge.pipelines.clean.keys import find_duplicates, key_path, later_rows, order_keys, partition_jobs, write_keys
-from vlforge.pipelines.clean.plan import CleanJob
-from vlforge.pipelines.runner import Unit, run_tasks
+from vlforge.pipelines.clean.plan import CleanJob, CleanWork
+from vlforge.pipelines.executor import Unit, run_tasks
 from vlforge.shards.atomic import commit, temp_path
 from vlforge.shards.manifest import DROPPED, KEPT, manifest_path, write_manifest
 from vlforge.shards.members import split_member
@@ -83,20 +83,20 @@ def drop_image_duplicates(out_dir: str, prefix: str, file_index: int, rng: RowRa
     return len(hit)
 
 
-def dedup_images(job: CleanJob, units: list[Unit]) -> int:
+def dedup_images(job: CleanJob, units: list[Unit[CleanWork]]) -> int:
     """Phase 3 over all committed units of this run; returns how many rows it turned into duplicates."""
     root = Path(job.out_dir) / DEDUP_DIR
     shutil.rmtree(root, ignore_errors=True)
     units = sorted(units, key=lambda u: u.id)
     by_file: dict[int, list[str]] = defaultdict(list)
     for unit in units:
-        by_file[unit.payload["file_index"]].append(unit.id)
+        by_file[unit.payload.file_index].append(unit.id)
     run_tasks(sha256_keys, [(job.out_dir, i, prefixes) for i, prefixes in sorted(by_file.items())])
     found: list[int] = []
     run_tasks(find_duplicates, partition_jobs(root, "sha256", by_file, job.partition_bits), found.append)
     changed: list[int] = []
     if sum(found):
-        run_tasks(drop_image_duplicates, [(job.out_dir, u.id, u.payload["file_index"], u.payload["range"],
+        run_tasks(drop_image_duplicates, [(job.out_dir, u.id, u.payload.file_index, u.payload.range,
                                            job.partition_bits) for u in units], changed.append)
     shutil.rmtree(root, ignore_errors=True)
     return sum(changed)

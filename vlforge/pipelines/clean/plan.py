@@ -34,8 +34,8 @@ from vlforge.pipelines.clean.keys import (
     write_keys,
 )
 from vlforge.pipelines.clean.recipe import CleanRecipe, RecipeError
+from vlforge.pipelines.executor import Unit, run_tasks
 from vlforge.pipelines.fingerprint import plan_fingerprint
-from vlforge.pipelines.runner import Unit, run_tasks
 from vlforge.shards.atomic import write_json
 from vlforge.shards.units import committed_units
 from vlforge.sources.dumps.readers import InputFile, RowRange, plan_ranges, read_range
@@ -61,6 +61,19 @@ class CleanJob:
 
     def dedup_kinds(self) -> list[str]:
         return [kind for kind in DUPLICATE_KINDS if getattr(self.recipe.dedup, kind)]
+
+
+@dataclass(frozen=True)
+class CleanWork:
+    """A clean unit's payload: which rows of which input file, and the job they belong to."""
+
+    job: CleanJob
+    file_index: int
+    range: RowRange
+
+    @property
+    def file(self) -> InputFile:
+        return self.job.files[self.file_index]
 
 
 def unit_id(file_index: int, row_start: int) -> str:
@@ -143,7 +156,7 @@ def _plan_from_scratch(recipe: CleanRecipe, out_dir: Path, files: list[InputFile
 
 
 def make_plan(recipe: CleanRecipe, out_dir: Path, files: list[InputFile], fingerprint: dict[str, str]
-              ) -> tuple[CleanJob, list[Unit]]:
+              ) -> tuple[CleanJob, list[Unit[CleanWork]]]:
     """Reuse `_plan/plan.json` if it matches this fingerprint (`clean_fingerprint`), else plan from scratch."""
     plan_dir = out_dir / PLAN_DIR
     plan_file = plan_dir / "plan.json"
@@ -161,7 +174,6 @@ def make_plan(recipe: CleanRecipe, out_dir: Path, files: list[InputFile], finger
     job = CleanJob(recipe=recipe, out_dir=str(out_dir), files=saved, thresholds=plan["thresholds"],
                    partition_bits=plan["partition_bits"])
     units = [Unit(unit_id(u["file_index"], u["row_start"]),
-                  {"job": job, "file_index": u["file_index"],
-                   "range": RowRange(u["row_start"], u["row_count"], u["byte_start"])})
+                  CleanWork(job, u["file_index"], RowRange(u["row_start"], u["row_count"], u["byte_start"])))
              for u in plan["units"]]
     return job, units

@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from vlforge.filters.base import Filter, FilterResult
 from vlforge.pipelines.clean.recipe import PARAMS, CleanRecipe, Step, make_filter
+from vlforge.pipelines.executor import wait_for_ray
 
 
 class FilterActor:
@@ -47,6 +48,7 @@ def actor_thresholds(recipe: CleanRecipe, step: Step) -> dict[str, float] | None
 
 def start_pools(recipe: CleanRecipe, sources: set[str]) -> dict[str, list]:
     """An actor pool for each pooled step that some source of this run enables."""
+    wait_for_ray()
     import ray
 
     pools = {}

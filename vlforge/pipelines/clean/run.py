@@ -2,7 +2,7 @@
 
 Three phases, each safe to kill and rerun with the same command:
 1. plan (clean_plan): work units, run-wide URL/uid duplicates, top-fraction CLIP thresholds;
-2. units (clean_unit, one Ray task each via runner.run_units): filter, download, filter, write, commit;
+2. units (clean_unit, one Ray task each via executor.run_units): filter, download, filter, write, commit;
 3. image dedup (clean_dedup): identical bytes across units, once every unit has committed.
 This module runs them in one Ray session, writes the per-source summary, and is the CLI.
 """
@@ -22,16 +22,16 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from vlforge.pipelines.clean.dedup import DEDUP_DIR, dedup_images
-from vlforge.pipelines.clean.plan import PLAN_DIR, CleanJob, clean_fingerprint, make_plan
+from vlforge.pipelines.clean.plan import PLAN_DIR, CleanWork, clean_fingerprint, make_plan
 from vlforge.pipelines.clean.pools import start_pools, stop_pools
 from vlforge.pipelines.clean.recipe import CleanRecipe, RecipeError, load_recipe
 from vlforge.pipelines.clean.unit import process_unit
-from vlforge.pipelines.runner import UNIT_FAILED, RunReport, Unit, ray_session, run_units
+from vlforge.pipelines.executor import UNIT_FAILED, RunReport, Unit, UnitStats, ray_session, run_units
 from vlforge.shards.atomic import write_json
 from vlforge.shards.manifest import KEPT, MANIFEST_SUFFIX, list_manifests
 from vlforge.shards.outdir import Plan, claim_out_dir
 from vlforge.shards.writer import ShardWriter
-from vlforge.sources.dumps.readers import RowRange, list_inputs
+from vlforge.sources.dumps.readers import list_inputs
 
 SUMMARY = "clean-summary.json"
 UNIT_PATTERN = r"clean-\d{4}-\d{10}"  # clean_plan.unit_id
@@ -106,11 +106,11 @@ def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]
                 fingerprint=clean_fingerprint(recipe, files))
     read = [p for _, p in pairs] + [p for f in files for p in (f.path, f.tar) if p is not None]
     with claim_out_dir(out, plan, inputs=read, allow_foreign_files=allow_foreign_files) as claim, \
-            ray_session(recipe.ray_address, recipe.num_cpus) as (started, stopped):
+            ray_session(recipe.ray_address, recipe.num_cpus) as session:  # Ray boots while the driver plans
         job, units = make_plan(recipe, out, files, plan.fingerprint)
         job = dataclasses.replace(job, pools=start_pools(recipe, {f.source for f in files}))
         try:
-            units = [Unit(u.id, {**u.payload, "job": job}) for u in units]
+            units = [Unit(u.id, dataclasses.replace(u.payload, job=job)) for u in units]
             report = run_units(units, process_unit, out, ray_address=recipe.ray_address, desc="clean",
                                claim=claim, give_up=give_up_unit)
         finally:
@@ -118,21 +118,20 @@ def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]
         duplicates = dedup_images(job, units) if recipe.dedup.sha256 else 0
         summary = summarize(out, [u.id for u in units])
         write_json(out / SUMMARY, summary)
+    started, stopped = (session.start_s, session.stop_s) if session else (0.0, 0.0)
     return CleanReport(run=report, summary=summary, image_duplicates=duplicates, ray_start_s=started,
-                       ray_stop_s=stopped[0] if stopped else 0.0, elapsed_s=time.perf_counter() - t0)
+                       ray_stop_s=stopped, elapsed_s=time.perf_counter() - t0)
 
 
-def give_up_unit(unit: Unit, cause: str) -> dict:
+def give_up_unit(unit: Unit[CleanWork], cause: str) -> UnitStats:
     """Commit a unit whose worker kept dying: each of its rows dropped, saying why."""
-    job: CleanJob = unit.payload["job"]
-    f = job.files[unit.payload["file_index"]]
-    rng: RowRange = unit.payload["range"]
-    with ShardWriter(job.out_dir, unit.id) as writer:
+    work = unit.payload
+    f, rng = work.file, work.range
+    with ShardWriter(work.job.out_dir, unit.id) as writer:
         for row in range(rng.row_start, rng.row_start + rng.row_count):
             writer.drop({"uid": None, "source": f.source, "file_index": f.file_index, "row": row, "error": cause},
                         reason=UNIT_FAILED, stage="unit")
-    return {"unit": unit.id, "read": rng.row_count, "kept": 0, "dropped": rng.row_count,
-            "reasons": {UNIT_FAILED: rng.row_count}}
+    return UnitStats(unit.id, read=rng.row_count, dropped=rng.row_count, reasons={UNIT_FAILED: rng.row_count})
 
 
 COLUMN_FLAGS = ("uid", "url", "caption", "width", "height")

@@ -1,4 +1,4 @@
-"""Phase 2 of `vlforge clean`: one work unit, read to committed shards (one Ray task, via runner.run_units).
+"""Phase 2 of `vlforge clean`: one work unit, read to committed shards (one Ray task, via executor.run_units).
 
 A unit reads its rows, drops read errors and the duplicates the plan found, runs the recipe's
 `before_download` steps, fetches images (img2dataset behind the address guard, or the tar of an
@@ -23,15 +23,15 @@ import pyarrow as pa
 from vlforge.filters.base import Filter, run_filters, set_column
 from vlforge.filters.registry import private_columns, score_columns
 from vlforge.pipelines.clean.keys import later_rows
-from vlforge.pipelines.clean.plan import CleanJob
+from vlforge.pipelines.clean.plan import CleanJob, CleanWork
 from vlforge.pipelines.clean.pools import PooledFilter
 from vlforge.pipelines.clean.recipe import make_filter
-from vlforge.pipelines.runner import Unit
+from vlforge.pipelines.executor import Unit, UnitStats
 from vlforge.shards.thumbs import DroppedThumbs
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.download import download
 from vlforge.sources.dumps.readers import read_range, reader_of
-from vlforge.sources.dumps.schemas import SCORE_COLUMNS, InputFile, RowRange
+from vlforge.sources.dumps.schemas import SCORE_COLUMNS, InputFile
 from vlforge.sources.spill import Spill
 
 # Columns that never go into manifests: bytes and free text live in the tar (and filters name theirs).
@@ -102,11 +102,9 @@ def _load_images(chunk: pa.Table, spill: Spill) -> pa.Table:
     return set_column(chunk, "sha256_dump", pa.array(mismatch, pa.string()))
 
 
-def process_unit(unit: Unit) -> dict:
+def process_unit(unit: Unit[CleanWork]) -> UnitStats:
     """Read, filter, fetch, filter, write one unit; commits through the shard writer (manifest last)."""
-    job: CleanJob = unit.payload["job"]
-    f = job.files[unit.payload["file_index"]]
-    rng: RowRange = unit.payload["range"]
+    job, f, rng = unit.payload.job, unit.payload.file, unit.payload.range
     table = pa.concat_tables(list(read_range(f, rng)), promote_options="permissive")
     dropped: list[pa.Table] = []
 
@@ -145,7 +143,7 @@ def _records(table: pa.Table) -> list[dict]:
 
 
 def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, spill: Spill, dropped: list[pa.Table],
-               after: list[Filter], chunk_bytes: int = CHUNK_BYTES) -> dict:
+               after: list[Filter], chunk_bytes: int = CHUNK_BYTES) -> UnitStats:
     """The `after` steps over the fetched rows, one chunk at a time, and every row written in input row order:
     kept samples into the unit's shards, dropped ones as manifest rows. `sha256` is hashed from the stored bytes."""
     early = sorted((r for part in dropped for r in _records(part)), key=lambda r: r["row"])
@@ -181,5 +179,4 @@ def write_unit(job: CleanJob, prefix: str, fetched: pa.Table, spill: Spill, drop
         emit([(r, False) for r in early[pending:]])
         written += len(early) - pending
         thumbs.write(job.out_dir, prefix)  # before the writer commits the manifest
-    return {"unit": prefix, "read": written, "kept": kept_count, "dropped": written - kept_count,
-            "reasons": dict(reasons)}
+    return UnitStats(prefix, read=written, kept=kept_count, dropped=written - kept_count, reasons=dict(reasons))

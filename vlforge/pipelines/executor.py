@@ -1,9 +1,11 @@
 """The executor every pipeline runs on: exactly-once execution of work units on Ray.
 
-It owns the Ray session (`ray_session`: a private local Ray or `--ray-address`), unit scheduling
-with retries and progress (`run_units`), fenced plain tasks (`run_tasks`), and the typed result:
-`UnitStats` per unit and the `RunReport` whose `summary()` is the end-of-run block every command
-prints. Failed units raise `UnitFailure`, which every command turns into exit status 2.
+It owns the Ray session (`ray_session`: a private local Ray or `--ray-address`, started in the
+background so the driver lists and plans while Ray boots), unit scheduling with retries and progress
+(`run_units`), fenced plain tasks (`run_tasks`), and the typed result: a pipeline hands it `Unit`s
+carrying its own payload type and gets back `UnitStats` per unit in a `RunReport`, whose `summary()`
+is the end-of-run block every command prints. Failed units raise `UnitFailure`, which every command
+turns into exit status 2.
 
 A unit is processed whole by one task that commits by renaming its tars and then its
 manifest into place. Before running, the output directory is claimed (lock, ownership, plan
@@ -15,15 +17,16 @@ loss or duplicates, and a different command on the same directory is refused.
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from vlforge.shards.fence import Fence, active_fence
 from vlforge.shards.outdir import Claim, Plan, claim_out_dir
@@ -33,10 +36,15 @@ MAX_ATTEMPTS = 3  # a unit whose worker dies (out of memory, say) this many time
 UNIT_FAILED = "unit_failed"  # the manifest reason of the rows of a unit that was given up
 
 
+P = TypeVar("P")
+
+
 @dataclass(frozen=True)
-class Unit:
+class Unit(Generic[P]):
+    """One work unit: a stable id (its tars and manifest are named after it) and the pipeline's own payload."""
+
     id: str
-    payload: dict
+    payload: P
 
 
 @dataclass(frozen=True)
@@ -52,17 +60,6 @@ class UnitStats:
     dropped: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, result: "UnitStats | Mapping[str, Any]", unit: str) -> "UnitStats":
-        """A unit task's result as UnitStats: a mapping's known keys become fields, the rest `extra`."""
-        if isinstance(result, UnitStats):
-            return result
-        known = {"unit", "read", "kept", "dropped", "reasons"}
-        return cls(unit=str(result.get("unit", unit)), read=int(result.get("read", 0)),
-                   kept=int(result.get("kept", 0)), dropped=int(result.get("dropped", 0)),
-                   reasons=dict(result.get("reasons") or {}),
-                   extra={k: v for k, v in result.items() if k not in known})
 
 
 @dataclass
@@ -107,40 +104,105 @@ class UnitFailure(RuntimeError):
     """Some units raised; the others committed and a rerun resumes from there."""
 
 
-@contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[tuple[float, list[float]]]:
-    """Join the Ray at `address`, or start a private local one; shut down only what we started.
+class _NotMainThread(logging.Filter):
+    """Ray warns when started outside the main thread that it set no SIGTERM handler; ray_session sets it."""
 
-    Yields (start seconds, [stop seconds]). Without an address Ray is started with
-    `address="local"`, so a cluster named by RAY_ADDRESS or found under /tmp/ray is never joined
-    by accident. A local Ray sends no usage statistics, requires its token for every control-plane
-    call (Ray >= 2.59 turns token authentication on for a new local cluster unless RAY_AUTH_MODE
-    says otherwise; pyproject.toml requires it), and, unless ray was imported before with other
-    settings, uses 127.0.0.1 as its node address (read when ray is imported), so its traffic stays
-    on loopback. Ray processes started here die with this process (Ray's kernel fate sharing).
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+class RaySession:
+    """Ray for one command, started in a background thread: the driver lists inputs and plans meanwhile
+    (`run_tasks` runs in the driver until Ray is up), instead of waiting about 3 s for Ray's daemons.
+
+    The thread lives until `close()` and shuts Ray down itself: Linux's parent-death signal, with which
+    Ray's daemons die with their starter, follows the starting thread, not the process.
     """
+
+    def __init__(self, address: str | None, num_cpus: int | None) -> None:
+        self.address, self.num_cpus = address, num_cpus
+        self.start_s = self.stop_s = 0.0
+        self._started, self._closing = threading.Event(), threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="vlforge-ray", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import ray
+
+        t0 = time.perf_counter()
+        try:
+            if self.address:
+                ray.init(address=self.address, log_to_driver=True, logging_level=logging.WARNING)
+            else:
+                ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=True,
+                         logging_level=logging.WARNING)
+        except BaseException as exc:  # noqa: BLE001 - handed to the driver by wait()
+            self._error = exc
+            return
+        finally:
+            self.start_s = time.perf_counter() - t0
+            self._started.set()
+        self._closing.wait()
+        t1 = time.perf_counter()
+        ray.shutdown()
+        self.stop_s = time.perf_counter() - t1
+
+    @property
+    def starting(self) -> bool:
+        return not self._started.is_set()
+
+    def wait(self) -> None:
+        """Block until Ray is up; raise what ray.init raised."""
+        self._started.wait()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join()
+
+
+_SESSION: RaySession | None = None
+
+
+@contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[RaySession | None]:
+    """Join the Ray at `address`, or start a private local one, in the background; shut down only what we started.
+
+    Yields the session (None inside another session or when Ray was initialized by the caller; the outer
+    one owns Ray). Without an address Ray is started with `address="local"`, so a cluster named by
+    RAY_ADDRESS or found under /tmp/ray is never joined by accident. A local Ray sends no usage
+    statistics, requires its token for every control-plane call (Ray >= 2.59 turns token authentication on
+    for a new local cluster unless RAY_AUTH_MODE says otherwise; pyproject.toml requires it), and, unless
+    ray was imported before with other settings, uses 127.0.0.1 as its node address (read when ray is
+    imported), so its traffic stays on loopback. Ray processes started here die with this process (Ray's
+    kernel fate sharing). SIGTERM ends the command through SystemExit, as Ray's own handler would.
+    """
+    global _SESSION
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not address:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     import ray
 
-    stop: list[float] = []
-    if ray.is_initialized():
-        yield 0.0, stop
+    if _SESSION is not None or ray.is_initialized():
+        yield None
         return
-    t0 = time.perf_counter()
-    if address:
-        ray.init(address=address, log_to_driver=True, logging_level=logging.WARNING)
-    else:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
-                 logging_level=logging.WARNING)
-    started = time.perf_counter() - t0
+    logging.getLogger("ray._private.worker").addFilter(_NotMainThread())
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+    session = _SESSION = RaySession(address, num_cpus)
     try:
-        yield started, stop
+        yield session
     finally:
-        t1 = time.perf_counter()
-        ray.shutdown()
-        stop.append(time.perf_counter() - t1)
+        _SESSION = None
+        session.close()
+
+
+def wait_for_ray() -> None:
+    """Block while this command's Ray is starting: call before using the ray API directly."""
+    if _SESSION is not None:
+        _SESSION.wait()
 
 
 class Progress:
@@ -205,16 +267,23 @@ def run_fenced(process: Callable, fence: Fence, *args: object) -> object:
 
 
 def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], None] = lambda _: None) -> None:
-    """Run fn(*args) for every args tuple as Ray tasks, handing each result to `on_result` as it arrives.
+    """Run fn(*args) for every args tuple, handing each result to `on_result` as it arrives.
 
-    The tasks carry the caller's fence (`shards.fence`), so their commits are refused once a newer run
-    owns the output directory, and they die with their raylet, as unit tasks do.
+    While this command's Ray is still starting, the driver runs the calls itself, one after another; the
+    rest become Ray tasks. Either way they carry the caller's fence (`shards.fence`), so their commits are
+    refused once a newer run owns the output directory; Ray tasks die with their raylet, as unit tasks do.
     """
-    import ray
-
     fence = active_fence()
     if fence is None:
         raise RuntimeError("run_tasks: claim the output directory first (shards.outdir.claim_out_dir)")
+    calls = list(calls)
+    while calls and _SESSION is not None and _SESSION.starting:
+        on_result(fn(*calls.pop(0)))
+    if not calls:
+        return
+    wait_for_ray()
+    import ray
+
     task = ray.remote(num_cpus=1)(run_fenced).options(name=fn.__name__)
     pending = [task.remote(fn, fence, *args) for args in calls]
     while pending:
@@ -224,7 +293,7 @@ def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], N
 
 def run_units(
     units: list[Unit],
-    process: Callable[[Unit], UnitStats | dict],
+    process: Callable[[Unit], UnitStats],
     out_dir: str | Path,
     *,
     ray_address: str | None = None,
@@ -234,7 +303,7 @@ def run_units(
     inputs: Sequence[str | Path] = (),
     allow_foreign_files: bool = False,
     claim: Claim | None = None,
-    give_up: Callable[[Unit, str], UnitStats | dict] | None = None,
+    give_up: Callable[[Unit, str], UnitStats] | None = None,
     max_attempts: int = MAX_ATTEMPTS,
 ) -> RunReport:
     """Run every uncommitted unit once, each as one Ray task calling `process(unit)`.
@@ -264,9 +333,15 @@ def run_units(
     return report
 
 
-def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats | dict], claim: Claim,
+def _checked(stats: object, unit: Unit) -> UnitStats:
+    if not isinstance(stats, UnitStats):
+        raise TypeError(f"unit {unit.id}: the unit function returned a {type(stats).__name__}, not UnitStats")
+    return stats
+
+
+def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats], claim: Claim,
                  ray_address: str | None, num_cpus: int | None, desc: str,
-                 give_up: Callable[[Unit, str], UnitStats | dict] | None, max_attempts: int) -> RunReport:
+                 give_up: Callable[[Unit, str], UnitStats] | None, max_attempts: int) -> RunReport:
     out = claim.out_dir
     report = RunReport(removed=cleanup_uncommitted(out, [u.id for u in units], claim.tokens))
     done = committed_units(out)
@@ -275,10 +350,10 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats | dict],
     results: dict[str, UnitStats] = {}
     failures: dict[str, str] = {}
     attempts: Counter = Counter()
-    with ray_session(ray_address, num_cpus) as (started, stopped):
+    with ray_session(ray_address, num_cpus) as session:
+        wait_for_ray()
         import ray  # after ray_session has set Ray's environment
 
-        report.ray_start_s = started
         if todo:
             task = ray.remote(num_cpus=1, max_retries=0)(run_fenced).options(  # retries counted here, see below
                 name=getattr(process, "__name__", "unit"))
@@ -293,7 +368,7 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats | dict],
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 unit = pending.pop(ready[0])
                 try:
-                    results[unit.id] = UnitStats.of(ray.get(ready[0]), unit.id)
+                    results[unit.id] = _checked(ray.get(ready[0]), unit)
                 except Exception as exc:  # noqa: BLE001 - reported below, other units go on
                     crash = _memory_or_crash(exc)
                     attempts[unit.id] += 1
@@ -301,15 +376,15 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats | dict],
                         queue.append(unit)
                         continue
                     if crash and give_up is not None:
-                        results[unit.id] = UnitStats.of(give_up(unit, f"{crash} ({attempts[unit.id]} attempts)"),
-                                                        unit.id)
+                        results[unit.id] = _checked(give_up(unit, f"{crash} ({attempts[unit.id]} attempts)"), unit)
                     else:
                         cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the task's exception
                         failures[unit.id] = (f"failed {attempts[unit.id]} times: {crash}" if crash
                                              else f"{type(cause).__name__}: {cause}")
                         continue
                 progress.update(results[unit.id])
-    report.ray_stop_s = stopped[0] if stopped else 0.0
+    if session is not None:
+        report.ray_start_s, report.ray_stop_s = session.start_s, session.stop_s
     report.stats = [results[u.id] for u in todo if u.id in results]
     if failures:
         lines = "\n".join(f"  {k}: {v.splitlines()[0] if v else v}" for k, v in sorted(failures.items()))
