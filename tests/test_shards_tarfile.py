@@ -10,8 +10,15 @@ import webdataset
 from vlforge.shards.writer import TarFile
 
 
+def _key(rng: random.Random, i: int) -> str:
+    """Mostly short ASCII keys; some long (over ustar's 100-byte names) or non-ASCII, which need PAX records."""
+    kind = rng.random()
+    stem = f"{i:04d}_{rng.randrange(10**9):010d}"
+    return stem if kind < 0.7 else stem + "x" * rng.randrange(80, 200) if kind < 0.85 else f"{stem}_é字"
+
+
 def _samples(rng: random.Random) -> list[tuple[str, dict[str, bytes]]]:
-    return [(f"{i:04d}_{rng.randrange(10**9):010d}",
+    return [(_key(rng, i),
              {"jpg": rng.randbytes(rng.randrange(0, 20000)), "txt": "ü字 caption".encode() * rng.randrange(0, 60),
               "json": b"{}", "seg.png": rng.randbytes(rng.randrange(0, 700))})
             for i in range(rng.randrange(0, 25))]

@@ -34,6 +34,33 @@ def encode_member(value: bytes | str | dict | list) -> bytes:
     raise TypeError(f"cannot store a {type(value).__name__} in a shard member")
 
 
+def _member_info(name: str, size: int, mtime: float) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uname, info.gname = size, mtime, 0o444, "vlforge", "vlforge"
+    return info
+
+
+def _pax_mtime_block() -> bytes | None:
+    """The PAX record block tarfile puts before every member header for webdataset's float mtime 0.0: the same
+    bytes for every member whose name and size fit a plain ustar header, so it is made once (None: this Python's
+    tarfile lays it out otherwise, and every header is made in full)."""
+    full = _member_info("k.txt", 1, 0.0).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    plain = _member_info("k.txt", 1, 0).tobuf(tarfile.USTAR_FORMAT, "ascii", "strict")
+    return full[: -len(plain)] if full.endswith(plain) else None
+
+
+_PAX_MTIME = _pax_mtime_block()
+_USTAR_SIZE_LIMIT = 8**11  # ustar's 11 octal digits; larger sizes need a PAX size record
+
+
+def member_header(name: str, size: int) -> bytes:
+    """The header(s) webdataset's TarWriter writes for a member: a PAX block (a float mtime 0.0) and the ustar
+    header. The PAX block is the cached one unless the name or size need PAX records of their own."""
+    if _PAX_MTIME is not None and name.isascii() and len(name) <= 100 and size < _USTAR_SIZE_LIMIT:
+        return _PAX_MTIME + _member_info(name, size, 0).tobuf(tarfile.USTAR_FORMAT, "ascii", "strict")
+    return _member_info(name, size, 0.0).tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
 class TarFile:
     """Append-only tar of in-memory members, byte for byte what `webdataset.TarWriter(encoder=False,
     mtime=0.0, user="vlforge", group="vlforge")` writes."""
@@ -45,10 +72,7 @@ class TarFile:
     def write(self, key: str, members: dict[str, bytes]) -> None:
         for ext in sorted(members):
             data = members[ext]
-            info = tarfile.TarInfo(f"{key}.{ext}")
-            # a float mtime, as webdataset passes it, makes tarfile add a PAX "mtime" record: the same bytes
-            info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0.0, 0o444, "vlforge", "vlforge"
-            header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+            header = member_header(f"{key}.{ext}", len(data))
             padding = -len(data) % TAR_HEADER_BYTES
             self._file.write(header)
             self._file.write(data)
