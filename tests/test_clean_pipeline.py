@@ -185,6 +185,42 @@ def test_img2dataset_shards_are_cleaned_without_downloading(ray_local, tmp_path,
     assert stored == sorted(images)
 
 
+NO_TORCH = """
+import json, sys
+import ray
+from vlforge.pipelines.clean.recipe import load_recipe
+from vlforge.pipelines.clean.run import clean
+from vlforge.pipelines.executor import ray_session
+
+HEAVY = ("torch", "webdataset", "open_clip", "transformers")
+
+
+def heavy():
+    return sorted(m for m in HEAVY if m in sys.modules)
+
+
+with ray_session(num_cpus=1) as session:
+    report = clean(load_recipe(sys.argv[1]), sys.argv[2], [("web", sys.argv[3])])
+    workers = ray.get([ray.remote(heavy).remote() for _ in range(3)])  # the one worker that ran the units
+print(json.dumps({"kept": report.run.kept, "driver": heavy(), "workers": workers}))
+"""
+
+
+@pytest.mark.slow
+def test_cleaning_loads_no_torch_in_the_driver_or_the_workers(tmp_path, img2dataset_shards) -> None:
+    """Nothing of a cleaning run without a CLIP step needs torch: no process pays its import (1.5 s each)."""
+    import subprocess
+    import sys
+
+    shards, images, _ = img2dataset_shards
+    recipe = write_recipe(tmp_path / "r.yaml", before_download=[{"op": "caption"}])
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, str(recipe), str(tmp_path / "out"), str(shards)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"kept": len(images), "driver": [], "workers": [[], [], []]}
+
+
 def test_top_fraction_threshold_is_computed_per_source(ray_local, tmp_path) -> None:
     """DataComp keeps its top 30% by ViT-L/14 score; LAION, in the same run, keeps its fixed threshold."""
     images = distinct_jpegs(12)
