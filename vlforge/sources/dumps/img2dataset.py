@@ -45,7 +45,7 @@ class Img2datasetReader(ParquetReader):
         fetched = [Fetched() if s == "success" else Fetched(reason=reason_from_error(e), error=e)
                    for s, e in zip(statuses, errors, strict=True)]
         position = {k: i for i, (k, s) in enumerate(zip(keys, statuses, strict=True)) if s == "success"}
-        for key, data in iter_shard_images(f.tar, list(position)):
+        for key, data in iter_shard_images(f.companion, list(position)):
             row = fetched[position[key]]
             if data is None:
                 row.reason, row.error = "too_large", f"tar member of {key} over the size limit for one member"

@@ -76,7 +76,7 @@ def list_inputs(inputs: list[tuple[str, str]], overrides: Mapping[str, ColumnOve
             reader.check(path, columns)
             files.append(InputFile(path=path, format=reader.format, source=source, file_index=len(files),
                                    schema=schema, columns=columns, constants=constants, names=names,
-                                   header=over.header and not over.names, tar=reader.companion(path)))
+                                   header=over.header and not over.names, companion=reader.companion(path)))
     return files
 
 

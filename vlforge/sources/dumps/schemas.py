@@ -23,13 +23,14 @@ class Schema:
     columns: Mapping[str, str]
     signature: tuple[str, ...]  # columns whose presence identifies the schema
     constants: Mapping[str, str] = field(default_factory=dict)
+    required: tuple[str, ...] = ("url", "caption")  # canonical fields a file of this schema must have
 
 
 SCHEMAS: dict[str, Schema] = {s.name: s for s in (
     Schema("img2dataset", {"uid": "key", "key": "key", "url": "url", "caption": "caption",
                            "width": "original_width", "height": "original_height", "sha256": "sha256",
                            "status": "status", "error_message": "error_message"},
-           ("key", "url", "status", "error_message")),
+           ("key", "url", "status", "error_message"), required=("url",)),  # runs without captions are common
     Schema("datacomp", {"uid": "uid", "url": "url", "caption": "text", "width": "original_width",
                         "height": "original_height", "clip_score": "clip_b32_similarity_score",
                         "clip_l14_score": "clip_l14_similarity_score", "sha256": "sha256"},
@@ -57,7 +58,7 @@ class InputFile:
     """One input file and how to read it. `columns` maps canonical names to the file's columns."""
 
     path: str
-    format: str  # parquet | csv | tsv | jsonl | img2dataset
+    format: str  # the reader's key in `readers.READERS`
     source: str
     file_index: int
     schema: str
@@ -65,7 +66,12 @@ class InputFile:
     constants: Mapping[str, str]
     names: tuple[str, ...] = ()  # text formats: the header, or the names given for a headerless file
     header: bool = True
-    tar: str | None = None  # img2dataset: the shard's tar beside its parquet
+    companion: str | None = None  # the file its reader reads beside it (`Reader.companion`), e.g. a shard's tar
+
+    @property
+    def tar(self) -> str | None:
+        """The old name of `companion`, still read by pipelines/clean/{plan,run}.py; goes once they read companion."""
+        return self.companion
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,7 @@ def resolve_columns(names: list[str] | tuple[str, ...], overrides: ColumnOverrid
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from None
     mapping = {**schema.columns, **overrides.columns}
-    for required in ("url",) if schema.name == "img2dataset" else ("url", "caption"):
+    for required in schema.required:
         if mapping[required] not in present:
             raise InputError(f"{where}: missing column {mapping[required]!r} for field {required} "
                              f"(schema {schema.name}; columns present: {sorted(present)})")
