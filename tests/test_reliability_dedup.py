@@ -16,6 +16,7 @@ from test_clean_support import jpeg, manifest_rows, photo, png, sha256, tar_samp
 
 from vlforge.filters.base import Filter, FilterResult
 from vlforge.filters.image import ImageFilter
+from vlforge.pipelines.clean.keys import hash_values
 from vlforge.pipelines.clean.plan import CleanJob
 from vlforge.pipelines.clean.recipe import load_recipe
 from vlforge.pipelines.clean.run import clean
@@ -110,3 +111,10 @@ def test_after_download_steps_see_bounded_chunks_and_rows_stay_in_order(tmp_path
     rows = manifest_rows(tmp_path / "out")
     assert [r["row"] for r in rows] == list(range(25))
     assert [r["status"] for r in rows] == ["dropped" if r % 2 == 0 else "kept" for r in range(25)]
+
+
+def test_values_hash_by_their_text_and_missing_values_have_no_hash():
+    assert hash_values([7, "7", None, ""])[0] == hash_values(["7"])[0]
+    assert hash_values([None, "", b""]) == [None, None, None]
+    assert hash_values(["ü"]) == hash_values(["ü".encode()])  # str hashes as its UTF-8 bytes
+    assert len(set(hash_values(["u1", "u2", "u3"]))) == 3

@@ -18,8 +18,15 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from vlforge.filters.dedup import hash_values
-from vlforge.pipelines.clean.keys import find_duplicates, key_path, later_rows, order_keys, partition_jobs, write_keys
+from vlforge.pipelines.clean.keys import (
+    find_duplicates,
+    hash_values,
+    key_path,
+    later_rows,
+    order_keys,
+    partition_jobs,
+    write_keys,
+)
 from vlforge.pipelines.clean.plan import CleanJob, CleanWork
 from vlforge.pipelines.executor import Unit, run_tasks
 from vlforge.shards.atomic import commit, temp_path

@@ -24,9 +24,9 @@ import numpy as np
 import pyarrow.compute as pc
 
 from vlforge.filters.clip_score import ScoreHistogram
-from vlforge.filters.dedup import hash_values
 from vlforge.pipelines.clean.keys import (
     find_duplicates,
+    hash_values,
     key_path,
     order_keys,
     partition_bits,
