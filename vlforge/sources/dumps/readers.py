@@ -20,13 +20,14 @@ import pyarrow as pa
 
 from vlforge.sources.dumps.base import Reader
 from vlforge.sources.dumps.img2dataset import Img2datasetReader
+from vlforge.sources.dumps.jsonl import JsonlReader
 from vlforge.sources.dumps.parquet import ParquetReader
 from vlforge.sources.dumps.schemas import ColumnOverrides, InputError, InputFile, RowRange, resolve_columns
-from vlforge.sources.dumps.text import TextReader
+from vlforge.sources.dumps.text import CsvReader
 
 READERS: dict[str, Reader] = {r.format: r for r in (
-    Img2datasetReader(), ParquetReader(), TextReader("csv", (".csv",)), TextReader("tsv", (".tsv",)),
-    TextReader("jsonl", (".jsonl", ".ndjson")),
+    Img2datasetReader(), ParquetReader(), CsvReader("csv", (".csv",), ","), CsvReader("tsv", (".tsv",), "\t"),
+    JsonlReader(),
 )}
 
 

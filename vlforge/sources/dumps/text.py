@@ -1,13 +1,16 @@
-"""CSV, TSV and JSONL dumps, read by byte offsets: one streaming pass finds where each unit's rows start,
-so a unit reads only its own lines. Every line is bounded (MAX_LINE_BYTES) and never held whole beyond it;
-a malformed record is a row with a reason (`bad_row`, `line_too_long`, `json_too_deep`), never a stop."""
+"""Line-based dumps read by byte offsets: one streaming pass finds where each unit's rows start, so a unit
+reads only its own lines. Every line is bounded (MAX_LINE_BYTES) and never held whole beyond it; a malformed
+record is a row with a reason (`bad_row`, `line_too_long`, `json_too_deep`), never a stop.
+
+`LineReader` holds the shared ranges and batches; a format gives only its records (`CsvReader` here for CSV
+and TSV, `jsonl.JsonlReader`)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
+from abc import abstractmethod
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -22,16 +25,60 @@ from vlforge.sources.dumps.schemas import ColumnOverrides, InputError, InputFile
 MAX_TEXT_FIELD = 16 * 1024 * 1024  # a CSV field beyond this is a broken row (e.g. a quote never closed)
 MAX_LINE_BYTES = 4 * 1024 * 1024  # a JSONL/CSV line beyond this is a row `line_too_long`, skipped unread
 
+Record = tuple[dict | None, str | None, int]  # (record or None, reason when None, byte offset after it)
 
-class TextReader(Reader):
-    """One of csv, tsv, jsonl: the same byte-offset ranges, a different record parser."""
 
-    def __init__(self, fmt: str, extensions: tuple[str, ...]) -> None:
-        self.format, self.extensions = fmt, extensions
+class LineReader(Reader):
+    """A format of records in lines: ranges are byte offsets found in one pass, batches parse only their lines."""
+
+    @abstractmethod
+    def records(self, f: InputFile, byte_start: int, parse: bool = True) -> Iterator[Record]:
+        """The file's records from `byte_start` on; blank lines are not records, a line over MAX_LINE_BYTES is
+        one ('line_too_long'). `parse=False` may skip parsing where boundaries do not need it."""
+
+    def data_start(self, f: InputFile) -> int:
+        """Byte offset of the first data row."""
+        return 0
+
+    def ranges(self, f: InputFile, rows_per_unit: int) -> list[RowRange]:
+        ranges, row, start, byte_start = [], 0, 0, self.data_start(f)
+        for _, _, offset in self.records(f, byte_start, parse=False):
+            row += 1
+            if row - start == rows_per_unit:
+                ranges.append(RowRange(start, rows_per_unit, byte_start))
+                start, byte_start = row, offset
+        if row > start:
+            ranges.append(RowRange(start, row - start, byte_start))
+        return ranges
+
+    def batches(self, f: InputFile, rng: RowRange | None, batch_size: int) -> Iterator[pa.Table]:
+        rng = rng or RowRange(0, math.inf, self.data_start(f))
+        records: list[dict | None] = []
+        errors: list[str | None] = []
+        row = rng.row_start
+        for record, reason, _ in self.records(f, rng.byte_start):
+            records.append(record)
+            errors.append(reason)
+            if len(records) == batch_size or row - rng.row_start + 1 == rng.row_count:
+                yield from_records(records, f, np.arange(row - len(records) + 1, row + 1), errors)
+                records, errors = [], []
+            row += 1
+            if row - rng.row_start == rng.row_count:
+                return
+        if records:
+            yield from_records(records, f, np.arange(row - len(records), row), errors)
+
+
+class CsvReader(LineReader):
+    """Delimiter-separated values (CSV, TSV): a header line or given names; quoted fields may span lines."""
+
+    def __init__(self, fmt: str, extensions: tuple[str, ...], delimiter: str) -> None:
+        self.format, self.extensions, self.delimiter = fmt, extensions, delimiter
+
+    def _csv(self, lines: Iterator[str] | list[str]) -> Iterator[list[str]]:
+        return csv.reader(lines, delimiter=self.delimiter, strict=True)
 
     def header(self, path: str, overrides: ColumnOverrides) -> tuple[str, ...]:
-        if self.format == "jsonl":
-            return _jsonl_names(path)
         if overrides.names:
             return tuple(overrides.names)
         if not overrides.header:
@@ -41,30 +88,42 @@ class TextReader(Reader):
         if line is None:
             raise InputError(f"{path}:1: header line longer than {MAX_LINE_BYTES} bytes")
         try:
-            return tuple(next(csv.reader([line.decode("utf-8-sig")], **_csv_dialect(self.format))))
+            return tuple(next(self._csv([line.decode("utf-8-sig")])))
         except (UnicodeDecodeError, StopIteration, csv.Error) as exc:
             raise InputError(f"{path}:1: cannot read the {self.format.upper()} header line ({exc})") from None
 
-    def ranges(self, f: InputFile, rows_per_unit: int) -> list[RowRange]:
-        return _text_ranges(f, rows_per_unit)
+    def data_start(self, f: InputFile) -> int:
+        """After the header line, for a file that has one."""
+        if not f.header:
+            return 0
+        with fsspec.open(f.path, "rb") as handle:
+            return next(bounded_lines(handle), (b"", 0))[1]
 
-    def batches(self, f: InputFile, rng: RowRange | None, batch_size: int) -> Iterator[pa.Table]:
-        return _text_batches(f, rng, batch_size)
-
-
-def _jsonl_names(path: str, probe_lines: int = 100) -> tuple[str, ...]:
-    """Keys of the first parseable records: enough to detect a schema (rows lacking a key read it as null)."""
-    names: dict[str, None] = {}
-    with fsspec.open(path, "rb") as f:
-        for _, (line, _) in zip(range(probe_lines), bounded_lines(f), strict=False):
-            record = None if line is None else _json_record(line)[0]
-            if record is not None:
-                names.update(dict.fromkeys(record))
-    return tuple(names)
-
-
-def _csv_dialect(fmt: str) -> dict:
-    return {"delimiter": "\t" if fmt == "tsv" else ",", "strict": True}
+    def records(self, f: InputFile, byte_start: int, parse: bool = True) -> Iterator[Record]:
+        """A malformed record (or one with the wrong number of fields) is 'bad_row'; reading goes on."""
+        csv.field_size_limit(MAX_TEXT_FIELD)
+        with fsspec.open(f.path, "rb") as handle:
+            handle.seek(byte_start)
+            lines = _OffsetLines(handle, byte_start)
+            reader = self._csv(lines)
+            while True:
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error:
+                    yield None, "bad_row", lines.offset
+                    continue
+                except _LineTooLong:
+                    yield None, "line_too_long", lines.offset
+                    reader = self._csv(lines)  # forget a record the long line cut
+                    continue
+                if not values:
+                    continue
+                if len(values) != len(f.names):
+                    yield None, "bad_row", lines.offset
+                else:
+                    yield dict(zip(f.names, values, strict=True)), None, lines.offset
 
 
 class _LineTooLong(Exception):
@@ -102,97 +161,3 @@ class _OffsetLines:
         if raw is None:
             raise _LineTooLong
         return raw.decode("utf-8", errors="surrogateescape")
-
-
-def _text_records(f: InputFile, byte_start: int, parse: bool = True
-                  ) -> Iterator[tuple[dict | None, str | None, int]]:
-    """(record or None, reason when None, byte offset after the record) from `byte_start` on.
-
-    Blank lines are not records. CSV records may span lines (quoted newlines); a malformed one becomes
-    ('bad_row') and reading goes on with the next line; a line over MAX_LINE_BYTES is one record
-    ('line_too_long'). `parse=False` only finds JSONL record boundaries.
-    """
-    csv.field_size_limit(MAX_TEXT_FIELD)
-    with fsspec.open(f.path, "rb") as handle:
-        handle.seek(byte_start)
-        if f.format == "jsonl":
-            offset = byte_start
-            for raw, size in bounded_lines(handle):
-                offset += size
-                if raw is None:
-                    yield None, "line_too_long", offset
-                elif raw.strip():
-                    yield (*(_json_record(raw) if parse else (None, None)), offset)
-            return
-        lines = _OffsetLines(handle, byte_start)
-        reader = csv.reader(lines, **_csv_dialect(f.format))
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except csv.Error:
-                yield None, "bad_row", lines.offset
-                continue
-            except _LineTooLong:
-                yield None, "line_too_long", lines.offset
-                reader = csv.reader(lines, **_csv_dialect(f.format))  # forget a record the long line cut
-                continue
-            if not values:
-                continue
-            if len(values) != len(f.names):
-                yield None, "bad_row", lines.offset
-            else:
-                yield dict(zip(f.names, values, strict=True)), None, lines.offset
-
-
-def _json_record(raw: bytes) -> tuple[dict | None, str | None]:
-    """A JSON object, or the reason there is none. Invalid UTF-8 survives as surrogates, caught per field.
-
-    Nesting deeper than the interpreter's recursion limit is a bad row ('json_too_deep'), not a crash.
-    """
-    try:
-        record = json.loads(raw.decode("utf-8", errors="surrogateescape"))
-    except ValueError:
-        return None, "bad_row"
-    except RecursionError:
-        return None, "json_too_deep"
-    return (record, None) if isinstance(record, dict) else (None, "bad_row")
-
-
-def _data_start(f: InputFile) -> int:
-    """Byte offset of the first data row: after the header line of a CSV/TSV that has one."""
-    if f.format == "jsonl" or not f.header:
-        return 0
-    with fsspec.open(f.path, "rb") as handle:
-        return next(bounded_lines(handle), (b"", 0))[1]
-
-
-def _text_ranges(f: InputFile, rows_per_unit: int) -> list[RowRange]:
-    ranges, row, start, byte_start = [], 0, 0, _data_start(f)
-    for _, _, offset in _text_records(f, byte_start, parse=False):
-        row += 1
-        if row - start == rows_per_unit:
-            ranges.append(RowRange(start, rows_per_unit, byte_start))
-            start, byte_start = row, offset
-    if row > start:
-        ranges.append(RowRange(start, row - start, byte_start))
-    return ranges
-
-
-def _text_batches(f: InputFile, rng: RowRange | None, batch_size: int) -> Iterator[pa.Table]:
-    rng = rng or RowRange(0, math.inf, _data_start(f))
-    records: list[dict | None] = []
-    errors: list[str | None] = []
-    row = rng.row_start
-    for record, reason, _ in _text_records(f, rng.byte_start):
-        records.append(record)
-        errors.append(reason)
-        if len(records) == batch_size or row - rng.row_start + 1 == rng.row_count:
-            yield from_records(records, f, np.arange(row - len(records) + 1, row + 1), errors)
-            records, errors = [], []
-        row += 1
-        if row - rng.row_start == rng.row_count:
-            return
-    if records:
-        yield from_records(records, f, np.arange(row - len(records), row), errors)
