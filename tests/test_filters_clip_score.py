@@ -8,12 +8,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from vlforge.filters.base import run_filters
-from vlforge.filters.clip_score import (
-    ClipScoreFilter,
-    ComputedClipScoreFilter,
-    ScoreHistogram,
-)
+from vlforge.filters.base import ScoreHistogram, run_filters
+from vlforge.filters.clip_score import ClipScoreFilter, ComputedClipScoreFilter
 
 
 def scored(scores, sources, models=None):
@@ -72,7 +68,7 @@ def top_thresholds(batches, fractions, bins=20_000):
     """What the clean plan does with a top-fraction step: one histogram pass, then a threshold per source."""
     histogram = ScoreHistogram(bins)
     for batch in batches:
-        histogram.add(batch)
+        histogram.add(batch, "clip_score")
     return {source: histogram.threshold(source, fraction) for source, fraction in fractions.items()}
 
 
@@ -101,9 +97,9 @@ def test_each_source_has_its_own_cut():
 
 def test_histogram_ignores_nan_clips_out_of_range_and_merges():
     left = ScoreHistogram(bins=200)
-    left.add(scored([0.5, None, float("nan"), 7.0], ["a"] * 4))
+    left.add(scored([0.5, None, float("nan"), 7.0], ["a"] * 4), "clip_score")
     right = ScoreHistogram(bins=200)
-    right.add(scored([-3.0, 0.5], ["a", "b"]))
+    right.add(scored([-3.0, 0.5], ["a", "b"]), "clip_score")
     merged = left.merge(right)
     assert merged.counts["a"].sum() == 3 and merged.counts["b"].sum() == 1
     assert merged.counts["a"][-1] == 1 and merged.counts["a"][0] == 1
@@ -126,7 +122,7 @@ def test_thresholds_from_a_parquet_dataset(tmp_path):
 
 def test_null_sources_are_not_counted():
     histogram = ScoreHistogram(bins=100)
-    histogram.add(scored([0.1, 0.2], ["a", None]))
+    histogram.add(scored([0.1, 0.2], ["a", None]), "clip_score")
     assert list(histogram.counts) == ["a"] and histogram.counts["a"].sum() == 1
 
 
@@ -143,7 +139,7 @@ def test_a_score_exactly_at_the_cut_is_kept(bins, cut):
 def test_every_bin_edge_as_the_cut_keeps_the_top_rows():
     grid = np.round(np.arange(-0.9999, 1.0, 1e-4), 4)  # each default bin's edge, written as a decimal
     histogram = ScoreHistogram()
-    histogram.add(scored(grid.tolist(), ["a"] * len(grid)))
+    histogram.add(scored(grid.tolist(), ["a"] * len(grid)), "clip_score")
     best_first = grid[::-1]
     for top in range(1, len(grid) + 1, 7):
         threshold = histogram.threshold("a", top / len(grid))

@@ -7,6 +7,7 @@ splits the batch into kept and dropped tables, so every input row lands in exact
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,12 +51,18 @@ class Filter(ABC):
 
     A subclass with an `op` registers itself as the recipe operator of that name (see `vlforge.filters.registry`)
     and says what the pipeline must know about it: whether it reads the downloaded `image` bytes, which
-    measured columns are scores (a sample's JSON `scores`), which stay out of the manifest.
+    measured columns are scores (a sample's JSON `scores`), which stay out of the manifest, and what a
+    recipe may and must do with it (top fraction, order in the chain).
     """
 
     name: str
     op: ClassVar[str] = ""  # the recipe's `op:`; empty for helpers and bases
     needs_image: ClassVar[bool] = False
+    # validates the downloaded bytes and names their file extension (`image_ext`): every source needs one
+    validates_image: ClassVar[bool] = False
+    needs_steps_before: ClassVar[tuple[str, ...]] = ()  # ops that must run earlier in the same chain
+    # the score column a `top_fraction:` step ranks rows by (a step's `column:` overrides it); None: no top fraction
+    ranks_by: ClassVar[str | None] = None
     score_columns: ClassVar[tuple[str, ...]] = ()
     private_columns: ClassVar[tuple[str, ...]] = ()
 
@@ -99,6 +106,74 @@ class RowFilter(Filter):
         for (name, kind), column in zip(outputs, measured, strict=True):
             out = set_column(out, name, pa.array(column, kind))
         return FilterResult.from_reasons(out, reasons)
+
+
+class ScoreHistogram:
+    """Fixed-bin histogram of scores in [-1, 1] per source: bounded memory, mergeable across workers.
+
+    Memory is `bins` int64 counts per source (160 KB at the default); a threshold it yields is exact up to
+    one bin width (2 / bins = 1e-4 at the default). Scores outside [-1, 1] are clipped into the end bins;
+    null and NaN scores are not counted.
+    """
+
+    def __init__(self, bins: int = 20_000) -> None:
+        if bins < 2:
+            raise ValueError(f"bins must be >= 2, got {bins!r}")
+        self.bins = bins
+        self.counts: dict[str, np.ndarray] = {}
+
+    def _bin_of(self, scores: np.ndarray) -> np.ndarray:
+        """Bin of each score: [-1, 1] cut into `bins` equal bins, scores outside clipped into the end bins."""
+        return np.clip(((scores + 1.0) / 2.0 * self.bins).astype(np.int64), 0, self.bins - 1)
+
+    def add(self, batch: pa.Table | pa.RecordBatch, column: str,
+            source_col: str = "source") -> None:
+        """Count the batch's scores; rows with a null score or a null source are not counted."""
+        scores = float_column(batch, column)
+        sources = batch[source_col].to_numpy(zero_copy_only=False)
+        valid = ~np.isnan(scores) & pc.is_valid(batch[source_col]).to_numpy(zero_copy_only=False)
+        index = self._bin_of(scores[valid])
+        valid_sources = sources[valid]
+        for source in set(valid_sources.tolist()):
+            counts = self.counts.setdefault(str(source), np.zeros(self.bins, dtype=np.int64))
+            counts += np.bincount(index[valid_sources == source], minlength=self.bins)
+
+    def merge(self, other: ScoreHistogram) -> ScoreHistogram:
+        if other.bins != self.bins:
+            raise ValueError(f"cannot merge histograms with {self.bins} and {other.bins} bins")
+        merged = ScoreHistogram(self.bins)
+        for source in set(self.counts) | set(other.counts):
+            merged.counts[source] = self.counts.get(source, 0) + other.counts.get(source, 0)
+        return merged
+
+    def threshold(self, source: str, top_fraction: float) -> float:
+        """Start t of the lowest bin such that the rows scoring >= t are at least `top_fraction` of the source.
+
+        The rows scoring >= t are exactly the rows counted in that bin and above (see `_lowest_score_in`).
+        """
+        counts = self.counts[source]
+        wanted = math.ceil(round(top_fraction * int(counts.sum()), 6))  # 0.07 * 100 = 7.000000000000001
+        from_top = np.cumsum(counts[::-1])
+        top_bins = int(np.searchsorted(from_top, max(wanted, 1))) + 1
+        return self._lowest_score_in(self.bins - top_bins)
+
+    def _lowest_score_in(self, first: int) -> float:
+        """The smallest float `add` counts in bin `first` or above, so `score >= it` keeps exactly those rows.
+
+        The edge -1 + 2 * first / bins is that value only up to rounding, and rounding can put it above a
+        score counted in bin `first` (0.35 -> 0.3500000000000001). So bisect between a float of the bin
+        below and one of bin `first` until they are adjacent floats. Bin 0 starts at -1, the lowest cosine.
+        """
+        if first == 0:
+            return -1.0
+        below = -1.0 + 2.0 * (first - 0.25) / self.bins  # a quarter bin each side of the edge
+        above = -1.0 + 2.0 * (first + 0.25) / self.bins
+        while (middle := (below + above) / 2) not in (below, above):
+            if self._bin_of(np.float64(middle)) >= first:
+                above = middle
+            else:
+                below = middle
+        return float(np.nextafter(below, np.inf))  # every score of bin `first` or above is > below
 
 
 def _object_array(values: list) -> np.ndarray:

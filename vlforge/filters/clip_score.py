@@ -1,16 +1,15 @@
 """CLIP-score filters: thresholds per source on a score that came with the dump, or on one computed here.
 
 Qwen-VL keeps web pairs whose image-text CLIP similarity passes a dataset-specific bound; DataComp's
-recipe keeps the top 30% by ViT-L/14 score. `ScoreHistogram` turns such a top fraction into a
-threshold per source in one streaming pass (the clean plan); `ClipScoreFilter` applies thresholds to a
-precomputed column; `ComputedClipScoreFilter` computes the cosine with an open_clip model from a local checkpoint (never
+recipe keeps the top 30% by ViT-L/14 score. `ClipScoreFilter` applies thresholds to a precomputed column, and
+ranks by it (`ranks_by`), so the clean plan turns a top fraction into a threshold per source (`ScoreHistogram`);
+`ComputedClipScoreFilter` computes the cosine with an open_clip model from a local checkpoint (never
 downloads, never invents a score when the checkpoint is absent). torch and open_clip load only when a
 score is computed, so importing this module stays light.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
@@ -64,6 +63,7 @@ class ClipScoreFilter(Filter):
     """
 
     op = "clip_score"
+    ranks_by = "clip_score"
 
     @checked_params
     def __init__(self, thresholds: Thresholds = 0.28, *, default: float | None = None,
@@ -90,74 +90,6 @@ class ClipScoreFilter(Filter):
         reasons = _threshold_reasons(self._scores(batch), limits, self.missing)
         out = set_column(batch, "clip_threshold", pa.array(limits, pa.float64(), from_pandas=True))
         return FilterResult.from_reasons(out, reasons)
-
-
-class ScoreHistogram:
-    """Fixed-bin histogram of scores in [-1, 1] per source: bounded memory, mergeable across workers.
-
-    Memory is `bins` int64 counts per source (160 KB at the default); a threshold it yields is exact up to
-    one bin width (2 / bins = 1e-4 at the default). Scores outside [-1, 1] are clipped into the end bins;
-    null and NaN scores are not counted.
-    """
-
-    def __init__(self, bins: int = 20_000) -> None:
-        if bins < 2:
-            raise ValueError(f"bins must be >= 2, got {bins!r}")
-        self.bins = bins
-        self.counts: dict[str, np.ndarray] = {}
-
-    def _bin_of(self, scores: np.ndarray) -> np.ndarray:
-        """Bin of each score: [-1, 1] cut into `bins` equal bins, scores outside clipped into the end bins."""
-        return np.clip(((scores + 1.0) / 2.0 * self.bins).astype(np.int64), 0, self.bins - 1)
-
-    def add(self, batch: pa.Table | pa.RecordBatch, column: str = "clip_score",
-            source_col: str = "source") -> None:
-        """Count the batch's scores; rows with a null score or a null source are not counted."""
-        scores = float_column(batch, column)
-        sources = batch[source_col].to_numpy(zero_copy_only=False)
-        valid = ~np.isnan(scores) & pc.is_valid(batch[source_col]).to_numpy(zero_copy_only=False)
-        index = self._bin_of(scores[valid])
-        valid_sources = sources[valid]
-        for source in set(valid_sources.tolist()):
-            counts = self.counts.setdefault(str(source), np.zeros(self.bins, dtype=np.int64))
-            counts += np.bincount(index[valid_sources == source], minlength=self.bins)
-
-    def merge(self, other: ScoreHistogram) -> ScoreHistogram:
-        if other.bins != self.bins:
-            raise ValueError(f"cannot merge histograms with {self.bins} and {other.bins} bins")
-        merged = ScoreHistogram(self.bins)
-        for source in set(self.counts) | set(other.counts):
-            merged.counts[source] = self.counts.get(source, 0) + other.counts.get(source, 0)
-        return merged
-
-    def threshold(self, source: str, top_fraction: float) -> float:
-        """Start t of the lowest bin such that the rows scoring >= t are at least `top_fraction` of the source.
-
-        The rows scoring >= t are exactly the rows counted in that bin and above (see `_lowest_score_in`).
-        """
-        counts = self.counts[source]
-        wanted = math.ceil(round(top_fraction * int(counts.sum()), 6))  # 0.07 * 100 = 7.000000000000001
-        from_top = np.cumsum(counts[::-1])
-        top_bins = int(np.searchsorted(from_top, max(wanted, 1))) + 1
-        return self._lowest_score_in(self.bins - top_bins)
-
-    def _lowest_score_in(self, first: int) -> float:
-        """The smallest float `add` counts in bin `first` or above, so `score >= it` keeps exactly those rows.
-
-        The edge -1 + 2 * first / bins is that value only up to rounding, and rounding can put it above a
-        score counted in bin `first` (0.35 -> 0.3500000000000001). So bisect between a float of the bin
-        below and one of bin `first` until they are adjacent floats. Bin 0 starts at -1, the lowest cosine.
-        """
-        if first == 0:
-            return -1.0
-        below = -1.0 + 2.0 * (first - 0.25) / self.bins  # a quarter bin each side of the edge
-        above = -1.0 + 2.0 * (first + 0.25) / self.bins
-        while (middle := (below + above) / 2) not in (below, above):
-            if self._bin_of(np.float64(middle)) >= first:
-                above = middle
-            else:
-                below = middle
-        return float(np.nextafter(below, np.inf))  # every score of bin `first` or above is > below
 
 
 class ClipScorer:
@@ -217,6 +149,7 @@ class ComputedClipScoreFilter(Filter):
 
     op = "clip_score_computed"
     needs_image = True
+    needs_steps_before = ("image",)  # scores validated, upright RGB images
     score_columns = ("clip_score_computed",)
 
     @checked_params

@@ -45,6 +45,7 @@ class ImageFilter(Filter):
 
     op = "image"
     needs_image = True
+    validates_image = True
 
     @checked_params
     def __init__(self, max_pixels: Annotated[int, Field(gt=0)] = 50_000_000,

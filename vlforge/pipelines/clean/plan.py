@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from vlforge.filters.clip_score import ScoreHistogram
+from vlforge.filters.base import ScoreHistogram
 from vlforge.pipelines.clean.keys import (
     find_duplicates,
     hash_values,
@@ -97,9 +97,8 @@ def scan_file(job: CleanJob, f: InputFile) -> dict:
         uids = readable["uid"].to_pylist() if ids_are_identities else [None] * readable.num_rows
         hashes["uid"].extend(hash_values([None if u is None else f"{f.source}\x00{u}" for u in uids]))
         for step in steps:
-            column = step.params.get("column", "clip_score")
-            if column in readable.column_names:
-                histograms[step.name].add(readable, column=column)
+            if step.ranks_by in readable.column_names:
+                histograms[step.name].add(readable, column=step.ranks_by)
     all_orders = np.concatenate(orders) if orders else np.empty(0, dtype=np.int64)
     for kind in job.dedup_kinds():
         write_keys(key_path(job.plan_dir, kind, f.file_index), hashes[kind], all_orders)

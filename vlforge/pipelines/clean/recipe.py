@@ -27,6 +27,8 @@ from vlforge.sources.dumps.schemas import FIELDS, SCHEMAS, ColumnOverrides
 
 OPS = operators()
 NEEDS_IMAGE = needs_image()
+RANKING_OPS = [op for op, cls in OPS.items() if cls.ranks_by is not None]  # take `top_fraction`
+IMAGE_VALIDATORS = [op for op, cls in OPS.items() if cls.validates_image]
 
 
 class RecipeError(ConfigError):
@@ -73,8 +75,8 @@ class Step(BaseModel):
     def _validate(self) -> Step:
         if not self.name:
             object.__setattr__(self, "name", self.op)
-        if self.top_fraction is not None and self.op != "clip_score":
-            raise ValueError("top_fraction: only the clip_score op takes a top fraction")
+        if self.top_fraction is not None and OPS[self.op].ranks_by is None:
+            raise ValueError(f"top_fraction: only the {' and '.join(RANKING_OPS)} op takes a top fraction")
         _check_params(self.op, self.params)
         return self
 
@@ -82,22 +84,31 @@ class Step(BaseModel):
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
+    @property
+    def ranks_by(self) -> str | None:
+        """The score column a top-fraction step ranks rows by: its `column:`, else its op's `ranks_by`."""
+        return self.params.get("column", OPS[self.op].ranks_by)
+
     def merged(self, override: Mapping[str, Any]) -> Step:
         """This step with a source's overrides applied (validated again)."""
         return Step.model_validate({**self.model_dump(), **override})
 
 
-def _check_image_first(source: str, steps: list[Step]) -> None:
-    """Every source validates its bytes (`image`) before anything else looks at them (computed CLIP)."""
-    image = next((i for i, s in enumerate(steps) if s.op == "image"), None)
-    if image is None:
-        raise ValueError(f"after_download: source {source} has no enabled `image` step; downloaded "
+def _check_order(source: str, before: list[Step], after: list[Step]) -> None:
+    """Every source validates its downloaded bytes, and each step runs after the ops it needs
+    (`Filter.validates_image`, `Filter.needs_steps_before`)."""
+    if not any(OPS[s.op].validates_image for s in after):
+        wanted = " or ".join(f"`{op}`" for op in IMAGE_VALIDATORS)
+        raise ValueError(f"after_download: source {source} has no enabled {wanted} step; downloaded "
                          f"bytes must be validated before they are written")
-    for step in steps[:image]:
-        if step.op == "clip_score_computed":
-            raise ValueError(f"after_download: step {step.name} (clip_score_computed) comes before step "
-                             f"{steps[image].name} (image) for source {source}; put `image` first, so CLIP "
-                             f"scores validated, upright RGB images")
+    chain = [*before, *after]
+    for i, step in enumerate(chain):
+        for needed in OPS[step.op].needs_steps_before:
+            if not any(s.op == needed for s in chain[:i]):
+                later = next((s for s in chain[i:] if s.op == needed), None)
+                where = "no enabled step" if later is None else f"step {later.name} ({needed}) after it"
+                raise ValueError(f"after_download: step {step.name} ({step.op}) needs `{needed}` before it, "
+                                 f"but source {source} has {where}; put `{needed}` first")
 
 
 class SourceSpec(BaseModel):
@@ -189,7 +200,8 @@ class CleanRecipe(BaseModel):
                 except ValidationError as exc:
                     raise ValueError(f"sources.{source}.filters.{step_name}: {field_errors(exc)}") from None
         for source in self.sources:
-            _check_image_first(source, self.source_steps(source, "after_download"))
+            _check_order(source, self.source_steps(source, "before_download"),
+                         self.source_steps(source, "after_download"))
         return self
 
     def steps(self) -> list[Step]:
