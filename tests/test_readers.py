@@ -3,6 +3,7 @@
 import io
 import json
 import math
+import re
 import tarfile
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from vlforge.sources.dumps.img2dataset import read_shard_images
-from vlforge.sources.dumps.readers import list_inputs, plan_ranges, read_range
+from vlforge.sources.dumps.readers import list_inputs, plan_ranges, read_range, reader_of
 from vlforge.sources.dumps.schemas import ColumnOverrides, InputError, detect_schema
 
 LAION = ["SAMPLE_ID", "URL", "TEXT", "HEIGHT", "WIDTH", "LICENSE", "NSFW", "similarity"]
@@ -69,6 +70,25 @@ def test_missing_columns_fail_before_reading_with_the_column_name(tmp_path: Path
         list_inputs([("s", str(tmp_path / "a.parquet"))], {"s": ColumnOverrides(columns={"caption": "alt"})})
     with pytest.raises(InputError, match="no such file"):
         list_inputs([("s", str(tmp_path / "nope.parquet"))], {})
+
+
+def test_img2dataset_needs_no_caption_column_but_laion_does(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"key": ["000000000"], "url": ["http://x/0"], "status": ["success"],
+                             "error_message": [None]}), tmp_path / "00000.parquet")
+    f = _one(list_inputs([("s", str(tmp_path / "00000.parquet"))], {}))
+    assert (f.schema, f.format, f.companion) == ("img2dataset", "parquet", None)  # no tar: URLs to download
+    with pytest.raises(InputError, match=r"missing column 'TEXT' for field caption"):
+        list_inputs([("s", str(tmp_path / "00000.parquet"))], {"s": ColumnOverrides(schema="laion",
+                                                                                   columns={"url": "url"})})
+
+
+def test_unknown_formats_are_refused_with_every_known_extension(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("url,caption\n")
+    expected = re.escape(".csv, .jsonl, .ndjson, .parquet, .tsv")
+    with pytest.raises(InputError, match=rf"notes\.txt: unsupported input format \(expected {expected}\)"):
+        list_inputs([("s", str(tmp_path / "notes.txt"))], {})
+    with pytest.raises(InputError, match=rf"holds no input file \({expected}\)"):
+        list_inputs([("s", str(tmp_path))], {})
 
 
 def test_column_overrides_read_any_table(tmp_path: Path) -> None:
@@ -174,6 +194,7 @@ def test_directories_globs_and_fsspec_urls(tmp_path: Path) -> None:
         pq.write_table(pa.table({"url": ["http://x/m"], "caption": ["in memory"]}), out)
     f = _one(list_inputs([("s", "memory://bucket/m.parquet")], {}))
     assert f.path == "memory://bucket/m.parquet"
+    assert not reader_of(f).positional_ids and not reader_of(f).private_columns and f.companion is None
     assert _read_all(f)["caption"].to_pylist() == ["in memory"]
 
 
@@ -188,12 +209,13 @@ def test_img2dataset_shard_is_read_with_its_tar(tmp_path: Path) -> None:
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
     f = _one(list_inputs([("s", str(tmp_path))], {}))
-    assert f.format == "img2dataset" and f.tar.endswith("00000.tar")
+    assert f.format == "img2dataset" and f.companion.endswith("00000.tar")
+    assert reader_of(f).positional_ids and reader_of(f).private_columns == {"key", "status", "error_message"}
     table = _read_all(f)
     assert table["uid"].to_pylist() == ["000000000", "000000001"]
     assert table["status"].to_pylist() == ["success", "failed_to_download"]
     assert table["width"].to_pylist()[0] == 10
-    assert read_shard_images(f.tar, ["000000000", "000000001"]) == {"000000000": b"jpeg bytes"}
+    assert read_shard_images(f.companion, ["000000000", "000000001"]) == {"000000000": b"jpeg bytes"}
 
 
 def test_overlong_url_is_a_read_error(tmp_path: Path) -> None:

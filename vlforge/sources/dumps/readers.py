@@ -31,6 +31,9 @@ READERS: dict[str, Reader] = {r.format: r for r in (
 )}
 
 
+KNOWN_EXTENSIONS = ", ".join(sorted({ext for r in READERS.values() for ext in r.extensions}))
+
+
 def _format_of(path: str) -> str | None:
     """The reader whose extension the path has (img2dataset shards are parquet until their schema is known)."""
     return next((r.format for r in READERS.values() if r.claims(path, "")), None)
@@ -49,7 +52,7 @@ def _expand(spec: str) -> list[str]:
     else:
         raise InputError(f"--input: no such file or directory {spec!r}")
     if not found:
-        raise InputError(f"--input: {spec!r} holds no parquet, CSV, TSV or JSONL file")
+        raise InputError(f"--input: {spec!r} holds no input file ({KNOWN_EXTENSIONS})")
     return [fs.unstrip_protocol(p) if "://" in spec else p for p in found]
 
 
@@ -68,7 +71,7 @@ def list_inputs(inputs: list[tuple[str, str]], overrides: Mapping[str, ColumnOve
         for path in _expand(spec):
             fmt = _format_of(path)
             if fmt is None:
-                raise InputError(f"{path}: unsupported input format (expected .parquet, .csv, .tsv, .jsonl)")
+                raise InputError(f"{path}: unsupported input format (expected {KNOWN_EXTENSIONS})")
             names = READERS[fmt].header(path, over)
             if not names:
                 raise InputError(f"{path}: no columns found (an empty file, or no header line or JSON object)")
