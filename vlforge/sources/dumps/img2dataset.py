@@ -68,5 +68,6 @@ def iter_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBE
 
 
 def read_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBER_BYTES) -> dict[str, bytes | None]:
-    """iter_shard_images as a mapping (for a few keys: every image is held)."""
+    """iter_shard_images as a mapping, every image held: not for the pipeline (its `fetch` streams), kept for
+    bench/clean.py's one-process loop baseline and for tests."""
     return dict(iter_shard_images(tar_path, keys, max_bytes))
