@@ -1,7 +1,10 @@
 """Everything that reads the outside world into vlforge's canonical records (no Ray here).
 
-`annotations/` holds one adapter per public dataset family (COCO captions, VQAv2, GQA, simple VQA JSON,
-RefCOCO, Visual Genome, GRIT, shards, text): each reads the release's own files and image folders as
-they are laid out and yields `Item`s, the records `vlforge.formats.tasks.render` takes plus their images.
-May import `vlforge.formats` and `vlforge.shards` only.
+`dumps/`: raw image-text dumps (parquet, CSV/TSV, JSONL, img2dataset shards), one `Reader` per file format
+behind `dumps.readers.READERS`, read as canonical Arrow batches by row range.
+`download`: a work unit's images fetched with img2dataset behind `netguard`, the SSRF guard at the socket;
+`spill`: the unit's fetched bytes in one append-only file on disk.
+`annotations/`: one adapter per public dataset family (COCO captions, VQAv2, GQA, RefCOCO, Visual Genome,
+GRIT, ...) reading a release as laid out into `Item`s, the records `vlforge.formats.tasks.render` takes.
+May import `vlforge.config`, `vlforge.formats` and `vlforge.shards` only (tests/test_architecture.py).
 """
