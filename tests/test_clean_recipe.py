@@ -81,6 +81,13 @@ def test_a_small_recipe_loads(tmp_path: Path) -> None:
     ({"sources": {}}, r"sources: Dictionary should have at least 1 item"),
     ({"before_download": [{"op": "aspect_ratio", "max_ratio": 0.5}]},
      r"before_download\.0: max_ratio: Input should be greater than or equal to 1"),  # bound in the signature
+    ({"before_download": [{"op": "caption", "min_words": -1}]},
+     r"before_download\.0: min_words: Input should be greater than or equal to 0"),
+    ({"before_download": [{"op": "language", "keep": []}]},
+     r"before_download\.0: keep: Tuple should have at least 1 item"),
+    ({"after_download": [{"op": "image"}, {"op": "clip_score_computed", "model_name": "m", "checkpoint_path": None,
+                                           "on_missing": "skip", "batch_size": 0}]},
+     r"after_download\.1: batch_size: Input should be greater than or equal to 1"),
 ])
 def test_bad_recipes_fail_naming_the_field(tmp_path: Path, overrides: dict, message: str) -> None:
     with pytest.raises(RecipeError, match=message):

@@ -92,3 +92,10 @@ def test_inconsistent_bounds_are_named():
 def test_non_text_caption_column_is_an_error_naming_it():
     with pytest.raises(ValueError, match="'caption' must be text"):
         CaptionFilter().apply(pa.table({"caption": [1, 2]}))
+
+
+@pytest.mark.parametrize("bounds, field", [({"min_words": -1}, "min_words"), ({"max_words": 0}, "max_words"),
+                                           ({"min_chars": -1}, "min_chars"), ({"max_chars": 0}, "max_chars")])
+def test_bounds_out_of_range_are_refused_naming_the_field(bounds, field):
+    with pytest.raises(ValueError, match=rf"{field}\n  Input should be greater than or equal to"):
+        CaptionFilter(**bounds)

@@ -261,3 +261,9 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tiny_checkpoint, tmp_path)
     torch.save({"state_dict": torch.load(tiny_checkpoint, weights_only=True), "payload": NotAWeight()}, evil)
     with pytest.raises(pickle.UnpicklingError):
         ComputedClipScoreFilter(TINY, evil, 0.3).apply(photo_batch())
+
+
+def test_batch_size_below_one_is_refused_at_construction():
+    """A batch of 0 images would loop forever or crash in a worker; it is refused where the recipe is read."""
+    with pytest.raises(ValueError, match=r"batch_size\n  Input should be greater than or equal to 1"):
+        ComputedClipScoreFilter("ViT-B-32", None, on_missing="skip", batch_size=0)

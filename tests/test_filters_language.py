@@ -198,3 +198,11 @@ def test_english_by_words_only_for_english_text():
 def test_detection_is_deterministic(text):
     first = detect_language.__wrapped__(text)
     assert all(detect_language.__wrapped__(text) == first for _ in range(3))
+
+
+@pytest.mark.parametrize("params, message", [({"keep": ()}, r"keep\n  Tuple should have at least 1 item"),
+                                             ({"min_chars": -1}, r"min_chars\n  Input should be greater than"),
+                                             ({"min_words": -2}, r"min_words\n  Input should be greater than")])
+def test_empty_keep_and_negative_bounds_are_refused_naming_the_field(params, message):
+    with pytest.raises(ValueError, match=message):
+        LanguageFilter(**params)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Annotated
 
 import ftfy
 import pyarrow as pa
+from pydantic import Field
 
 from vlforge.filters.base import RowFilter, checked_params, set_column, string_values
 
@@ -75,8 +77,9 @@ class CaptionFilter(RowFilter):
     private_columns = ("caption_raw",)
 
     @checked_params
-    def __init__(self, min_words: int = 2, max_words: int | None = 256, min_chars: int = 5,
-                 max_chars: int = 1000, max_raw_chars: int = 8192, *, column: str = "caption",
+    def __init__(self, min_words: Annotated[int, Field(ge=0)] = 2, max_words: Annotated[int, Field(ge=1)] | None = 256,
+                 min_chars: Annotated[int, Field(ge=0)] = 5, max_chars: Annotated[int, Field(ge=1)] = 1000,
+                 max_raw_chars: Annotated[int, Field(ge=1)] = 8192, *, column: str = "caption",
                  name: str = "caption") -> None:
         if max_raw_chars < max_chars:
             raise ValueError(f"max_raw_chars ({max_raw_chars}) must be >= max_chars ({max_chars})")

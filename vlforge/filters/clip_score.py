@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field
 
 from vlforge.filters.base import Filter, FilterResult, checked_params, float_column, set_column, string_values
 
@@ -156,7 +157,7 @@ class ComputedClipScoreFilter(Filter):
     def __init__(self, model_name: str, checkpoint_path: str | os.PathLike | None,
                  thresholds: Thresholds = 0.28, *, default: float | None = None,
                  on_missing: Literal["skip", "fail"] = "fail",
-                 device: str | None = None, batch_size: int = 64, image_col: str = "image",
+                 device: str | None = None, batch_size: Annotated[int, Field(ge=1)] = 64, image_col: str = "image",
                  caption_col: str = "caption", name: str = "clip_score_computed") -> None:
         self.on_missing = on_missing
         self.available = checkpoint_path is not None and os.path.isfile(checkpoint_path)

@@ -26,10 +26,11 @@ import functools
 import re
 import threading
 import unicodedata
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 from vlforge.filters.base import RowFilter, checked_params, string_values
 from vlforge.filters.caption import count_words
@@ -222,7 +223,8 @@ class LanguageFilter(RowFilter):
     op = "language"
 
     @checked_params
-    def __init__(self, keep: tuple[str, ...] = ("en", "zh"), min_chars: int = 5, min_words: int = 2, *,
+    def __init__(self, keep: Annotated[tuple[str, ...], Field(min_length=1)] = ("en", "zh"),
+                 min_chars: Annotated[int, Field(ge=0)] = 5, min_words: Annotated[int, Field(ge=0)] = 2, *,
                  column: str = "caption", name: str = "language") -> None:
         self.keep = tuple(keep)
         self.min_chars, self.min_words = min_chars, min_words
