@@ -67,6 +67,8 @@ def test_a_small_recipe_loads(tmp_path: Path) -> None:
     ({"before_download": [{"op": "sharpness"}]}, r"before_download\.0\.op: Input should be 'aspect_ratio'"),
     ({"before_download": [{"op": "image", "name": "early"}]}, r"before_download\.0 \(early\): op image needs the"),
     ({"before_download": [{"op": "caption", "top_fraction": 0.5}]}, r"top_fraction: only the clip_score op"),
+    ({"after_download": [{"op": "image"}, {"op": "near_duplicate", "actors": 2}]},
+     r"after_download\.1: actors: op near_duplicate remembers earlier rows"),
     ({"after_download": [{"op": "aspect_ratio", "name": "late"}]}, r"source web has no enabled `image` step"),
     ({"after_download": [{"op": "clip_score_computed", "model_name": "m", "checkpoint_path": None,
                           "on_missing": "skip"}, {"op": "image"}]},

@@ -63,6 +63,8 @@ class Filter(ABC):
     needs_steps_before: ClassVar[tuple[str, ...]] = ()  # ops that must run earlier in the same chain
     # the score column a `top_fraction:` step ranks rows by (a step's `column:` overrides it); None: no top fraction
     ranks_by: ClassVar[str | None] = None
+    # keeps state across rows (what it has seen): one instance per unit chain, never a shared actor pool
+    stateful: ClassVar[bool] = False
     score_columns: ClassVar[tuple[str, ...]] = ()
     private_columns: ClassVar[tuple[str, ...]] = ()
 

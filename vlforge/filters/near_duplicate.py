@@ -29,6 +29,7 @@ class NearDuplicateFilter(RowFilter):
 
     op = "near_duplicate"
     needs_image = True
+    stateful = True  # `seen`: earlier rows of this unit
 
     @checked_params
     def __init__(self, max_distance: Annotated[int, Field(ge=0, le=32)] = 4, *, image_col: str = "image",
