@@ -1,13 +1,19 @@
 """Each adapter on a fixture in its release's real layout: the records it yields, and the errors it gives."""
 
+import importlib
 import json
 import pickle
+import pkgutil
 
 import pytest
 from mix_support import mix_layouts
+from pydantic import TypeAdapter
 
+import vlforge.sources.annotations as package
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.annotations import (
+    ADAPTERS,
+    AdapterOptionsUnion,
     ShardMember,
     SourceError,
     ai2d,
@@ -293,3 +299,17 @@ def test_img2dataset_caption_shards(tmp_path):
     assert (first.uid, first.record) == ("00000/000000000", {"image": "000000000.jpg", "caption": "a dog on a beach"})
     assert second.record == {"image": "000000001.jpg", "caption": "from the json"}  # no .txt: the json's caption
     assert [m.member for m in first.images + second.images] == ["000000000.jpg", "000000001.jpg"]
+
+
+def test_every_adapter_module_is_registered_under_its_recipe_name():
+    """A module with `Options` is an adapter: forgetting its MODULES entry would make it unreachable."""
+    found = {info.name for info in pkgutil.iter_modules(package.__path__)
+             if hasattr(importlib.import_module(f"{package.__name__}.{info.name}"), "Options")}
+    assert found == {m.__name__.rsplit(".", 1)[1] for m in ADAPTERS.values()}
+    assert set(ADAPTERS) == {"coco_captions", "vqav2", "gqa", "simple_vqa", "ai2d", "jsonl", "refcoco",
+                             "visual_genome", "grit", "shards", "text"}
+    union = TypeAdapter(AdapterOptionsUnion)
+    parsed = union.validate_python({"adapter": "jsonl", "path": "a.jsonl"})
+    assert isinstance(parsed, jsonl.Options)
+    with pytest.raises(ValueError, match="adapter"):
+        union.validate_python({"adapter": "nope", "path": "a.jsonl"})
