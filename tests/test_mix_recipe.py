@@ -27,11 +27,24 @@ def test_bad_recipes_name_the_field(tmp_path, change, message):
         load_mix_recipe(path)
 
 
+def test_errors_name_the_file_before_the_field_path(tmp_path):
+    path = write_recipe(tmp_path / "mix.yaml", {"name": "m", "sources": [SOURCE], "images": {"max_side": 8}})
+    with pytest.raises(MixError) as caught:
+        load_mix_recipe(path)
+    assert str(caught.value) == f"{path}: images.max_side: Input should be greater than or equal to 32"
+
+
 def test_cli_overrides_apply_and_are_validated(tmp_path):
-    path = write_recipe(tmp_path / "mix.yaml", {"name": "m", "sources": [SOURCE]})
+    path = write_recipe(tmp_path / "mix.yaml", {"name": "m", "sources": [SOURCE], "images": {"quality": 80}})
     assert load_mix_recipe(path, {"seed": 5, "total": None}).seed == 5
     with pytest.raises(MixError, match="total: Input should be greater than or equal to 1"):
         load_mix_recipe(path, {"total": 0})
+    dotted = load_mix_recipe(path, {"images.max_side": 224})
+    assert (dotted.images.max_side, dotted.images.quality) == (224, 80)  # the rest of the section stays
+    with pytest.raises(MixError, match=r"mix\.yaml: shards\.max_bytes: Input should be greater than or equal to 1"):
+        load_mix_recipe(path, {"shards.max_bytes": 0})
+    with pytest.raises(MixError, match=r"^override sources\.0\.weight: sources is a list, not a mapping$"):
+        load_mix_recipe(path, {"sources.0.weight": 3})
 
 
 def test_unreadable_recipe_files(tmp_path):

@@ -10,10 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vlforge.config import field_errors as _messages
-from vlforge.config import read_yaml as read_recipe
+from vlforge.config import load_model
 from vlforge.formats.tasks import TASKS
 from vlforge.sources.annotations import ADAPTERS, AdapterOptionsUnion
 
@@ -82,13 +81,7 @@ class MixRecipe(_Strict):
 
 
 def load_mix_recipe(path: str | Path, overrides: Mapping[str, Any] | None = None) -> MixRecipe:
-    """YAML (safe_load) -> dotted CLI overrides -> MixRecipe; every error names the field path."""
-    try:
-        data = read_recipe(str(path))
-    except ValueError as exc:
-        raise MixError(str(exc)) from None
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    try:
-        return MixRecipe.model_validate(data)
-    except ValidationError as exc:
-        raise MixError(f"{path}: {_messages(exc)}") from None
+    """YAML (safe_load) -> dotted CLI overrides (None: a flag not given) -> MixRecipe (`vlforge.config.load_model`);
+    every error names the file and the field path."""
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    return load_model(path, MixRecipe, given, MixError)

@@ -1,19 +1,19 @@
 """One training config: model, data, optim, run sections; the Qwen-VL stage presets underneath.
 
 A run's config is the stage preset, then the YAML file, then dotted command-line overrides (`optim.lr=1e-4`),
-validated by pydantic with unknown keys refused (the error names the field path).
+validated by pydantic with unknown keys refused: `vlforge.config.load_model`, so errors name the file and field path.
 """
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from vlforge.config import apply_overrides, field_errors, read_yaml
+from vlforge.config import ConfigError, load_model
 from vlforge.training.data import DataConfig
 
 
@@ -83,34 +83,32 @@ STAGES: dict[int, dict[str, Any]] = {
 }
 
 
-def merge(base: dict, extra: dict) -> dict:
-    """Deep merge: mappings merge key by key, anything else in `extra` replaces."""
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """'optim.lr=1e-4' -> ('optim.lr', 0.0001): the value parsed as YAML."""
     path, sep, value = text.partition("=")
     if not sep or not path:
-        raise ValueError(f"override {text!r} is not KEY.PATH=VALUE")
+        raise ConfigError(f"override {text!r} is not KEY.PATH=VALUE")
     return path, yaml.safe_load(value)
+
+
+def _dotted(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'data': {'shards': X}} -> {'data.shards': X}: a nested mapping as the dotted overrides it amounts to."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def load_config(stage: int, path: str | Path | None = None, overrides: list[str] | None = None,
                 base: dict | None = None) -> TrainConfig:
     """Stage preset <- YAML file <- `base` (e.g. the command line's --shards) <- dotted overrides."""
     if stage not in STAGES:
-        raise ValueError(f"stage must be 1, 2 or 3, got {stage!r}")
-    raw = merge(STAGES[stage], {"run": {"stage": stage}})
-    if path is not None:
-        if not Path(path).is_file():
-            raise ValueError(f"--config: no such file {path}")
-        raw = merge(raw, read_yaml(path, ValueError))
-    raw = apply_overrides(copy.deepcopy(merge(raw, base or {})), dict(map(parse_override, overrides or [])))
-    try:
-        return TrainConfig.model_validate(raw)
-    except ValidationError as error:
-        raise ValueError(f"config: {field_errors(error)}") from None
+        raise ConfigError(f"stage must be 1, 2 or 3, got {stage!r}")
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"--config: no such file {path}")  # read_yaml's own message names --recipe
+    given = {**_dotted(base or {}), **dict(map(parse_override, overrides or []))}
+    preset = {**STAGES[stage], "run": {**STAGES[stage]["run"], "stage": stage}}
+    return load_model(path, TrainConfig, given, base=preset)
