@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -11,11 +10,8 @@ import pytest
 import yaml
 from test_synthdog_support import generate_here
 
-from vlforge.pipelines.synthdog import (
-    Recipe,
-    add_synthdog_parser,
-    synthesize_shards,
-)
+from vlforge.cli import main
+from vlforge.pipelines.synthdog import Recipe, synthesize_shards
 from vlforge.shards.manifest import manifest_path, read_manifests
 from vlforge.shards.reader import iter_samples
 from vlforge.shards.verify import verify_dir
@@ -102,34 +98,27 @@ def test_samples_without_text_are_dropped_rows(tmp_path):
     assert all(r.startswith("no_text") for r in manifest["reason"].to_pylist())
 
 
-def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vlforge")
-    add_synthdog_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
 def test_cli_refuses_bad_flags_and_recipes_before_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        _cli(["synthdog", "--out", str(tmp_path), "--size", "huge"])
+        main(["synthdog", "--out", str(tmp_path), "--size", "huge"])
     assert "'variable'" in capsys.readouterr().err
 
     recipe = tmp_path / "bad.yaml"
     recipe.write_text(yaml.safe_dump({"count": 3, "colour": "red", "synthdog": {"canvas": {"size": 5}}}))
-    assert _cli(["synthdog", "--recipe", str(recipe), "--out", str(tmp_path / "o")]) == 2
+    assert main(["synthdog", "--recipe", str(recipe), "--out", str(tmp_path / "o")]) == 2
     assert "colour" in capsys.readouterr().err
 
     recipe.write_text(yaml.safe_dump({"count": 3, "synthdog": {"canvas": {"size": 5}}}))
-    assert _cli(["synthdog", "--recipe", str(recipe), "--out", str(tmp_path / "o")]) == 2
+    assert main(["synthdog", "--recipe", str(recipe), "--out", str(tmp_path / "o")]) == 2
     assert "synthdog.canvas.size" in capsys.readouterr().err
 
-    assert _cli(["synthdog", "--count", "1", "--lang", "en,fr", "--out", str(tmp_path / "o")]) == 2
+    assert main(["synthdog", "--count", "1", "--lang", "en,fr", "--out", str(tmp_path / "o")]) == 2
     assert "lang" in capsys.readouterr().err
-    assert _cli(["synthdog", "--count", "1"]) == 2
+    assert main(["synthdog", "--count", "1"]) == 2
     assert "--out" in capsys.readouterr().err
     empty = tmp_path / "empty.txt"
     empty.write_text(" \n", encoding="utf-8")
-    assert _cli(["synthdog", "--lang", "en", "--count", "1", "--corpus", f"en={empty}", "--out",
+    assert main(["synthdog", "--lang", "en", "--count", "1", "--corpus", f"en={empty}", "--out",
                  str(tmp_path / "o")]) == 2
     assert f"no usable en corpus (corpus {empty}: no text)" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
@@ -137,8 +126,8 @@ def test_cli_refuses_bad_flags_and_recipes_before_work(tmp_path, capsys):
 
 def test_an_output_directory_holds_one_run(ray_local, tmp_path, capsys):
     out = tmp_path / "run"
-    assert _cli(["synthdog", "--lang", "en", "--count", "2", "--unit-size", "2", "--out", str(out)]) == 0
+    assert main(["synthdog", "--lang", "en", "--count", "2", "--unit-size", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "en" in printed and "kept" in printed
-    assert _cli(["synthdog", "--lang", "en", "--count", "2", "--seed", "9", "--out", str(out)]) == 2
+    assert main(["synthdog", "--lang", "en", "--count", "2", "--seed", "9", "--out", str(out)]) == 2
     assert "holds a synthdog run of other inputs or options (changed: --seed: 0 -> 9" in capsys.readouterr().err

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vlforge.config import field_errors, read_yaml
-from vlforge.pipelines.executor import UNIT_FAILED, RunReport, Unit, UnitFailure, UnitStats, run_units
+from vlforge.config import ConfigError, load_model
+from vlforge.pipelines.executor import UNIT_FAILED, RunReport, Unit, UnitStats, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.shards.outdir import Plan, claim_out_dir
 from vlforge.shards.writer import ShardWriter
-from vlforge.synthdog.config import ConfigError, SynthConfig, config_dict, load_config
+from vlforge.synthdog.config import SynthConfig, config_dict, load_config
 from vlforge.synthdog.corpus import LANGUAGES, guess_language, read_source
 from vlforge.synthdog.donut import export_donut
 from vlforge.synthdog.resources import ResourceReport, load_resources, prepare_resources
@@ -48,38 +48,36 @@ class Recipe(BaseModel):
     corpus: list[str] = []  # FILE or LANG=FILE; the language of a bare FILE is guessed from its text
     ray_address: str | None = None
     num_cpus: Annotated[int, Field(ge=1)] | None = None
-    size: Annotated[int, Field(ge=32, le=8192)] | Literal["variable"] | None = None  # synthdog.canvas.size
+    size: Annotated[int, Field(ge=32, le=8192)] | Literal["variable"] | None = None  # shorthand, see below
     format: Literal["webdataset", "donut"] = "webdataset"
     unit_size: Annotated[int, Field(ge=1)] = 200  # samples per work unit (and per tar)
     allow_foreign_files: bool = False  # write into an `out` holding files vlforge did not write (never deleted)
-    synthdog: dict = {}
+    synthdog: SynthConfig = SynthConfig()
 
     @field_validator("lang")
     @classmethod
     def _once_each(cls, langs: list[str]) -> list[str]:
         return list(dict.fromkeys(langs))
 
+    @model_validator(mode="after")
+    def _size_shorthand(self) -> Recipe:
+        """`size` (the --size flag) sets synthdog.canvas.size; "variable" is None there (SynthDoG's sizes)."""
+        if self.size is not None:
+            canvas = self.synthdog.canvas.model_copy(update={"size": None if self.size == "variable" else self.size})
+            self.synthdog = self.synthdog.model_copy(update={"canvas": canvas})
+        return self
 
-def resolve(args: argparse.Namespace) -> tuple[Recipe, SynthConfig]:
-    """Recipe file, then command-line flags on top; every error names its key."""
-    data = {} if args.recipe is None else read_yaml(args.recipe, ConfigError)
+
+def resolve(args: argparse.Namespace) -> Recipe:
+    """Recipe file, then command-line flags on top (`vlforge.config.load_model`); errors name file and key."""
     flags = {"lang": args.lang.split(",") if args.lang else None, "count": args.count, "out": args.out,
              "seed": args.seed, "fonts": args.fonts, "backgrounds": args.backgrounds, "corpus": args.corpus,
              "ray_address": args.ray_address, "num_cpus": args.num_cpus, "format": args.format,
              "unit_size": args.unit_size, "size": args.size, "allow_foreign_files": args.allow_foreign_files}
-    data.update({k: v for k, v in flags.items() if v is not None})
-    try:
-        recipe = Recipe.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(field_errors(exc)) from None
+    recipe = load_model(args.recipe, Recipe, {k: v for k, v in flags.items() if v is not None})
     if recipe.out is None:
         raise ConfigError("out: an output directory is required (--out DIR)")
-    section = dict(recipe.synthdog)
-    if recipe.size is not None:
-        canvas = dict(section.get("canvas") or {})
-        canvas["size"] = None if recipe.size == "variable" else recipe.size
-        section["canvas"] = canvas
-    return recipe, load_config(section)
+    return recipe
 
 
 def split_corpus_entry(entry: str) -> tuple[str | None, str]:
@@ -189,8 +187,9 @@ def synthesize_shards(recipe: Recipe, config: SynthConfig) -> tuple[RunReport, R
     return report, resources
 
 
-def summary(report: RunReport, resources: ResourceReport, out: str | Path) -> str:
-    """Per language kept/dropped and CPU time, the executor's summary, then the resources used."""
+def summary(report: RunReport, resources: ResourceReport) -> str:
+    """Synthdog's own end-of-run lines, after the executor's `report.summary(out)`: per language kept/dropped
+    and CPU time, then the resources used."""
     rows = {}
     for stats in report.stats:
         lang = rows.setdefault(stats.extra["lang"], {"kept": 0, "dropped": 0, "cpu_s": 0.0})
@@ -203,7 +202,6 @@ def summary(report: RunReport, resources: ResourceReport, out: str | Path) -> st
         lines.append(f"{lang:<6}{r['kept']:>10}{r['dropped']:>10}{per:>12.3f}")
     unreadable = sum(s.extra["unreadable_backgrounds"] for s in report.stats)
     counts = resources.counts()
-    lines.append(report.summary(out))
     chars = ", ".join(f"{lang} {n:,}" for lang, n in resources.corpus_chars.items())
     lines.append(f"corpus characters: {chars}")
     lines.append("fonts: " + ", ".join(f"{lang} {n}" for lang, n in resources.fonts_by_lang.items())
@@ -247,11 +245,9 @@ def add_synthdog_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 
 def run_synthdog(args: argparse.Namespace) -> int:
-    try:
-        recipe, config = resolve(args)
-        report, resources = synthesize_shards(recipe, config)
-    except (ConfigError, ValueError, FileNotFoundError, UnitFailure) as exc:  # failed units exit 2, as everywhere
-        print(f"vlforge synthdog: error: {exc}", file=sys.stderr)
-        return 2
-    print(summary(report, resources, recipe.out))
+    """Bad recipes, inputs and failed units raise; `vlforge.cli.main` prints them and exits 2, as for every command."""
+    recipe = resolve(args)
+    report, resources = synthesize_shards(recipe, recipe.synthdog)
+    print(report.summary(recipe.out), file=sys.stderr)  # the executor's block on stderr, as clean prints it
+    print(summary(report, resources))
     return 0

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from vlforge.config import ConfigError, field_errors
+
 
 def _rule(ok: Callable[[tuple], bool], message: str) -> AfterValidator:
     def check(span: tuple) -> tuple:
@@ -238,20 +240,13 @@ class SynthConfig(_Section):
     cache: Cache = Cache()
 
 
-class ConfigError(ValueError):
-    """A bad recipe value; the message names every offending field."""
-
-
 def load_config(data: dict | None, where: str = "synthdog") -> SynthConfig:
-    """Validate a (partial) mapping into a full config; unset keys keep their defaults."""
+    """Validate a (partial) mapping into a full config; unset keys keep their defaults. Errors name the field
+    under `where`, its place in a recipe (`synthdog.canvas.size: ...`)."""
     try:
         return SynthConfig.model_validate(data or {})
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            field = ".".join(str(p) for p in (where, *err["loc"]))
-            problems.append(f"{field}: {err['msg']}")
-        raise ConfigError("; ".join(problems)) from None
+        raise ConfigError(field_errors(exc, where)) from None
 
 
 def config_dict(config: SynthConfig) -> dict:
