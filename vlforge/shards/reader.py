@@ -1,4 +1,4 @@
-"""Reading shards: lists, brace patterns, directories and fsspec URLs, as webdataset dicts.
+"""Reading shards: lists, brace patterns, directories and fsspec URLs, as webdataset's sample dicts.
 
 Tars are read as a stream, one member at a time, and a member larger than `MAX_MEMBER_BYTES` is never read:
 its header may claim anything (a 10 KB sparse member expands to a gigabyte).
@@ -11,6 +11,8 @@ from typing import BinaryIO
 import fsspec
 from braceexpand import braceexpand
 
+from vlforge.shards.members import split_member
+
 MAX_MEMBER_BYTES = 256 * 1024 * 1024  # one image or JSON member; vlforge's own writers stay far below
 
 
@@ -20,7 +22,6 @@ class ShardReadError(ValueError):
 
 def member_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo, max_bytes: int = MAX_MEMBER_BYTES) -> bytes | None:
     """A regular member's bytes; None for anything else and for a file over `max_bytes` (left unread)."""
-    tar.members = []  # a tar read as a stream has no use for the headers already read
     return tar.extractfile(info).read() if info.isfile() and info.size <= max_bytes else None
 
 
@@ -29,6 +30,7 @@ def iter_members(stream: BinaryIO, max_bytes: int = MAX_MEMBER_BYTES) -> Iterato
     tar) propagate."""
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for info in tar:
+            tar.members = []  # a tar read as a stream has no use for the headers already read
             yield info, member_bytes(tar, info, max_bytes)
 
 
@@ -57,26 +59,34 @@ def expand_shards(spec: str | Sequence[str]) -> list[str]:
     return urls
 
 
-def _tar_files(url: str, stream: BinaryIO, max_bytes: int) -> Iterator[dict]:
-    """webdataset's per-file dicts of one tar; ShardReadError names the tar (and member) that cannot be read."""
+def iter_tar(url: str, max_member_bytes: int = MAX_MEMBER_BYTES) -> Iterator[dict]:
+    """Samples of one tar as webdataset groups them: consecutive members with the same key (`split_member`) form
+    one dict of {extension (lower case): bytes, "__key__", "__url__"}; members without a key or an extension are
+    skipped. ShardReadError names the tar (and member) that cannot be read."""
+    sample: dict | None = None
     try:
-        for info, data in iter_members(stream, max_bytes):
-            if not info.isfile():
-                continue
-            if data is None:
-                raise ShardReadError(f"{url}: member {info.name} is {info.size} bytes, over the {max_bytes}-byte "
-                                     f"limit for one member; not read")
-            yield {"fname": info.name, "data": data, "__url__": url}
+        with fsspec.open(url, "rb") as stream:
+            for info, data in iter_members(stream, max_member_bytes):
+                if not info.isfile():
+                    continue
+                key, ext = split_member(info.name)
+                if not ext or key.endswith("/") or not key:
+                    continue
+                if data is None:
+                    raise ShardReadError(f"{url}: member {info.name} is {info.size} bytes, over the "
+                                         f"{max_member_bytes}-byte limit for one member; not read")
+                if sample is None or sample["__key__"] != key:
+                    if sample is not None:
+                        yield sample
+                    sample = {"__key__": key, "__url__": url}
+                ext = ext.lower()
+                if ext in sample:
+                    raise ShardReadError(f"{url}: member {info.name}: a second {ext!r} in sample {key}")
+                sample[ext] = data
     except tarfile.TarError as exc:
         raise ShardReadError(f"{url}: unreadable or truncated tar ({exc})") from exc
-
-
-def iter_tar(url: str, max_member_bytes: int = MAX_MEMBER_BYTES) -> Iterator[dict]:
-    """Samples of one tar, grouped by key exactly as webdataset groups them."""
-    from webdataset.tariterators import group_by_keys  # lazy: pulls in torch
-
-    with fsspec.open(url, "rb") as f:
-        yield from group_by_keys(_tar_files(url, f, max_member_bytes))
+    if sample is not None:
+        yield sample
 
 
 def iter_samples(spec: str | Sequence[str]) -> Iterator[dict]:
