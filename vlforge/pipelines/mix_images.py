@@ -1,15 +1,15 @@
 """Images of a mix: read from a file or a tar, hashed (bytes and perceptual), copied or re-encoded.
 
-An image is copied byte for byte when it is an RGB or grey JPEG within the recipe's size cap; otherwise
-(larger, another format, CMYK, ...) it is decoded with the shared opener, scaled so its longer side fits the
-cap, and written as a JPEG. Hashes are of the source image: sha256 of its bytes, and a 64-bit pHash
-(imagehash) of its pixels, which survives re-encoding and resizing.
+An image is copied byte for byte when it is an RGB or grey JPEG without an EXIF orientation tag within the
+recipe's size cap; otherwise (larger, another format, CMYK, EXIF-rotated, ...) it is re-encoded by the shared
+`shards.imageio.normalize`, in stored orientation (the frame its boxes are measured in). Files and tar
+members over `MAX_IMAGE_BYTES` are not read. Hashes are of the source image: sha256 of its bytes, and a
+64-bit pHash (imagehash) of its pixels, which survives re-encoding and resizing.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vlforge.shards.imageio import ImageRejected, open_image, perceptual_hash, to_rgb
+from vlforge.shards.imageio import MAX_IMAGE_BYTES, ImageRejected, decode, normalize, perceptual_hash
 from vlforge.shards.members import is_image, split_member
+from vlforge.shards.reader import member_bytes
 from vlforge.sources.annotations import ImageRef, ShardMember
-
-MAX_IMAGE_BYTES = 64 * 1024 * 1024
 
 
 class ImageDrop(ValueError):
@@ -54,10 +53,16 @@ class TarReader:
     def read(self, ref: ShardMember) -> bytes:
         if ref.tar not in self._open:
             self._open[ref.tar] = tarfile.open(ref.tar, mode="r:")  # noqa: SIM115 - closed by close()
+        tar = self._open[ref.tar]
         try:
-            return self._open[ref.tar].extractfile(ref.member).read()
-        except (KeyError, AttributeError):
+            info = tar.getmember(ref.member)
+        except KeyError:
             raise ImageDrop("image_missing", f"{ref.tar}: no member {ref.member}") from None
+        data = member_bytes(tar, info, MAX_IMAGE_BYTES)
+        if data is None:
+            raise ImageDrop("image_too_large" if info.isfile() else "image_missing",
+                            f"{ref.tar}: member {ref.member} is not a file of at most {MAX_IMAGE_BYTES} bytes")
+        return data
 
     def close(self) -> None:
         for tar in self._open.values():
@@ -84,30 +89,17 @@ def hashes(data: bytes, phash: bool) -> tuple[str, str | None]:
 
 def _decoded(data: bytes) -> Image.Image:
     try:
-        im = open_image(data)
-        im.load()
+        return decode(data)
     except ImageRejected as exc:
         raise ImageDrop(exc.reason, str(exc)) from None
-    except (OSError, ValueError) as exc:
-        raise ImageDrop("image_undecodable", f"{type(exc).__name__}: {exc}") from None
-    return im
 
 
 def prepare(data: bytes, max_side: int | None, quality: int, phash: bool) -> Prepared:
+    """The image as the shard stores it (`normalize`: stored orientation), with the hashes of the source."""
     with _decoded(data) as im:
-        size = im.size
-        digest = hashlib.sha256(data).hexdigest()
         perceptual = perceptual_hash(im) if phash else None
-        fits = max_side is None or max(size) <= max_side
-        if im.format == "JPEG" and im.mode in ("RGB", "L") and fits:
-            return Prepared(data, size, digest, perceptual, False)
-        rgb = to_rgb(im)
-    if not fits:
-        scale = max_side / max(size)
-        rgb = rgb.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.BICUBIC)
-    buffer = io.BytesIO()
-    rgb.save(buffer, format="JPEG", quality=quality)
-    return Prepared(buffer.getvalue(), size, digest, perceptual, True)
+        image = normalize(im, data, max_side=max_side, quality=quality)
+    return Prepared(image.data, image.size, hashlib.sha256(data).hexdigest(), perceptual, image.reencoded)
 
 
 EVAL_FILES = {"sha256": "eval-sha256.npy", "phash": "eval-phash.npy"}
@@ -159,10 +151,12 @@ def _eval_images(dirs: list[Path]) -> Iterator[bytes]:
     for root in dirs:
         for path in sorted(p for p in Path(root).rglob("*") if p.is_file()):
             ext = path.suffix.lower().lstrip(".")
-            if is_image(ext):
+            if is_image(ext) and path.stat().st_size <= MAX_IMAGE_BYTES:
                 yield path.read_bytes()
             elif ext == "tar":
                 with tarfile.open(path, mode="r:") as tar:
                     for info in tar:
-                        if info.isfile() and is_image(split_member(info.name)[1]):
-                            yield tar.extractfile(info).read()
+                        if is_image(split_member(info.name)[1]):
+                            data = member_bytes(tar, info, MAX_IMAGE_BYTES)
+                            if data is not None:
+                                yield data

@@ -9,7 +9,6 @@ inside the JSONL file's folder tree unless `allow_outside_paths`, and only the f
 `shards.imageio` are opened.
 """
 
-import io
 import json
 import re
 from collections import Counter
@@ -24,14 +23,13 @@ from vlforge.config import ConfigError, field_errors, load_model
 from vlforge.formats.errors import FieldError
 from vlforge.formats.paths import inside
 from vlforge.formats.tasks import TASKS, image_fields, references, render
-from vlforge.pipelines.executor import UNIT_FAILED, RunReport, Unit, UnitStats, run_units
+from vlforge.pipelines.executor import RunReport, Unit, UnitStats, give_up_rows, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
-from vlforge.shards.imageio import ImageRejected, open_image, to_rgb
+from vlforge.shards.imageio import MAX_IMAGE_BYTES, ImageRejected, decode, normalize
 from vlforge.shards.keys import sanitize_key
 from vlforge.shards.outdir import Plan
 from vlforge.shards.writer import ShardWriter
 
-MAX_IMAGE_BYTES = 64 * 1024 * 1024
 NOT_IN_FINGERPRINT = ("on_error",)  # a run stopped by a bad line may be resumed with --on-error skip
 FLAGS = {"max_samples": "--shard-samples", "max_bytes": "--shard-bytes"}  # option -> its flag, where they differ
 
@@ -106,26 +104,18 @@ def load_render_recipe(path: str | Path | None, overrides: dict[str, Any]) -> Re
 
 
 def load_image(path: Path) -> tuple[bytes, tuple[int, int]]:
-    """JPEG bytes and (width, height); JPEGs pass through untouched, other allowed formats are re-encoded."""
+    """JPEG bytes and (width, height) of an image file, in stored orientation (`shards.imageio.normalize`)."""
     if not path.is_file():
         raise FieldError("image", f"no such image file: {path}")
     if path.stat().st_size > MAX_IMAGE_BYTES:
         raise FieldError("image", f"{path}: file larger than {MAX_IMAGE_BYTES} bytes")
     data = path.read_bytes()
     try:
-        with open_image(data) as im:
-            im.load()
-            size = im.size
-            if im.format == "JPEG" and im.mode in ("RGB", "L"):
-                return data, size
-            rgb = to_rgb(im)
+        with decode(data) as im:
+            image = normalize(im, data)
     except ImageRejected as exc:
         raise FieldError("image", f"{path}: {exc}") from exc
-    except Exception as exc:
-        raise FieldError("image", f"{path}: cannot decode ({type(exc).__name__}: {exc})") from exc
-    buf = io.BytesIO()
-    rgb.save(buf, format="JPEG", quality=95)
-    return buf.getvalue(), size
+    return image.data, image.size
 
 
 def image_file(base: Path, rel: str, allow_outside: bool) -> Path:
@@ -258,12 +248,7 @@ def process_unit(unit: Unit[RenderWork]) -> UnitStats:
 
 def give_up_unit(unit: Unit[RenderWork], cause: str) -> UnitStats:
     """Commit a unit whose worker kept dying: every line a dropped row saying why."""
-    work, read = unit.payload, 0
-    with ShardWriter(work.out_dir, unit.id, work.options.max_samples, work.options.max_bytes) as w:
-        for _, _, row in unit_lines(work):
-            w.drop({**row, "error": cause}, reason=UNIT_FAILED, stage="render")
-            read += 1
-    return UnitStats(unit.id, read=read, dropped=read, reasons={UNIT_FAILED: read})
+    return give_up_rows(unit, unit.payload.out_dir, (row for _, _, row in unit_lines(unit.payload)), cause)
 
 
 def render_plan(path: Path, options: RenderOptions) -> Plan:

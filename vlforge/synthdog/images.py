@@ -16,11 +16,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
+
+from vlforge.shards.imageio import open_image, upright_rgb
+from vlforge.shards.members import is_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 BUILTIN_PHOTOS = "builtin:skimage"
 # Photographs and natural textures shipped in skimage/data (those showing text are left out: text in a
 # background would be ink without a label).
@@ -32,7 +34,6 @@ TEXTURE_SIDE = 256
 PAPER_COUNT = 16
 PAPER_SIDE = 512
 NOISE_SIDE = 1024
-MAX_PIXELS = 64_000_000  # larger backgrounds are refused before decoding (decompression bombs)
 
 
 class BadImage(ValueError):
@@ -52,7 +53,7 @@ def image_files(sources: Iterable[str]) -> list[str]:
         path = Path(source)
         if path.is_dir():
             found.update(str(p) for p in path.rglob("*")
-                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                         if p.is_file() and is_image(p.suffix.lstrip(".")))
         elif path.is_file():
             found.add(str(path))
         else:
@@ -69,14 +70,12 @@ def fingerprint(paths: list[str]) -> str:
 
 
 def decode(path: str, max_side: int) -> Image.Image:
-    """RGB, EXIF-rotated, at most max_side on its long side; BadImage when it does not decode."""
+    """Upright RGB (a background has no coordinates to keep), at most max_side on its long side; opened by
+    `shards.imageio.open_image` (its formats, its pixel cap); BadImage when it does not decode."""
     try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise ValueError(f"{im.width}x{im.height} is more than {MAX_PIXELS} pixels")
+        with open_image(path) as im:
             im.draft("RGB", (max_side, max_side))
-            im = ImageOps.exif_transpose(im)
-            im = im.convert("RGB")
+            im = upright_rgb(im)
     except Exception as exc:  # noqa: BLE001 - truncated, bomb, not an image: all mean unusable
         raise BadImage(f"{path}: {type(exc).__name__}: {exc}") from None
     if max(im.size) > max_side:
