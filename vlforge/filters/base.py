@@ -197,6 +197,11 @@ def float_column(batch: pa.Table | pa.RecordBatch, name: str) -> np.ndarray:
     return np.array(values, dtype=np.float64)  # writable copy
 
 
+def image_values(batch: pa.Table, name: str) -> list[bytes | None]:
+    """Column `name` (image bytes) as Python values, all None where the batch lacks it (judged 'image_missing')."""
+    return batch[name].to_pylist() if name in batch.column_names else [None] * batch.num_rows
+
+
 def string_values(batch: pa.Table, name: str) -> list[str | None]:
     """Column `name` as Python strings, all None where the batch lacks it; a non-string column raises."""
     if name not in batch.column_names:

@@ -19,7 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from vlforge.filters.base import Filter, FilterResult, checked_params, float_column, set_column, string_values
+from vlforge.filters.base import (
+    Filter,
+    FilterResult,
+    checked_params,
+    float_column,
+    image_values,
+    set_column,
+    string_values,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -187,10 +195,8 @@ class ComputedClipScoreFilter(Filter):
         reasons = np.full(batch.num_rows, None, dtype=object)
         if self.available and batch.num_rows:
             images, texts, rows = [], [], []
-            images_in = batch[self.image_col].to_pylist() if self.image_col in batch.column_names \
-                else [None] * batch.num_rows
-            for row, (data, text) in enumerate(zip(images_in, string_values(batch, self.caption_col),
-                                                   strict=True)):
+            for row, (data, text) in enumerate(zip(image_values(batch, self.image_col),
+                                                   string_values(batch, self.caption_col), strict=True)):
                 try:
                     with open_image(data or b"") as im:
                         images.append(to_rgb(im))

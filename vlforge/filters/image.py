@@ -18,7 +18,7 @@ import pyarrow as pa
 from PIL import Image
 from pydantic import Field
 
-from vlforge.filters.base import Filter, FilterResult, checked_params, set_column, transpose
+from vlforge.filters.base import RowFilter, checked_params, image_values, set_column
 from vlforge.shards.imageio import ALLOWED_FORMATS, ImageRejected, exif_orientation, open_image, upright_rgb
 
 _KEEP_AS_IS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -32,7 +32,7 @@ def _looks_like_html(data: bytes) -> bool:
     return head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
 
 
-class ImageFilter(Filter):
+class ImageFilter(RowFilter):
     """Validate downloaded image bytes; drop what does not decode, with the cause as reason.
 
     Replaces `image` with the (possibly re-encoded) bytes and `width`/`height` with the real upright
@@ -103,19 +103,21 @@ class ImageFilter(Filter):
         upright.save(out, "JPEG", quality=self.quality)
         return out.getvalue(), "jpg", upright.width, upright.height, None
 
-    def apply(self, batch: pa.Table) -> FilterResult:
-        n = batch.num_rows
-        raw = batch[self.image_col].to_pylist() if self.image_col in batch.column_names else [None] * n
-        checked = [self.check(data) for data in raw]
-        images, exts, widths, heights, reasons = transpose(checked, 5)
-        out = batch
+    def judge(self, data: bytes | None) -> tuple[bytes | None, str | None, int | None, int | None, bool, str | None]:
+        """`check`'s result with whether the bytes were re-encoded, before the reason."""
+        image, ext, width, height, reason = self.check(data)
+        return image, ext, width, height, image is not None and image is not data, reason
+
+    def inputs(self, batch: pa.Table) -> list[bytes | None]:
+        return image_values(batch, self.image_col)
+
+    def outputs(self) -> list[tuple[str, pa.DataType]]:
+        return [(self.image_col, pa.binary()), ("image_ext", pa.string()), ("width", pa.int64()),
+                ("height", pa.int64()), ("image_reencoded", pa.bool_())]
+
+    def prepare(self, batch: pa.Table, values: list) -> pa.Table:
+        """The sizes the dump claimed, kept as `meta_width`/`meta_height` before the real ones replace them."""
         for name in ("width", "height"):
             if name in batch.column_names:
-                out = set_column(out, f"meta_{name}", batch[name])
-        out = set_column(out, self.image_col, pa.array(images, pa.binary()))
-        out = set_column(out, "image_ext", pa.array(exts, pa.string()))
-        out = set_column(out, "width", pa.array(widths, pa.int64()))
-        out = set_column(out, "height", pa.array(heights, pa.int64()))
-        out = set_column(out, "image_reencoded", pa.array(
-            [img is not None and img is not data for img, data in zip(images, raw, strict=True)], pa.bool_()))
-        return FilterResult.from_reasons(out, reasons)
+                batch = set_column(batch, f"meta_{name}", batch[name])
+        return batch

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
-from vlforge.filters.base import RowFilter, checked_params
+from vlforge.filters.base import RowFilter, checked_params, image_values
 from vlforge.shards.imageio import ImageRejected, open_image, perceptual_hash
 
 
@@ -38,9 +38,7 @@ class NearDuplicateFilter(RowFilter):
         self.seen = np.zeros(0, dtype=np.uint64)
 
     def inputs(self, batch: pa.Table) -> list[bytes | None]:
-        if self.image_col not in batch.column_names:
-            return [None] * batch.num_rows
-        return batch[self.image_col].to_pylist()
+        return image_values(batch, self.image_col)
 
     def outputs(self) -> list[tuple[str, pa.DataType]]:
         return [("phash", pa.string())]
