@@ -11,7 +11,7 @@ import csv
 import io
 import math
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 import fsspec
@@ -75,7 +75,7 @@ class CsvReader(LineReader):
     def __init__(self, fmt: str, extensions: tuple[str, ...], delimiter: str) -> None:
         self.format, self.extensions, self.delimiter = fmt, extensions, delimiter
 
-    def _csv(self, lines: Iterator[str] | list[str]) -> Iterator[list[str]]:
+    def _csv(self, lines: Iterable[str]) -> Iterator[list[str]]:
         return csv.reader(lines, delimiter=self.delimiter, strict=True)
 
     def header(self, path: str, overrides: ColumnOverrides) -> tuple[str, ...]:
