@@ -54,7 +54,8 @@ def main() -> None:
     shards = args.out_dir / "shards"
     recipe = Recipe(lang=["en", "zh"], count=args.count, out=str(shards), seed=args.seed, unit_size=8)
     report, resources = synthesize_shards(recipe, load_config({}))
-    print(summary(report, resources, shards))
+    print(report.summary(shards))
+    print(summary(report, resources))
     sheet = contact_sheet(shards)
     path = args.out_dir / "contact_sheet.png"
     sheet.save(path)
