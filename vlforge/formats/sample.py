@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from vlforge.formats.errors import FieldError
 from vlforge.formats.segments import IMAGE_SLOT, Segment
 from vlforge.formats.tasks import render
+from vlforge.shards.members import is_image
 
 CLEANED_TASK = "caption_stage1"
-_IMAGE_MEMBER = re.compile(r"^(\d+)\.(jpg|jpeg|png|webp)$")
-_SINGLE_IMAGE = ("jpg", "jpeg", "png", "webp")
+_NUMBERED = re.compile(r"^(\d+)\.(\w+)$", re.ASCII)  # `0.jpg`: image 0 of a rendered sample
 # the trainer places images by these tokens: anywhere but in an `<img></img>` slot they would misplace images
 _IMAGE_TOKENS = ("<img>", "</img>", "<imgpad>")
 
@@ -60,12 +60,11 @@ class SampleError(ValueError):
 
 def sample_images(sample: dict) -> list[tuple[str, bytes]]:
     """(extension, bytes) of images 0, 1, ... in order; a single unnumbered image (OCR, cleaned pairs) is image 0."""
-    numbered = sorted(
-        (int(m.group(1)), m.group(2), sample[k]) for k in sample if (m := _IMAGE_MEMBER.match(k))
-    )
+    numbered = sorted((int(m.group(1)), m.group(2), sample[k])
+                      for k in sample if (m := _NUMBERED.match(k)) and is_image(m.group(2)))
     if numbered:
         return [(ext, data) for _, ext, data in numbered]
-    return [(ext, sample[ext]) for ext in _SINGLE_IMAGE if ext in sample]
+    return [(ext, sample[ext]) for ext in sorted(sample) if "." not in ext and is_image(ext)]
 
 
 def _where(shard: object, key: object) -> str:

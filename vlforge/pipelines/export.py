@@ -14,6 +14,7 @@ temporary folder renamed to `images/` once all are written, then `data.json` is 
 leaves neither.
 """
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -22,8 +23,9 @@ from vlforge.formats.export import to_qwenvl_conversation
 from vlforge.formats.sample import SampleError, sample_from_wds
 from vlforge.shards.atomic import commit, commit_dir, parse_temp, temp_path
 from vlforge.shards.journal import Written
+from vlforge.shards.listing import shard_urls
 from vlforge.shards.outdir import Claim, OutDirError, Plan, claim_out_dir
-from vlforge.shards.reader import iter_samples
+from vlforge.shards.reader import iter_tar
 
 DATA, IMAGES = "data.json", "images"
 PLAN = Plan(key="export", pipeline="export", units=r"(?!)", extras=(DATA, IMAGES))  # no units: one commit
@@ -43,13 +45,11 @@ def _record(wds: dict, number: int, write_dir: Path, final_dir: Path) -> dict:
     return record
 
 
-def _write(shards: str | list[str], data: Path, write_dir: Path, final_dir: Path) -> int:
+def _write(urls: list[str], data: Path, write_dir: Path, final_dir: Path) -> int:
     count = 0
     with open(data, "w", encoding="utf-8") as out:
         out.write("[\n")
-        for wds in iter_samples(shards):
-            if "__key__" not in wds:  # webdataset >= 0.2.87 ends each shard with an empty marker
-                continue
+        for wds in itertools.chain.from_iterable(map(iter_tar, urls)):
             record = _record(wds, count, write_dir, final_dir)
             out.write((",\n" if count else "") + json.dumps(record, ensure_ascii=False))
             count += 1
@@ -79,9 +79,13 @@ def _prepare(claim: Claim) -> None:
 
 
 def export_qwenvl_json(shards: str | list[str], out_dir: Path, allow_foreign_files: bool = False) -> int:
-    """Writes out_dir/data.json and out_dir/images/; returns the number of records."""
+    """Writes out_dir/data.json and out_dir/images/; returns the number of records.
+
+    `shards` are `shard_urls` patterns: FileNotFoundError, before anything is written, for one that names no tar.
+    """
     out_dir = Path(out_dir)
     inputs = [shards] if isinstance(shards, str) else list(shards)
+    urls = shard_urls(inputs)
     with claim_out_dir(out_dir, PLAN, inputs=inputs, allow_foreign_files=allow_foreign_files) as claim:
         _prepare(claim)
         data, images = out_dir / DATA, out_dir / IMAGES
@@ -89,7 +93,7 @@ def export_qwenvl_json(shards: str | list[str], out_dir: Path, allow_foreign_fil
         try:
             tmp_images.mkdir()
             # absolute: finetune.py opens them from its own directory
-            count = _write(shards, tmp_data, tmp_images, images.resolve())
+            count = _write(urls, tmp_data, tmp_images, images.resolve())
             if images.exists():
                 shutil.rmtree(images)  # checked above: the folder a vlforge export wrote, unchanged
             commit_dir(tmp_images, images)

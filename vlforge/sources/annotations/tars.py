@@ -3,7 +3,7 @@
 import json
 import tarfile
 
-from vlforge.shards.members import IMAGE_EXTENSIONS, split_member
+from vlforge.shards.members import is_image, split_member
 from vlforge.shards.reader import expand_shards
 from vlforge.sources.annotations.base import ShardMember, SourceError
 
@@ -41,7 +41,7 @@ def read_samples(tar: str) -> list[tuple[str, dict, list[ShardMember]]]:
                 sample_key, ext = split_member(info.name)
                 texts, images = samples.setdefault(sample_key, ({}, []))
                 last = ext.rsplit(".", 1)[-1].lower()
-                if last in IMAGE_EXTENSIONS:
+                if is_image(ext):
                     images.append(ShardMember(tar, info.name))
                 elif last in ("txt", "json") and info.size <= MAX_TEXT_MEMBER:
                     raw = f.extractfile(info).read().decode("utf-8", errors="replace")
