@@ -1,7 +1,8 @@
 """How a tar member's name splits into a sample key and an extension, and which extensions are images.
 
-One rule for every reader and writer of shards (verify, clean's dedup rewrite, img2dataset shards, the
-mix's shard adapters): webdataset's, where the key ends at the first dot of the basename.
+One rule for every reader and writer of shards (`shards.reader`'s grouping for export, the trainer, eval and
+stats; `formats.sample`'s image members; verify, clean's dedup rewrite, img2dataset shards, the mix's shard
+adapters): webdataset's, where the key ends at the first dot of the basename.
 """
 
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"})
