@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from vlforge.pipelines.executor import RunReport, Unit, UnitStats, ray_session, run_tasks, run_units
+from vlforge.pipelines.executor import RunReport, Unit, UnitFailure, UnitStats, ray_session, run_tasks, run_units
 from vlforge.shards.outdir import Plan, claim_out_dir
 
 
@@ -22,6 +22,21 @@ def test_summary_totals_units_and_orders_reasons_by_count() -> None:
 
 def test_summary_of_a_run_with_nothing_to_do() -> None:
     assert RunReport(skipped=["a"]).summary("OUT").splitlines()[1] == "read 0, kept 0, dropped 0  ->  OUT"
+
+
+def test_a_failure_carries_the_report_and_names_failed_and_given_up_units() -> None:
+    report = RunReport(stats=[UnitStats("a", 2, 2), UnitStats("b", 3, 0, 3, {"unit_failed": 3})],
+                       failed={"c": "ValueError: bad line\nTraceback ..."},
+                       given_up={"b": "WorkerCrashedError (3 attempts)"})
+    lines = report.summary("OUT").splitlines()
+    assert lines[1] == "units failed 1 (not committed), given up 1 (rows dropped as unit_failed)"
+    assert lines[2:] == ["read 5, kept 2 (40.0%), dropped 3  ->  OUT", "           3  unit_failed"]
+    failure = UnitFailure(report, "OUT")
+    assert failure.report is report and failure.out == "OUT"
+    assert str(failure).splitlines() == [
+        "1 work unit(s) failed (the rest committed; rerun to resume):", "  c: ValueError: bad line",
+        "1 work unit(s) given up (their rows dropped as unit_failed; a rerun does not retry them):",
+        "  b: WorkerCrashedError (3 attempts)"]
 
 
 @pytest.mark.slow

@@ -43,11 +43,11 @@ def test_foreign_tars_in_out_are_refused_then_kept_beside_the_run(tmp_path, caps
     assert sorted(p.name for p in out.iterdir()) == ["00000.tar", "family-photos.tar"]  # nothing written
 
     assert render_cli(jsonl, out, "--allow-foreign-files") == 0
-    assert "debris removed 0" in capsys.readouterr().out
+    assert "debris removed 0" in capsys.readouterr().err
     (unit_tar,) = out.glob("caption-x-*.tar")
     (out / MANIFEST_DIR / "caption-x-00000.manifest.parquet").unlink()  # as if killed before its manifest
     assert render_cli(jsonl, out, "--allow-foreign-files") == 0
-    assert "debris removed 1" in capsys.readouterr().out  # its own uncommitted tar, nothing else
+    assert "debris removed 1" in capsys.readouterr().err  # its own uncommitted tar, nothing else
     assert (out / "00000.tar").read_text() == "x\n" and (out / "family-photos.tar").read_text() == "x\n"
     assert unit_tar.exists() and read_manifests(out).num_rows == 3
     # a marked directory with a foreign file still needs the flag
@@ -71,7 +71,7 @@ def test_a_user_file_named_like_an_unfinished_units_tar_is_refused_not_deleted(t
     (out / "caption-x-00001-000007.tar").unlink()
     (out / "caption-x-00002-000000.tar").unlink()
     assert render_cli(jsonl, out, "--lines-per-unit", "1") == 0
-    assert "debris removed 1" in capsys.readouterr().out  # vlforge's own unchanged tar of unit 1
+    assert "debris removed 1" in capsys.readouterr().err  # vlforge's own unchanged tar of unit 1
     assert read_manifests(out).num_rows == 3
 
 

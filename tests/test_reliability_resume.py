@@ -1,7 +1,6 @@
 """Issue 8, items 2 and 8: a rerun resumes only the run it continues (else it says what changed), and a
-unit whose worker keeps dying is recorded, not retried forever."""
+unit whose worker keeps dying is recorded, not retried forever, and makes the command exit 2."""
 
-import argparse
 import json
 import os
 import signal
@@ -9,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from vlforge import cli
+from vlforge.pipelines import render
 from vlforge.pipelines.executor import MAX_ATTEMPTS, UNIT_FAILED, UnitFailure, run_units
-from vlforge.pipelines.render import RenderOptions, give_up_unit, process_unit, render_plan, run_render, split_units
-from vlforge.pipelines.synthdog import add_synthdog_parser
+from vlforge.pipelines.render import RenderOptions, process_unit, render_plan, run_render, split_units
 from vlforge.shards.manifest import MANIFEST_DIR, read_manifests
 from vlforge.shards.outdir import OutDirError
 
@@ -71,11 +71,8 @@ def test_rerun_with_an_edited_input_or_other_shard_size_is_refused(tmp_path):
 
 
 def synthdog(out: Path, *flags: str) -> int:
-    parser = argparse.ArgumentParser(prog="vlforge")
-    add_synthdog_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["synthdog", "--lang", "en", "--count", "2", "--unit-size", "1", "--size", "96",
-                              "--out", str(out), *flags])
-    return args.func(args)
+    return cli.main(["synthdog", "--lang", "en", "--count", "2", "--unit-size", "1", "--size", "96",
+                     "--out", str(out), *flags])
 
 
 @pytest.mark.slow
@@ -89,28 +86,48 @@ def test_synthdog_rerun_with_other_seed_unit_size_or_count_is_refused(tmp_path, 
         err = capsys.readouterr().err
         assert "holds a synthdog run of other inputs or options" in err and change in err, err
     assert synthdog(out) == 0
-    assert "skipped (already committed) 2" in capsys.readouterr().out
+    assert "skipped (already committed) 2" in capsys.readouterr().err
 
 
-def test_a_unit_whose_worker_keeps_dying_is_given_up_with_a_reason(tmp_path):
-    jsonl, out = text_input(tmp_path, 6), tmp_path / "out"
-    options = RenderOptions("text", lines_per_unit=2)
-    units = split_units(jsonl, options, out)
-
-    def dies_on_the_second_unit(unit):  # what the kernel's OOM killer does to a worker
-        if unit.id == "text-00001":
+def dies_on(unit_id: str):
+    """A unit function whose worker is killed on `unit_id`, what the kernel's OOM killer does to a worker."""
+    def process(unit):  # nested: Ray ships it by value
+        if unit.id == unit_id:
             os.kill(os.getpid(), signal.SIGKILL)
         return process_unit(unit)
+    return process
 
-    with pytest.raises(UnitFailure, match=rf"text-00001: failed {MAX_ATTEMPTS} times: WorkerCrashedError"):
-        run_units(units, dies_on_the_second_unit, out, plan=render_plan(jsonl, options))
+
+def test_a_unit_whose_worker_keeps_dying_fails_after_the_others_committed(tmp_path):
+    jsonl, out = text_input(tmp_path, 6), tmp_path / "out"
+    options = RenderOptions("text", lines_per_unit=2)
+    with pytest.raises(UnitFailure, match=rf"text-00001: failed {MAX_ATTEMPTS} times: WorkerCrashedError") as info:
+        run_units(split_units(jsonl, options, out), dies_on("text-00001"), out, plan=render_plan(jsonl, options))
+    report = info.value.report
+    assert list(report.failed) == ["text-00001"] and report.given_up == {}
+    assert [s.unit for s in report.stats] == ["text-00000", "text-00002"]
     assert lines_of(out) == [1, 2, 5, 6]
 
-    report = run_units(units, dies_on_the_second_unit, out, plan=render_plan(jsonl, options), give_up=give_up_unit)
-    assert report.skipped == ["text-00000", "text-00002"] and [s.unit for s in report.stats] == ["text-00001"]
+
+def test_cli_gives_up_a_unit_whose_worker_keeps_dying_exits_2_with_the_summary_and_a_rerun_resumes(
+        tmp_path, monkeypatch, capsys):
+    jsonl, out = text_input(tmp_path, 6), tmp_path / "out"
+    monkeypatch.setattr(render, "process_unit", dies_on("text-00001"))
+    argv = ["render", "--task", "text", "--input", str(jsonl), "--out", str(out), "--lines-per-unit", "2"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "units run 3, skipped (already committed) 0" in err
+    assert err.index("units run 3") < err.index("vlforge render: error:")  # what did run, then what did not
+    assert "units failed 0 (not committed), given up 1 (rows dropped as unit_failed)" in err
+    assert f"read 6, kept 4 (66.7%), dropped 2  ->  {out}" in err
+    assert "         2  unit_failed" in err
+    assert ("vlforge render: error: 1 work unit(s) given up (their rows dropped as unit_failed; a rerun does not "
+            "retry them):\n  text-00001: WorkerCrashedError") in err
     rows = sorted(read_manifests(out).to_pylist(), key=lambda r: r["line"])
-    assert [(r["line"], r["status"], r["reason"]) for r in rows[2:4]] == [
-        (3, "dropped", UNIT_FAILED), (4, "dropped", UNIT_FAILED)]
+    assert [(r["line"], r["status"], r["reason"], r["stage"]) for r in rows[2:4]] == [
+        (3, "dropped", UNIT_FAILED, "unit"), (4, "dropped", UNIT_FAILED, "unit")]
     assert rows[2]["error"].startswith("WorkerCrashedError") and rows[2]["error"].endswith(f"({MAX_ATTEMPTS} attempts)")
-    again = run_units(units, dies_on_the_second_unit, out, plan=render_plan(jsonl, options), give_up=give_up_unit)
-    assert again.stats == [] and len(again.skipped) == 3  # recorded once, never rerun
+
+    assert cli.main(argv) == 0  # the given-up unit is committed: recorded once, never rerun
+    err = capsys.readouterr().err
+    assert "units run 0, skipped (already committed) 3" in err and "given up" not in err

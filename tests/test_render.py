@@ -257,7 +257,7 @@ def test_cli_render_from_a_recipe_with_flags_on_top(tmp_path, capsys):
     assert not (tmp_path / "ignored").exists()
     assert len(list(out.glob("*.tar"))) == 2  # shard_samples: 1 from the recipe, two samples
     assert set(read_manifests(out).column("source").to_pylist()) == {"from_recipe"}
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().err.splitlines()
     assert lines[-1] == f"read 2, kept 2 (100.0%), dropped 0  ->  {out}"
 
 

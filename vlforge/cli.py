@@ -8,6 +8,7 @@ from vlforge.evaluation.eval_cli import add_eval_parser, run_eval
 from vlforge.evaluation.score_cli import add_score_parser, run_score
 from vlforge.formats.tasks import TASKS
 from vlforge.pipelines.clean.run import add_clean_parser, run_clean
+from vlforge.pipelines.executor import UnitFailure
 from vlforge.pipelines.mix import add_mix_parser, run_mix
 from vlforge.pipelines.synthdog import add_synthdog_parser, run_synthdog
 from vlforge.stats.commands import add_report_parser, add_sql_parser, add_stats_parser, run_report, run_sql, run_stats
@@ -44,7 +45,7 @@ def _run_render(args: argparse.Namespace) -> int:
 
     recipe = load_render_recipe(args.recipe, {k: getattr(args, k) for k in RENDER_KEYS if getattr(args, k) is not None})
     report = run_render(recipe.input, recipe.out, recipe.options(), recipe.ray_address, recipe.allow_foreign_files)
-    print(report.summary(recipe.out))
+    print(report.summary(recipe.out), file=sys.stderr)
     return 0
 
 
@@ -114,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command][1](args)
+    except UnitFailure as exc:  # the rest committed: say what did run, then what did not
+        print(exc.report.summary(exc.out), file=sys.stderr)
+        print(f"vlforge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"vlforge {args.command}: error: {exc}", file=sys.stderr)
         return 2

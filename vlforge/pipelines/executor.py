@@ -4,8 +4,8 @@ It owns the Ray session (`ray_session`: a private local Ray or `--ray-address`, 
 background so the driver lists and plans while Ray boots), unit scheduling with retries and progress
 (`run_units`), fenced plain tasks (`run_tasks`), and the typed result: a pipeline hands it `Unit`s
 carrying its own payload type and gets back `UnitStats` per unit in a `RunReport`, whose `summary()`
-is the end-of-run block every command prints. Failed units raise `UnitFailure`, which every command
-turns into exit status 2.
+is the end-of-run block every command prints. A run in which a unit failed or was given up ends with
+`UnitFailure`, which carries the report: `vlforge.cli` prints its summary and exits with status 2.
 
 A unit is processed whole by one task that commits by renaming its tars and then its
 manifest into place. Before running, the output directory is claimed (lock, ownership, plan
@@ -31,9 +31,11 @@ from typing import Any, Generic, TypeVar
 from vlforge.shards.fence import Fence, active_fence
 from vlforge.shards.outdir import Claim, Plan, claim_out_dir
 from vlforge.shards.units import cleanup_uncommitted, committed_units
+from vlforge.shards.writer import ShardWriter
 
 MAX_ATTEMPTS = 3  # a unit whose worker dies (out of memory, say) this many times is given up
 UNIT_FAILED = "unit_failed"  # the manifest reason of the rows of a unit that was given up
+UNIT_STAGE = "unit"  # their manifest stage
 
 
 P = TypeVar("P")
@@ -67,8 +69,8 @@ class RunReport:
     stats: list[UnitStats] = field(default_factory=list)  # one per unit processed in this run, in unit order
     skipped: list[str] = field(default_factory=list)  # committed by an earlier run
     removed: list[str] = field(default_factory=list)  # debris of killed runs
-    ray_start_s: float = 0.0
-    ray_stop_s: float = 0.0
+    failed: dict[str, str] = field(default_factory=dict)  # unit -> why; not committed, a rerun retries it
+    given_up: dict[str, str] = field(default_factory=dict)  # unit -> why; committed, its rows UNIT_FAILED
     elapsed_s: float = 0.0
 
     @property
@@ -94,14 +96,42 @@ class RunReport:
         """The end-of-run lines every command prints: units, then rows read/kept/dropped by reason."""
         kept = f" ({100 * self.kept / self.read:.1f}%)" if self.read else ""
         lines = [f"units run {len(self.stats)}, skipped (already committed) {len(self.skipped)}, "
-                 f"debris removed {len(self.removed)}, {self.elapsed_s:.1f} s",
-                 f"read {self.read}, kept {self.kept}{kept}, dropped {self.dropped}  ->  {out}"]
+                 f"debris removed {len(self.removed)}, {self.elapsed_s:.1f} s"]
+        if self.failed or self.given_up:
+            lines.append(f"units failed {len(self.failed)} (not committed), "
+                         f"given up {len(self.given_up)} (rows dropped as {UNIT_FAILED})")
+        lines.append(f"read {self.read}, kept {self.kept}{kept}, dropped {self.dropped}  ->  {out}")
         lines += [f"  {n:>10}  {reason}" for reason, n in self.reasons().items()]
         return "\n".join(lines)
 
 
 class UnitFailure(RuntimeError):
-    """Some units raised; the others committed and a rerun resumes from there."""
+    """Units failed or were given up; the rest committed. `report` and `out` give the run's summary."""
+
+    def __init__(self, report: RunReport, out: str | Path) -> None:
+        self.report, self.out = report, out
+        parts = []
+        for units, what in ((report.failed, "failed (the rest committed; rerun to resume)"),
+                            (report.given_up, f"given up (their rows dropped as {UNIT_FAILED}; "
+                                              "a rerun does not retry them)")):
+            if units:
+                lines = "\n".join(f"  {k}: {v.splitlines()[0] if v else v}" for k, v in sorted(units.items()))
+                parts.append(f"{len(units)} work unit(s) {what}:\n{lines}")
+        super().__init__("\n".join(parts))
+
+
+def give_up_rows(unit: Unit, out_dir: str | Path, rows: Iterable[dict], cause: str,
+                 extra: dict[str, Any] | None = None) -> UnitStats:
+    """Commit a unit whose worker kept dying: each of its rows dropped (UNIT_FAILED, stage "unit") saying why.
+
+    The body of every pipeline's `give_up` for `run_units`; `rows` are the unit's manifest identity columns.
+    """
+    read = 0
+    with ShardWriter(out_dir, unit.id) as writer:
+        for row in rows:
+            writer.drop({**row, "error": cause}, reason=UNIT_FAILED, stage=UNIT_STAGE)
+            read += 1
+    return UnitStats(unit.id, read=read, dropped=read, reasons={UNIT_FAILED: read}, extra=extra or {})
 
 
 class _NotMainThread(logging.Filter):
@@ -306,7 +336,10 @@ def run_units(
     give_up: Callable[[Unit, str], UnitStats] | None = None,
     max_attempts: int = MAX_ATTEMPTS,
 ) -> RunReport:
-    """Run every uncommitted unit once, each as one Ray task calling `process(unit)`.
+    """Run every uncommitted unit once, each as one Ray task calling `process(unit)`; return the report.
+
+    The tasks run on the caller's `ray_session` when one is open, else on one started here for the run
+    (`ray_address`, `num_cpus`; ignored inside a caller's session).
 
     The output directory is claimed first (`shards.outdir.claim_out_dir`): pass the caller's `claim`
     when it already holds one (clean claims before planning), else `plan` (its fingerprint makes a
@@ -314,9 +347,9 @@ def run_units(
     used), the `inputs` the directory must not overlap and `allow_foreign_files`. Debris of this
     plan's units is deleted, nothing else. A unit whose worker dies or runs out of memory is retried
     until it has failed `max_attempts` times; then `give_up(unit, cause)` commits its rows as
-    dropped (reason UNIT_FAILED, the cause beside it) and returns its stats, or, without `give_up`,
-    the run ends with UnitFailure naming the unit and the cause. A unit raising any other exception
-    fails at once (UnitFailure, after the other units have run).
+    dropped (reason UNIT_FAILED, the cause beside it: `give_up_rows`) and returns its stats, or,
+    without `give_up`, the unit fails. A unit raising any other exception fails at once. Once every
+    other unit has run, a run with failed or given-up units raises UnitFailure carrying the report.
     """
     ids = [u.id for u in units]
     if len(set(ids)) != len(ids):
@@ -330,6 +363,8 @@ def run_units(
                                                       allow_foreign_files=allow_foreign_files))
         report = _run_claimed(units, process, claim, ray_address, num_cpus, desc, give_up, max_attempts)
     report.elapsed_s = time.perf_counter() - t0
+    if report.failed or report.given_up:
+        raise UnitFailure(report, out_dir)
     return report
 
 
@@ -348,9 +383,8 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats], claim:
     report.skipped = [u.id for u in units if u.id in done]
     todo = [u for u in units if u.id not in done]
     results: dict[str, UnitStats] = {}
-    failures: dict[str, str] = {}
     attempts: Counter = Counter()
-    with ray_session(ray_address, num_cpus) as session:
+    with ray_session(ray_address, num_cpus):
         wait_for_ray()
         import ray  # after ray_session has set Ray's environment
 
@@ -376,17 +410,14 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats], claim:
                         queue.append(unit)
                         continue
                     if crash and give_up is not None:
-                        results[unit.id] = _checked(give_up(unit, f"{crash} ({attempts[unit.id]} attempts)"), unit)
+                        cause = f"{crash} ({attempts[unit.id]} attempts)"
+                        results[unit.id] = _checked(give_up(unit, cause), unit)
+                        report.given_up[unit.id] = cause
                     else:
                         cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the task's exception
-                        failures[unit.id] = (f"failed {attempts[unit.id]} times: {crash}" if crash
-                                             else f"{type(cause).__name__}: {cause}")
+                        report.failed[unit.id] = (f"failed {attempts[unit.id]} times: {crash}" if crash
+                                                  else f"{type(cause).__name__}: {cause}")
                         continue
                 progress.update(results[unit.id])
-    if session is not None:
-        report.ray_start_s, report.ray_stop_s = session.start_s, session.stop_s
     report.stats = [results[u.id] for u in todo if u.id in results]
-    if failures:
-        lines = "\n".join(f"  {k}: {v.splitlines()[0] if v else v}" for k, v in sorted(failures.items()))
-        raise UnitFailure(f"{len(failures)} work unit(s) failed (the rest committed; rerun to resume):\n{lines}")
     return report

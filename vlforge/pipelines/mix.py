@@ -7,6 +7,7 @@ the work is in mix_recipe (recipe), mix_plan (counts and order), mix_unit (one u
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -42,7 +43,7 @@ def run_mix(args: argparse.Namespace) -> int:
                  "num_cpus": args.num_cpus}
     recipe = load_mix_recipe(args.recipe, overrides)
     result = build_mixture(recipe, args.out, allow_foreign_files=args.allow_foreign_files)
-    print(result.report.summary(args.out))
+    print(result.report.summary(args.out), file=sys.stderr)
     print(format_summary(result.summary))
     print(f"realised mix: {args.out / MIX_FILE}")
     return 0

@@ -26,7 +26,7 @@ from vlforge.pipelines.mix_plan import MixWork, Plan, make_plan, scan_sources
 from vlforge.pipelines.mix_recipe import MixRecipe
 from vlforge.pipelines.mix_report import summarize
 from vlforge.pipelines.mix_spill import Spilled
-from vlforge.pipelines.mix_unit import process_unit
+from vlforge.pipelines.mix_unit import give_up_unit, process_unit
 from vlforge.shards.atomic import write_json
 from vlforge.shards.outdir import Plan as OutPlan
 from vlforge.shards.outdir import check_not_input, claim_out_dir
@@ -118,8 +118,7 @@ def build_mixture(recipe: MixRecipe, out: str | Path, allow_foreign_files: bool 
                 if recipe.drop_duplicates != "none":
                     run_tasks(hash_unit, [(u.id, u.payload, recipe.drop_duplicates) for u in units])
                     find_duplicates(plan_dir, recipe.drop_duplicates)
-                report = run_units(units, process_unit, out, ray_address=recipe.ray_address,
-                                   num_cpus=recipe.num_cpus, desc="mix", claim=claim)
+                report = run_units(units, process_unit, out, desc="mix", claim=claim, give_up=give_up_unit)
             summary = summarize(out, plan.targets, {s.name: s.task for s in recipe.sources})
             write_json(out / MIX_FILE, {"name": recipe.name, "seed": recipe.seed, "samples": plan.total,
                                         "units": len(units), **summary, "recipe": recipe.model_dump(mode="json")})

@@ -16,7 +16,7 @@ from vlforge.formats.errors import FieldError
 from vlforge.formats.paths import inside
 from vlforge.formats.segments import IMAGE_SLOT, join_text
 from vlforge.formats.tasks import image_fields, render
-from vlforge.pipelines.executor import Unit, UnitStats
+from vlforge.pipelines.executor import Unit, UnitStats, give_up_rows
 from vlforge.pipelines.mix_dedup import Duplicates
 from vlforge.pipelines.mix_images import EvalSet, Prepared, TarReader, prepare, read_bytes
 from vlforge.pipelines.mix_images import ImageDrop as Drop  # one drop exception: images and samples alike
@@ -124,3 +124,11 @@ def process_unit(unit: Unit[MixWork]) -> UnitStats:
         tars.close()
         sources.close()
     return UnitStats(unit.id, read=read, kept=kept, dropped=read - kept, reasons=dict(reasons))
+
+
+def give_up_unit(unit: Unit[MixWork], cause: str) -> UnitStats:
+    """Commit a unit whose worker kept dying: every planned position a dropped row saying why."""
+    p = unit.payload
+    rows = ({"uid": None, "source": p.sources[index]["name"], "task": p.sources[index]["task"], "position": position}
+            for position, index, _ in p.entries())
+    return give_up_rows(unit, p.out, rows, cause)

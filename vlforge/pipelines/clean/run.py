@@ -26,11 +26,10 @@ from vlforge.pipelines.clean.plan import PLAN_DIR, CleanWork, clean_fingerprint,
 from vlforge.pipelines.clean.pools import start_pools, stop_pools
 from vlforge.pipelines.clean.recipe import CleanRecipe, RecipeError, load_recipe
 from vlforge.pipelines.clean.unit import process_unit
-from vlforge.pipelines.executor import UNIT_FAILED, RunReport, Unit, UnitStats, ray_session, run_units
+from vlforge.pipelines.executor import RunReport, Unit, UnitStats, give_up_rows, ray_session, run_units
 from vlforge.shards.atomic import write_json
 from vlforge.shards.manifest import KEPT, MANIFEST_SUFFIX, list_manifests
 from vlforge.shards.outdir import Plan, claim_out_dir
-from vlforge.shards.writer import ShardWriter
 from vlforge.sources.dumps.readers import list_inputs
 
 SUMMARY = "clean-summary.json"
@@ -68,6 +67,8 @@ def format_summary(summary: Mapping[str, dict]) -> str:
 
 @dataclass
 class CleanReport:
+    """What `clean` did: the units' report, the per-source table, and timings (Ray's from its session)."""
+
     run: RunReport
     summary: dict[str, dict]
     image_duplicates: int
@@ -111,8 +112,7 @@ def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]
         job = dataclasses.replace(job, pools=start_pools(recipe, {f.source for f in files}))
         try:
             units = [Unit(u.id, dataclasses.replace(u.payload, job=job)) for u in units]
-            report = run_units(units, process_unit, out, ray_address=recipe.ray_address, desc="clean",
-                               claim=claim, give_up=give_up_unit)
+            report = run_units(units, process_unit, out, desc="clean", claim=claim, give_up=give_up_unit)
         finally:
             stop_pools(job.pools)
         duplicates = dedup_images(job, units) if recipe.dedup.sha256 else 0
@@ -127,11 +127,9 @@ def give_up_unit(unit: Unit[CleanWork], cause: str) -> UnitStats:
     """Commit a unit whose worker kept dying: each of its rows dropped, saying why."""
     work = unit.payload
     f, rng = work.file, work.range
-    with ShardWriter(work.job.out_dir, unit.id) as writer:
-        for row in range(rng.row_start, rng.row_start + rng.row_count):
-            writer.drop({"uid": None, "source": f.source, "file_index": f.file_index, "row": row, "error": cause},
-                        reason=UNIT_FAILED, stage="unit")
-    return UnitStats(unit.id, read=rng.row_count, dropped=rng.row_count, reasons={UNIT_FAILED: rng.row_count})
+    rows = ({"uid": None, "source": f.source, "file_index": f.file_index, "row": row}
+            for row in range(rng.row_start, rng.row_start + rng.row_count))
+    return give_up_rows(unit, work.job.out_dir, rows, cause)
 
 
 COLUMN_FLAGS = ("uid", "url", "caption", "width", "height")
