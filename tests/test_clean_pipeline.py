@@ -338,3 +338,13 @@ def test_cli_shows_progress_and_ends_with_a_table_per_source(ray_local, tmp_path
     assert re.fullmatch(r"web +4 +3 +75\.0 +dropped 1", table[1])
     assert re.fullmatch(r" +1 +http_404", table[2])
     assert "units run 2, skipped (already committed) 0" in err
+
+
+def test_sample_json_carries_the_filters_sample_columns(funnel) -> None:
+    """`lang` (language) and `caption_raw` (caption) reach a kept sample's JSON via the filters' `sample_columns`."""
+    samples = tar_samples(funnel["out"])
+    kept = {r["row"]: r for r in manifest_rows(funnel["out"]) if r["status"] == "kept"}
+    meta = json.loads(samples[kept[9]["key"]]["json"])
+    assert meta["caption_raw"] == "<b>A ginger cat</b> lying on the floor &amp; looking up at the camera"
+    assert meta["lang"] == "en" and set(meta) == {"uid", "source", "url", "width", "height", "lang", "scores",
+                                                  "sha256", "caption_raw"}

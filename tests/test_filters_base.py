@@ -2,7 +2,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from vlforge.filters.base import Filter, FilterResult, run_filters
+from vlforge.filters.base import Filter, FilterResult, run_filters, split_rows
 
 
 class Parity(Filter):
@@ -75,3 +75,16 @@ def test_empty_batch_keeps_schema_and_counts_zero():
 def test_result_must_cover_every_row():
     with pytest.raises(ValueError, match="one entry per row"):
         FilterResult(table([1, 2]), np.array([True]), [None])
+
+
+def test_split_rows_by_reasons_or_by_a_keep_mask():
+    table = pa.table({"row": [0, 1, 2, 3]})
+    kept, dropped = split_rows(table, [None, "bad", None, "worse"], "read")
+    assert kept["row"].to_pylist() == [0, 2]
+    assert dropped.to_pylist() == [{"row": 1, "reason": "bad", "stage": "read"},
+                                   {"row": 3, "reason": "worse", "stage": "read"}]
+    kept, dropped = split_rows(table, [None, None, "odd", None], "probe", np.array([True, False, False, True]))
+    assert kept["row"].to_pylist() == [0, 3]
+    assert dropped["reason"].to_pylist() == ["probe", "odd"]  # a drop without a reason is named by its stage
+    kept, dropped = split_rows(table.slice(0, 0), [], "read")
+    assert kept.num_rows == 0 and dropped.column_names == ["row", "reason", "stage"]

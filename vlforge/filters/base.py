@@ -66,6 +66,7 @@ class Filter(ABC):
     # keeps state across rows (what it has seen): one instance per unit chain, never a shared actor pool
     stateful: ClassVar[bool] = False
     score_columns: ClassVar[tuple[str, ...]] = ()
+    sample_columns: ClassVar[tuple[str, ...]] = ()  # measured columns a kept sample's JSON carries (null if unmeasured)
     private_columns: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -234,19 +235,27 @@ def run_filters(batch: pa.Table, filters: Sequence[Filter]) -> tuple[pa.Table, p
     current = batch
     for flt in filters:
         result = flt.apply(current)
-        keep = np.asarray(result.keep, dtype=bool)
-        if not keep.all():
-            drop_idx = np.flatnonzero(~keep)
-            reasons = _object_array(result.reasons)[drop_idx]
-            reasons[reasons == None] = flt.name  # noqa: E711 (a drop without a reason is named by its stage)
-            part = result.batch.take(pa.array(drop_idx))
-            part = part.append_column("reason", pa.array(reasons, pa.string()))
-            part = part.append_column("stage", pa.array([flt.name] * len(drop_idx), pa.string()))
+        current, part = split_rows(result.batch, result.reasons, flt.name, result.keep)
+        if part.num_rows:
             dropped_parts.append(part)
-            current = result.batch.filter(pa.array(keep))
-        else:
-            current = result.batch
     return current, _concat_dropped(batch.schema, dropped_parts)
+
+
+def split_rows(table: pa.Table, reasons: Sequence[str | None], stage: str,
+               keep: np.ndarray | None = None) -> tuple[pa.Table, pa.Table]:
+    """(kept rows, dropped rows with their `reason` and `stage`), the split every stage of a unit makes.
+
+    Without `keep`, a row is dropped exactly when it has a reason; a dropped row without one is named by `stage`.
+    """
+    reason_array = _object_array(list(reasons))
+    keep = np.asarray(reason_array == None if keep is None else keep, dtype=bool)  # noqa: E711 (elementwise)
+    drop_idx = np.flatnonzero(~keep)
+    dropped_reasons = reason_array[drop_idx]
+    dropped_reasons[dropped_reasons == None] = stage  # noqa: E711 (elementwise on an object array)
+    dropped = table.take(pa.array(drop_idx, pa.int64()))
+    dropped = dropped.append_column("reason", pa.array(dropped_reasons, pa.string()))
+    dropped = dropped.append_column("stage", pa.array([stage] * len(drop_idx), pa.string()))
+    return (table if keep.all() else table.filter(pa.array(keep))), dropped
 
 
 def _concat_dropped(input_schema: pa.Schema, parts: list[pa.Table]) -> pa.Table:

@@ -75,6 +75,7 @@ class CaptionFilter(RowFilter):
 
     op = "caption"
     private_columns = ("caption_raw",)
+    sample_columns = ("caption_raw",)  # the manifest has no room for free text; the sample keeps it
 
     @checked_params
     def __init__(self, min_words: Annotated[int, Field(ge=0)] = 2, max_words: Annotated[int, Field(ge=1)] | None = 256,

@@ -221,6 +221,7 @@ class LanguageFilter(RowFilter):
     """
 
     op = "language"
+    sample_columns = ("lang",)
 
     @checked_params
     def __init__(self, keep: Annotated[tuple[str, ...], Field(min_length=1)] = ("en", "zh"),

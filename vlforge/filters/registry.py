@@ -32,6 +32,11 @@ def score_columns() -> tuple[str, ...]:
     return tuple(col for cls in operators().values() for col in cls.score_columns)
 
 
+def sample_columns() -> tuple[str, ...]:
+    """Columns filters measure that a clean sample's JSON carries besides its scores."""
+    return tuple(col for cls in operators().values() for col in cls.sample_columns)
+
+
 def private_columns() -> frozenset[str]:
     """Columns filters add that stay out of manifests (free text or bytes that live in the tar)."""
     return frozenset(col for cls in operators().values() for col in cls.private_columns)

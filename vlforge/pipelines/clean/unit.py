@@ -17,11 +17,10 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 
-import numpy as np
 import pyarrow as pa
 
-from vlforge.filters.base import Filter, run_filters, set_column
-from vlforge.filters.registry import private_columns, score_columns
+from vlforge.filters.base import Filter, run_filters, set_column, split_rows
+from vlforge.filters.registry import private_columns, sample_columns, score_columns
 from vlforge.pipelines.clean.keys import later_rows
 from vlforge.pipelines.clean.plan import CleanJob, CleanWork
 from vlforge.pipelines.clean.pools import PooledFilter
@@ -40,6 +39,7 @@ NOT_IN_MANIFEST = frozenset({"image", "spill_offset", "spill_size", "caption", "
                              "error_message"}) | private_columns()
 # A sample's JSON `scores`: what the dump brought (and the model that scored it) and what filters measured.
 SCORE_FIELDS = (*SCORE_COLUMNS, "nsfw", "clip_model", *score_columns())
+SAMPLE_COLUMNS = sample_columns()  # what filters measured that a sample carries besides scores (lang, caption_raw)
 MAX_ERROR_CHARS = 300
 CHUNK_BYTES = 256 * 1024 * 1024  # spilled image bytes loaded at once for the after_download steps
 CHUNK_ROWS = 1024
@@ -55,15 +55,6 @@ def build_chain(job: CleanJob, source: str, phase: str) -> list[Filter]:
     return chain
 
 
-def _split(table: pa.Table, reasons: list[str | None], stage: str) -> tuple[pa.Table, pa.Table]:
-    """(rows without a reason, rows with one, tagged with reason and stage)."""
-    drop = np.fromiter((r is not None for r in reasons), dtype=bool, count=len(reasons))
-    dropped = table.filter(pa.array(drop))
-    dropped = dropped.append_column("reason", pa.array([r for r in reasons if r is not None], pa.string()))
-    dropped = dropped.append_column("stage", pa.array([stage] * dropped.num_rows, pa.string()))
-    return table.filter(pa.array(~drop)), dropped
-
-
 def fetch_images(job: CleanJob, f: InputFile, table: pa.Table, spill: Spill) -> tuple[pa.Table, pa.Table]:
     """Attach `spill_offset`/`spill_size` (the image bytes, appended to `spill`); rows without an image come
     back dropped (stage 'download')."""
@@ -75,7 +66,7 @@ def fetch_images(job: CleanJob, f: InputFile, table: pa.Table, spill: Spill) -> 
     table = table.append_column("spill_size", pa.array([r.size for r in fetched], pa.int64()))
     table = table.append_column("error", pa.array([r.error[:MAX_ERROR_CHARS] if r.error else None
                                                    for r in fetched], pa.string()))
-    return _split(table, reasons, "download")
+    return split_rows(table, reasons, "download")
 
 
 def _chunks(table: pa.Table, max_bytes: int) -> Iterator[pa.Table]:
@@ -108,13 +99,13 @@ def process_unit(unit: Unit[CleanWork]) -> UnitStats:
     table = pa.concat_tables(list(read_range(f, rng)), promote_options="permissive")
     dropped: list[pa.Table] = []
 
-    table, bad = _split(table, table["read_error"].to_pylist(), "read")
+    table, bad = split_rows(table, table["read_error"].to_pylist(), "read")
     dropped.append(bad)
     later = {kind: later_rows(job.plan_dir, kind, job.partition_bits, f.file_index, rng.row_start,
                               rng.row_start + rng.row_count) for kind in job.dedup_kinds()}
     reasons = [next((f"duplicate_{kind}" for kind, rows in later.items() if row in rows), None)
                for row in table["row"].to_pylist()]
-    table, dups = _split(table, reasons, "dedup")
+    table, dups = split_rows(table, reasons, "dedup")
     dropped.append(dups)
 
     table, out = run_filters(table, build_chain(job, f.source, "before_download"))
@@ -132,9 +123,9 @@ def _manifest_row(record: dict) -> dict:
 def _sample_json(record: dict) -> dict:
     return {
         "uid": record["uid"], "source": record["source"], "url": record["url"],
-        "width": record.get("width"), "height": record.get("height"), "lang": record.get("lang"),
+        "width": record.get("width"), "height": record.get("height"),
         "scores": {k: record[k] for k in SCORE_FIELDS if record.get(k) is not None},
-        "sha256": record.get("sha256"), "caption_raw": record.get("caption_raw"),
+        "sha256": record.get("sha256"), **{k: record.get(k) for k in SAMPLE_COLUMNS},
     }
 
 
