@@ -40,7 +40,7 @@ def test_a_failure_carries_the_report_and_names_failed_and_given_up_units() -> N
 
 
 @pytest.mark.slow
-def test_the_driver_plans_while_ray_starts_then_tasks_and_typed_units_run_on_ray(tmp_path: Path) -> None:
+def test_the_driver_plans_while_ray_starts_then_tasks_and_typed_units_run_on_ray(tmp_path: Path, capsys) -> None:
     def pid_of(n: int) -> tuple[int, int]:  # defined here: Ray ships it by value, tests/ is no package
         return n, os.getpid()
 
@@ -60,6 +60,8 @@ def test_the_driver_plans_while_ray_starts_then_tasks_and_typed_units_run_on_ray
         later: list[tuple[int, int]] = []
         run_tasks(pid_of, [(1,), (2,)], later.append)
         assert sorted(n for n, _ in later) == [1, 2] and all(pid != os.getpid() for _, pid in later)
+        err = capsys.readouterr().err.splitlines()
+        assert "[pid_of] tasks 1/1" in err and err[-1] == "[pid_of] tasks 2/2"  # the last one always shown
     assert session.start_s > 0 and session.stop_s > 0
     (tmp_path / "a.txt").write_text("1\n2\n3\n")
     units = [Unit("u-1", tmp_path / "a.txt")]

@@ -302,13 +302,24 @@ def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], N
     While this command's Ray is still starting, the driver runs the calls itself, one after another; the
     rest become Ray tasks. Either way they carry the caller's fence (`shards.fence`), so their commits are
     refused once a newer run owns the output directory; Ray tasks die with their raylet, as unit tasks do.
+    Progress goes to stderr: `[fn] tasks done/total`, at most once a second and when the last one is done.
     """
     fence = active_fence()
     if fence is None:
         raise RuntimeError("run_tasks: claim the output directory first (shards.outdir.claim_out_dir)")
     calls = list(calls)
+    total, done, shown = len(calls), 0, time.perf_counter()
+
+    def finished(result: Any) -> None:
+        nonlocal done, shown
+        on_result(result)
+        done += 1
+        if done == total or time.perf_counter() - shown >= 1.0:
+            shown = time.perf_counter()
+            print(f"[{fn.__name__}] tasks {done}/{total}", file=sys.stderr, flush=True)
+
     while calls and _SESSION is not None and _SESSION.starting:
-        on_result(fn(*calls.pop(0)))
+        finished(fn(*calls.pop(0)))
     if not calls:
         return
     wait_for_ray()
@@ -318,7 +329,7 @@ def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], N
     pending = [task.remote(fn, fence, *args) for args in calls]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
-        on_result(ray.get(ready[0]))
+        finished(ray.get(ready[0]))
 
 
 def run_units(
