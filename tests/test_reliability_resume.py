@@ -7,9 +7,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from mix_support import write_recipe
 
 from vlforge import cli
-from vlforge.pipelines import render
+from vlforge.pipelines import mix_run, render
 from vlforge.pipelines.executor import MAX_ATTEMPTS, UNIT_FAILED, UnitFailure, run_units
 from vlforge.pipelines.render import RenderOptions, process_unit, render_plan, run_render, split_units
 from vlforge.shards.manifest import MANIFEST_DIR, read_manifests
@@ -89,13 +90,13 @@ def test_synthdog_rerun_with_other_seed_unit_size_or_count_is_refused(tmp_path, 
     assert "skipped (already committed) 2" in capsys.readouterr().err
 
 
-def dies_on(unit_id: str):
-    """A unit function whose worker is killed on `unit_id`, what the kernel's OOM killer does to a worker."""
-    def process(unit):  # nested: Ray ships it by value
+def dies_on(unit_id: str, process=process_unit):
+    """`process` in a worker that is killed on `unit_id`, what the kernel's OOM killer does to a worker."""
+    def dying(unit):  # nested: Ray ships it by value
         if unit.id == unit_id:
             os.kill(os.getpid(), signal.SIGKILL)
-        return process_unit(unit)
-    return process
+        return process(unit)
+    return dying
 
 
 def test_a_unit_whose_worker_keeps_dying_fails_after_the_others_committed(tmp_path):
@@ -131,3 +132,27 @@ def test_cli_gives_up_a_unit_whose_worker_keeps_dying_exits_2_with_the_summary_a
     assert cli.main(argv) == 0  # the given-up unit is committed: recorded once, never rerun
     err = capsys.readouterr().err
     assert "units run 0, skipped (already committed) 3" in err and "given up" not in err
+
+
+def test_mix_gives_up_a_unit_whose_worker_keeps_dying_and_exits_2_then_a_rerun_finishes(
+        tmp_path, monkeypatch, capsys):
+    (tmp_path / "images").mkdir()
+    questions = tmp_path / "questions.json"
+    questions.write_text(json.dumps({f"q{i}": {"imageId": str(i), "question": "Is it?", "answer": "yes"}
+                                     for i in range(3)}), encoding="utf-8")
+    recipe = write_recipe(tmp_path / "mix.yaml", {"name": "m", "samples_per_unit": 2, "sources": [
+        {"name": "gqa", "task": "vqa", "weight": 1,
+         "from": {"adapter": "gqa", "questions": str(questions), "images": str(tmp_path / "images")}}]})
+    out = tmp_path / "out"
+    monkeypatch.setattr(mix_run, "process_unit", dies_on("mix-00001", mix_run.process_unit))
+    assert cli.main(["mix", "--recipe", str(recipe), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "given up 1 (rows dropped as unit_failed)" in err and "         1  unit_failed" in err
+    assert "vlforge mix: error: 1 work unit(s) given up" in err and "mix-00001: WorkerCrashedError" in err
+    (row,) = [r for r in read_manifests(out).to_pylist() if r["reason"] == UNIT_FAILED]
+    assert (row["source"], row["task"], row["position"], row["stage"]) == ("gqa", "vqa", 2, "unit")
+
+    assert cli.main(["mix", "--recipe", str(recipe), "--out", str(out)]) == 0  # nothing rerun, the report written
+    assert "units run 0, skipped (already committed) 2" in capsys.readouterr().err
+    mix = json.loads((out / "mix.json").read_text(encoding="utf-8"))
+    assert mix["sources"]["gqa"]["reasons"] == {"image_missing": 2, UNIT_FAILED: 1}
