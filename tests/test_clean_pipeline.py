@@ -1,8 +1,10 @@
 """`vlforge clean` end to end on Ray against a 127.0.0.1 image server: funnel, shards, dedup, resume."""
 
+import dataclasses
 import hashlib
 import io
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -24,9 +26,11 @@ from test_clean_support import (
     write_recipe,
 )
 
+from vlforge.pipelines.clean.plan import PLAN_DIR, make_plan
 from vlforge.pipelines.clean.recipe import load_recipe
 from vlforge.pipelines.clean.run import SUMMARY, clean, run_clean
 from vlforge.shards.verify import verify_dir
+from vlforge.sources.dumps.schemas import InputFile
 
 ENGLISH = "A clear photograph of {} taken outdoors on a sunny day"
 
@@ -348,3 +352,21 @@ def test_sample_json_carries_the_filters_sample_columns(funnel) -> None:
     assert meta["caption_raw"] == "<b>A ginger cat</b> lying on the floor &amp; looking up at the camera"
     assert meta["lang"] == "en" and set(meta) == {"uid", "source", "url", "width", "height", "lang", "scores",
                                                   "sha256", "caption_raw"}
+
+
+def test_a_unit_carries_its_own_input_file_and_no_list_of_the_others(tmp_path) -> None:
+    """A unit is pickled into its task: the plan's other input files stay out of it (issue F8)."""
+    files = [InputFile(f"/dumps/part-{i}.parquet", "parquet", "web", i, "laion", {"url": "URL"}, {})
+             for i in range(3)]
+    units = [{"file_index": i, "row_start": start, "row_count": 10, "byte_start": None}
+             for i in range(3) for start in (0, 10)]
+    plan = {"fingerprint": {"recipe": "r"}, "files": [dataclasses.asdict(f) for f in files], "units": units,
+            "thresholds": {}, "partition_bits": 0}
+    (tmp_path / PLAN_DIR).mkdir()
+    (tmp_path / PLAN_DIR / "plan.json").write_text(json.dumps(plan))
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
+    _, planned = make_plan(recipe, tmp_path, files, {"recipe": "r"})
+    assert [(u.payload.file, u.payload.range.row_start) for u in planned] == [(f, s) for f in files for s in (0, 10)]
+    for unit in planned:
+        others = [f.path for f in files if f.file_index != unit.payload.file_index]
+        assert not any(path.encode() in pickle.dumps(unit.payload) for path in others)

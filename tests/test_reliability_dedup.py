@@ -99,7 +99,7 @@ def test_after_download_steps_see_bounded_chunks_and_rows_stay_in_order(tmp_path
     early = pa.table({"uid": [f"u{r}" for r in range(0, 26, 2)], "source": ["web"] * 13, "row": list(range(0, 26, 2)),
                       "reason": ["caption_short"] * 13, "stage": ["caption"] * 13})
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml"))
-    job = CleanJob(recipe=recipe, out_dir=str(tmp_path / "out"), files=())
+    job = CleanJob(recipe=recipe, out_dir=str(tmp_path / "out"))
     probe = ChunkProbe()
     limit = 3 * max(len(d) for d in images)
     with spill:

@@ -46,11 +46,10 @@ DUPLICATE_KINDS = ("uid", "url")  # checked in this order: the same sample twice
 
 @dataclass(frozen=True)
 class CleanJob:
-    """Everything a planning or unit task needs; pickled into each task."""
+    """What every planning or unit task shares (not the input files: a unit carries only its own); pickled into each."""
 
     recipe: CleanRecipe
     out_dir: str
-    files: tuple[InputFile, ...]
     thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # top-fraction step -> source
     partition_bits: int = 0
     pools: Mapping[str, list] = field(default_factory=dict)  # actor step name -> actor handles
@@ -65,15 +64,18 @@ class CleanJob:
 
 @dataclass(frozen=True)
 class CleanWork:
-    """A clean unit's payload: which rows of which input file, and the job they belong to."""
+    """A clean unit's payload: which rows of which input file, and the job they belong to.
+
+    It holds its own `InputFile` and no list of them, so pickling the units costs O(units), not O(files x units).
+    """
 
     job: CleanJob
-    file_index: int
+    file: InputFile
     range: RowRange
 
     @property
-    def file(self) -> InputFile:
-        return self.job.files[self.file_index]
+    def file_index(self) -> int:
+        return self.file.file_index
 
 
 def unit_id(file_index: int, row_start: int) -> str:
@@ -128,7 +130,7 @@ def _top_fraction_thresholds(recipe: CleanRecipe, histograms: Mapping[str, Score
 def _plan_from_scratch(recipe: CleanRecipe, out_dir: Path, files: list[InputFile], fingerprint: dict) -> dict:
     plan_dir = out_dir / PLAN_DIR
     shutil.rmtree(plan_dir, ignore_errors=True)
-    job = CleanJob(recipe=recipe, out_dir=str(out_dir), files=tuple(files))
+    job = CleanJob(recipe=recipe, out_dir=str(out_dir))
     ranges: dict[int, list[dict]] = {}
     histograms: dict[str, ScoreHistogram] = {}
 
@@ -169,10 +171,10 @@ def make_plan(recipe: CleanRecipe, out_dir: Path, files: list[InputFile], finger
         if committed_units(out_dir):
             raise RecipeError(f"--out {out_dir}: holds committed units but no plan; use a new output directory")
         plan = _plan_from_scratch(recipe, out_dir, files, fingerprint)
-    saved = tuple(InputFile(**{**f, "names": tuple(f["names"])}) for f in plan["files"])
-    job = CleanJob(recipe=recipe, out_dir=str(out_dir), files=saved, thresholds=plan["thresholds"],
+    saved = {f["file_index"]: InputFile(**{**f, "names": tuple(f["names"])}) for f in plan["files"]}
+    job = CleanJob(recipe=recipe, out_dir=str(out_dir), thresholds=plan["thresholds"],
                    partition_bits=plan["partition_bits"])
     units = [Unit(unit_id(u["file_index"], u["row_start"]),
-                  CleanWork(job, u["file_index"], RowRange(u["row_start"], u["row_count"], u["byte_start"])))
+                  CleanWork(job, saved[u["file_index"]], RowRange(u["row_start"], u["row_count"], u["byte_start"])))
              for u in plan["units"]]
     return job, units
