@@ -113,7 +113,7 @@ def clean_fingerprint(recipe: CleanRecipe, files: list[InputFile]) -> dict[str, 
     decisive = recipe.model_dump(mode="json", exclude={"num_cpus": True, "ray_address": True, "download": {
         "thread_count", "timeout", "retries"}})
     options = {"recipe": decisive, "--input": [[f.source, f.path] for f in files]}
-    return plan_fingerprint(options, [p for f in files for p in (f.path, f.tar) if p is not None])
+    return plan_fingerprint(options, [p for f in files for p in (f.path, f.companion) if p is not None])
 
 
 def _top_fraction_thresholds(recipe: CleanRecipe, histograms: Mapping[str, ScoreHistogram]
