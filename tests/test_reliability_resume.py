@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 from mix_support import write_recipe
+from test_clean_support import ImageServer, jpeg, photo, write_laion
+from test_clean_support import write_recipe as write_clean_recipe
 
 from vlforge import cli
 from vlforge.pipelines import mix_run, render
+from vlforge.pipelines.clean import run as clean_run
 from vlforge.pipelines.executor import MAX_ATTEMPTS, UNIT_FAILED, UnitFailure, run_units
 from vlforge.pipelines.render import RenderOptions, process_unit, render_plan, run_render, split_units
 from vlforge.shards.manifest import MANIFEST_DIR, read_manifests
@@ -156,3 +159,25 @@ def test_mix_gives_up_a_unit_whose_worker_keeps_dying_and_exits_2_then_a_rerun_f
     assert "units run 0, skipped (already committed) 2" in capsys.readouterr().err
     mix = json.loads((out / "mix.json").read_text(encoding="utf-8"))
     assert mix["sources"]["gqa"]["reasons"] == {"image_missing": 2, UNIT_FAILED: 1}
+
+
+def test_clean_gives_up_a_unit_whose_worker_keeps_dying_still_writes_its_table_and_exits_2(
+        tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    recipe = write_clean_recipe(tmp_path / "r.yaml", rows_per_unit=2, after_download=[{"op": "image"}],
+                                before_download=[{"op": "caption", "min_words": 2, "min_chars": 5}])
+    monkeypatch.setattr(clean_run, "process_unit", dies_on("clean-0000-0000000002", clean_run.process_unit))
+    with ImageServer() as server:
+        rows = [{"SAMPLE_ID": i, "URL": server.add(f"/{i}.jpg", jpeg(photo("astronaut", 96 + 8 * i, 96))),
+                 "TEXT": f"a photograph of an astronaut number {i}"} for i in range(4)]
+        dump = write_laion(tmp_path / "d.parquet", rows)
+        argv = ["clean", "--recipe", str(recipe), "--input", str(dump), "--out", str(out)]
+        assert cli.main(argv) == 2
+        printed = capsys.readouterr()
+        assert "given up 1 (rows dropped as unit_failed)" in printed.err
+        assert "vlforge clean: error: 1 work unit(s) given up" in printed.err
+        table = json.loads((out / "clean-summary.json").read_text())  # committed: dedup and the table ran
+        assert table["web"] == {"read": 4, "kept": 2, "dropped": 2, "reasons": {UNIT_FAILED: 2}}
+        assert "unit_failed" in printed.out  # the per-source table, on stdout as always
+        assert cli.main(argv) == 0
+        assert "units run 0, skipped (already committed) 2" in capsys.readouterr().err

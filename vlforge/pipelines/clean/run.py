@@ -26,7 +26,15 @@ from vlforge.pipelines.clean.plan import PLAN_DIR, CleanWork, clean_fingerprint,
 from vlforge.pipelines.clean.pools import start_pools, stop_pools
 from vlforge.pipelines.clean.recipe import CleanRecipe, RecipeError, load_recipe
 from vlforge.pipelines.clean.unit import process_unit
-from vlforge.pipelines.executor import RunReport, Unit, UnitStats, give_up_rows, ray_session, run_units
+from vlforge.pipelines.executor import (
+    RunReport,
+    Unit,
+    UnitFailure,
+    UnitStats,
+    give_up_rows,
+    ray_session,
+    run_units,
+)
 from vlforge.shards.atomic import write_json
 from vlforge.shards.manifest import KEPT, MANIFEST_SUFFIX, list_manifests
 from vlforge.shards.outdir import Plan, claim_out_dir
@@ -75,6 +83,7 @@ class CleanReport:
     ray_start_s: float
     ray_stop_s: float
     elapsed_s: float
+    given_up: UnitFailure | None = None  # units given up (committed, so dedup and the table ran): exit 2
 
 
 def parse_inputs(specs: list[str], recipe: CleanRecipe) -> list[tuple[str, str]]:
@@ -96,6 +105,7 @@ def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]
     """Run the whole recipe; `inputs` (source, path) replace the recipe's `sources.*.inputs` when given.
 
     The output directory is claimed before planning (`shards.outdir`) and held until the summary is written.
+    Units given up are committed, so image dedup and the summary still run; the report carries their failure.
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -110,9 +120,14 @@ def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]
             ray_session(recipe.ray_address, recipe.num_cpus) as session:  # Ray boots while the driver plans
         job, units = make_plan(recipe, out, files, plan.fingerprint)
         job = dataclasses.replace(job, pools=start_pools(recipe, {f.source for f in files}))
+        given_up = None
         try:
             units = [Unit(u.id, dataclasses.replace(u.payload, job=job)) for u in units]
             report = run_units(units, process_unit, out, desc="clean", claim=claim, give_up=give_up_unit)
+        except UnitFailure as exc:
+            if exc.report.failed:
+                raise  # an uncommitted unit: image dedup waits for the rerun that commits it
+            report, given_up = exc.report, exc
         finally:
             stop_pools(job.pools)
         duplicates = dedup_images(job, units) if recipe.dedup.sha256 else 0
@@ -120,7 +135,7 @@ def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]
         write_json(out / SUMMARY, summary)
     started, stopped = (session.start_s, session.stop_s) if session else (0.0, 0.0)
     return CleanReport(run=report, summary=summary, image_duplicates=duplicates, ray_start_s=started,
-                       ray_stop_s=stopped, elapsed_s=time.perf_counter() - t0)
+                       ray_stop_s=stopped, elapsed_s=time.perf_counter() - t0, given_up=given_up)
 
 
 def give_up_unit(unit: Unit[CleanWork], cause: str) -> UnitStats:
@@ -188,6 +203,8 @@ def run_clean(args: argparse.Namespace) -> int:
     inputs = parse_inputs(args.input, recipe) if args.input else None
     report = clean(recipe, args.out, inputs, allow_foreign_files=args.allow_foreign_files)
     print(format_summary(report.summary))
+    if report.given_up is not None:
+        raise report.given_up  # vlforge.cli.main prints the units' summary and the error, exit 2
     print(report.run.summary(args.out), file=sys.stderr)
     print(f"image duplicates {report.image_duplicates} (after the units); ray start {report.ray_start_s:.1f}s, "
           f"stop {report.ray_stop_s:.1f}s, total {report.elapsed_s:.1f}s", file=sys.stderr)
