@@ -2,7 +2,9 @@
 
 Every operator takes an Arrow batch and returns the same rows with its measured columns added, a keep
 mask and a short, stable reason per dropped row. `run_filters` chains operators on the survivors and
-splits the batch into kept and dropped tables, so every input row lands in exactly one manifest row.
+splits the batch into kept and dropped tables (`split_rows`, also the clean unit's read/dedup/download
+split), so every input row lands in exactly one manifest row. `ScoreHistogram` turns a top fraction of a
+`ranks_by` step into a threshold per source (the clean plan).
 """
 
 from __future__ import annotations
