@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vlforge.config import ConfigError, load_model
-from vlforge.pipelines.executor import UNIT_FAILED, RunReport, Unit, UnitStats, run_units
+from vlforge.pipelines.executor import RunReport, Unit, UnitStats, give_up_rows, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.shards.outdir import Plan, claim_out_dir
 from vlforge.shards.writer import ShardWriter
@@ -162,12 +162,8 @@ def synthdog_plan(recipe: Recipe, config: SynthConfig, resources: dict, corpora:
 def give_up_unit(unit: Unit[SynthdogWork], cause: str) -> UnitStats:
     """Commit a unit whose worker kept dying: every sample index a dropped row saying why."""
     p = unit.payload
-    with ShardWriter(p.out, prefix=unit.id) as writer:
-        for index in range(p.start, p.stop):
-            writer.drop({**identity_row(p.lang, p.seed, index), "error": cause}, UNIT_FAILED, "unit")
-    count = p.stop - p.start
-    return UnitStats(unit.id, read=count, dropped=count, reasons={UNIT_FAILED: count},
-                     extra={"lang": p.lang, "unreadable_backgrounds": 0, "load_cpu_s": 0.0, "cpu_s": 0.0})
+    return give_up_rows(unit, p.out, (identity_row(p.lang, p.seed, i) for i in range(p.start, p.stop)), cause,
+                        extra={"lang": p.lang, "unreadable_backgrounds": 0, "load_cpu_s": 0.0, "cpu_s": 0.0})
 
 
 def synthesize_shards(recipe: Recipe, config: SynthConfig) -> tuple[RunReport, ResourceReport]:
