@@ -370,3 +370,25 @@ def test_a_unit_carries_its_own_input_file_and_no_list_of_the_others(tmp_path) -
     for unit in planned:
         others = [f.path for f in files if f.file_index != unit.payload.file_index]
         assert not any(path.encode() in pickle.dumps(unit.payload) for path in others)
+
+
+def test_img2dataset_parquets_without_their_tars_are_not_deduplicated_by_their_positional_keys(
+        ray_local, tmp_path) -> None:
+    """Two img2dataset runs without tars (URLs to download) both have a key 000000000: a position, no identity.
+
+    Neither copy is a uid duplicate, and the shards' own status/error_message never replace the manifest's."""
+    images = distinct_jpegs(4)
+    with ImageServer() as server:
+        for run in (0, 1):
+            urls = [server.add(f"/{run}/{i}.jpg", images[2 * run + i]) for i in range(2)]
+            (tmp_path / f"run{run}").mkdir()
+            pq.write_table(pa.table({"key": ["000000000", "000000001"], "url": urls,
+                                     "caption": [ENGLISH.format(f"galaxy number {2 * run + i}") for i in range(2)],
+                                     "status": ["success"] * 2, "error_message": [None, None]}),
+                           tmp_path / f"run{run}" / "00000.parquet")
+        recipe = load_recipe(write_recipe(tmp_path / "r.yaml", before_download=[{"op": "caption"}]))
+        clean(recipe, tmp_path / "out", [("web", str(tmp_path / f"run{run}")) for run in (0, 1)])
+    rows = manifest_rows(tmp_path / "out")
+    assert [(r["uid"], r["status"], r["reason"]) for r in sorted(rows, key=lambda r: (r["file_index"], r["row"]))] \
+        == [("000000000", "kept", None), ("000000001", "kept", None)] * 2
+    assert not any("error_message" in r for r in rows)
