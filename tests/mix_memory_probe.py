@@ -8,10 +8,10 @@ import json
 import sys
 from pathlib import Path
 
-from vlforge.pipelines.mix_images import eval_hashes
-from vlforge.pipelines.mix_plan import make_plan, scan_sources
-from vlforge.pipelines.mix_recipe import load_mix_recipe
-from vlforge.pipelines.mix_run import make_units
+from vlforge.pipelines.mix.images import eval_hashes
+from vlforge.pipelines.mix.plan import make_plan, scan_sources
+from vlforge.pipelines.mix.recipe import load_mix_recipe
+from vlforge.pipelines.mix.run import make_units
 
 
 def peak_rss_kib() -> int:

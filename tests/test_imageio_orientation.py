@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from vlforge.filters.image import ImageFilter
-from vlforge.pipelines.mix_images import prepare
+from vlforge.pipelines.mix.images import prepare
 from vlforge.pipelines.render import render_line
 from vlforge.shards.imageio import ImageRejected, decode, exif_orientation
 

@@ -6,8 +6,8 @@ import pytest
 from mix_support import mix_layouts, write_recipe
 
 from vlforge.cli import main as cli
-from vlforge.pipelines.mix_recipe import load_mix_recipe
-from vlforge.pipelines.mix_run import build_mixture
+from vlforge.pipelines.mix.recipe import load_mix_recipe
+from vlforge.pipelines.mix.run import build_mixture
 from vlforge.shards.manifest import read_manifests
 from vlforge.sources.annotations import SourceError, jsonl, text
 from vlforge.sources.annotations.base import LINE_TOO_LONG, json_lines, load_json

@@ -10,8 +10,8 @@ from mix_support import mix_layouts, read_tar_samples, sample_json, write_recipe
 from PIL import Image
 
 from vlforge.cli import main as cli
-from vlforge.pipelines.mix_recipe import load_mix_recipe
-from vlforge.pipelines.mix_run import build_mixture
+from vlforge.pipelines.mix.recipe import load_mix_recipe
+from vlforge.pipelines.mix.run import build_mixture
 from vlforge.shards.manifest import read_manifests
 
 pytestmark = pytest.mark.slow

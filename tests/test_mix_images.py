@@ -5,8 +5,8 @@ import tarfile
 
 import pytest
 
-from vlforge.pipelines import mix_images
-from vlforge.pipelines.mix_images import ImageDrop, TarReader
+from vlforge.pipelines.mix import images as mix_images
+from vlforge.pipelines.mix.images import ImageDrop, TarReader
 from vlforge.sources.annotations import ShardMember
 
 

@@ -11,8 +11,8 @@ from mix_support import mix_layouts, read_tar_samples, sample_json, write_recipe
 from PIL import Image
 
 from vlforge.cli import main as cli
-from vlforge.pipelines.mix_recipe import MixError, load_mix_recipe
-from vlforge.pipelines.mix_run import build_mixture
+from vlforge.pipelines.mix.recipe import MixError, load_mix_recipe
+from vlforge.pipelines.mix.run import build_mixture
 from vlforge.shards.manifest import read_manifests
 from vlforge.shards.verify import verify_dir
 from vlforge.shards.writer import ShardWriter

@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 from mix_support import mix_layouts, write_recipe
 
-from vlforge.pipelines.mix_images import EvalSet, eval_hashes, prepare
-from vlforge.pipelines.mix_plan import apportion, make_plan, scan_sources
-from vlforge.pipelines.mix_recipe import MixError, load_mix_recipe
-from vlforge.pipelines.mix_run import make_units
+from vlforge.pipelines.mix.images import EvalSet, eval_hashes, prepare
+from vlforge.pipelines.mix.plan import apportion, make_plan, scan_sources
+from vlforge.pipelines.mix.recipe import MixError, load_mix_recipe
+from vlforge.pipelines.mix.run import make_units
 
 
 def _plan(recipe, folder):

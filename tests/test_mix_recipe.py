@@ -3,7 +3,7 @@
 import pytest
 from mix_support import write_recipe
 
-from vlforge.pipelines.mix_recipe import MixError, load_mix_recipe
+from vlforge.pipelines.mix.recipe import MixError, load_mix_recipe
 
 SOURCE = {"name": "vqa", "task": "vqa", "weight": 1,
           "from": {"adapter": "vqav2", "questions": "q.json", "annotations": "a.json", "images": "train2014"}}

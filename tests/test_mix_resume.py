@@ -11,8 +11,8 @@ import pytest
 from mix_support import mix_layouts, write_recipe
 from processes import kill_session
 
-from vlforge.pipelines.mix_recipe import load_mix_recipe
-from vlforge.pipelines.mix_run import build_mixture
+from vlforge.pipelines.mix.recipe import load_mix_recipe
+from vlforge.pipelines.mix.run import build_mixture
 from vlforge.shards.manifest import MANIFEST_DIR, read_manifests
 from vlforge.shards.verify import verify_dir
 

@@ -12,9 +12,10 @@ from test_clean_support import ImageServer, jpeg, photo, write_laion
 from test_clean_support import write_recipe as write_clean_recipe
 
 from vlforge import cli
-from vlforge.pipelines import mix_run, render
+from vlforge.pipelines import render
 from vlforge.pipelines.clean import run as clean_run
 from vlforge.pipelines.executor import MAX_ATTEMPTS, UNIT_FAILED, UnitFailure, run_units
+from vlforge.pipelines.mix import run as mix_run
 from vlforge.pipelines.render import RenderOptions, process_unit, render_plan, run_render, split_units
 from vlforge.shards.manifest import MANIFEST_DIR, read_manifests
 from vlforge.shards.outdir import OutDirError

@@ -7,8 +7,8 @@ import pytest
 from mix_support import mix_layouts, write_recipe
 from stats_support import run_cli, stats_json
 
-from vlforge.pipelines.mix_recipe import load_mix_recipe
-from vlforge.pipelines.mix_run import build_mixture
+from vlforge.pipelines.mix.recipe import load_mix_recipe
+from vlforge.pipelines.mix.run import build_mixture
 from vlforge.shards.manifest import read_manifests
 
 

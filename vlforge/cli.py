@@ -9,7 +9,7 @@ from vlforge.evaluation.score_cli import add_score_parser, run_score
 from vlforge.formats.tasks import TASKS
 from vlforge.pipelines.clean.run import add_clean_parser, run_clean
 from vlforge.pipelines.executor import UnitFailure
-from vlforge.pipelines.mix import add_mix_parser, run_mix
+from vlforge.pipelines.mix.run import add_mix_parser, run_mix
 from vlforge.pipelines.synthdog import add_synthdog_parser, run_synthdog
 from vlforge.stats.commands import add_report_parser, add_sql_parser, add_stats_parser, run_report, run_sql, run_stats
 from vlforge.training.cli_commands import add_generate_parser, add_train_parser, run_generate, run_train

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vlforge.pipelines.mix_recipe import MixError, MixRecipe
-from vlforge.pipelines.mix_spill import Spilled, spill
+from vlforge.pipelines.mix.recipe import MixError, MixRecipe
+from vlforge.pipelines.mix.spill import Spilled, spill
 from vlforge.sources.annotations import ADAPTERS, SourceError
 
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)

@@ -1,4 +1,5 @@
-"""`vlforge mix`: plan (read every source, fail before any work), claim the output, run units on Ray, report.
+"""`vlforge mix --recipe MIX.yaml --out DIR`: plan (read every source, fail before any work), claim the output,
+run units on Ray, report. This module is the driver and the command line.
 
 Planning streams every source into a staging folder beside the output (`.OUT.mixplan-*`, removed at
 the end), so a missing or malformed source fails before the output directory is touched; once the output
@@ -12,21 +13,23 @@ changed is refused with the fields that changed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from vlforge.pipelines.executor import RunReport, Unit, ray_session, run_tasks, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
-from vlforge.pipelines.mix_dedup import find_duplicates, hash_unit
-from vlforge.pipelines.mix_images import eval_hashes
-from vlforge.pipelines.mix_plan import MixWork, Plan, make_plan, scan_sources
-from vlforge.pipelines.mix_recipe import MixRecipe
-from vlforge.pipelines.mix_report import summarize
-from vlforge.pipelines.mix_spill import Spilled
-from vlforge.pipelines.mix_unit import give_up_unit, process_unit
+from vlforge.pipelines.mix.dedup import find_duplicates, hash_unit
+from vlforge.pipelines.mix.images import eval_hashes
+from vlforge.pipelines.mix.plan import MixWork, Plan, make_plan, scan_sources
+from vlforge.pipelines.mix.recipe import MixRecipe, load_mix_recipe
+from vlforge.pipelines.mix.report import format_summary, summarize
+from vlforge.pipelines.mix.spill import Spilled
+from vlforge.pipelines.mix.unit import give_up_unit, process_unit
 from vlforge.shards.atomic import write_json
 from vlforge.shards.outdir import Plan as OutPlan
 from vlforge.shards.outdir import check_not_input, claim_out_dir
@@ -125,3 +128,37 @@ def build_mixture(recipe: MixRecipe, out: str | Path, allow_foreign_files: bool 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return MixResult(report, summary)
+
+
+def add_mix_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("mix", help="mix annotated sources into stage-2 multi-task shards")
+    p.add_argument("--recipe", required=True, help="mix recipe YAML (see recipes/mix-stage2.yaml)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--seed", type=int, help="recipe key seed")
+    p.add_argument("--total", type=int, help="recipe key total: samples in the mix")
+    p.add_argument("--exclude-eval", nargs="+", type=Path, metavar="DIR",
+                   help="recipe key exclude_eval: drop samples whose image is in these evaluation sets")
+    p.add_argument("--drop-duplicates", choices=("none", "sha256", "phash"),
+                   help="recipe key drop_duplicates: drop samples whose image a source listed earlier also has "
+                        "(default none: duplicates are only reported)")
+    p.add_argument("--allow-outside-paths", action="store_const", const=True,
+                   help="recipe key allow_outside_paths: read image files outside their source's image folders "
+                        "(default: such a sample is dropped, reason image_outside_root)")
+    p.add_argument("--allow-foreign-files", action="store_true",
+                   help="write into an --out that holds files vlforge did not write (they are never deleted)")
+    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: local Ray")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray")
+    return p
+
+
+def run_mix(args: argparse.Namespace) -> int:
+    overrides = {"seed": args.seed, "total": args.total, "exclude_eval": args.exclude_eval,
+                 "drop_duplicates": args.drop_duplicates,
+                 "allow_outside_paths": args.allow_outside_paths, "ray_address": args.ray_address,
+                 "num_cpus": args.num_cpus}
+    recipe = load_mix_recipe(args.recipe, overrides)
+    result = build_mixture(recipe, args.out, allow_foreign_files=args.allow_foreign_files)
+    print(result.report.summary(args.out), file=sys.stderr)
+    print(format_summary(result.summary))
+    print(f"realised mix: {args.out / MIX_FILE}")
+    return 0

@@ -3,7 +3,7 @@
 Every planned sample ends in one manifest row: kept (with its task, source, estimated length, image
 hashes) or dropped with a reason (`image_missing`, `image_outside_root`, `box_outside_image`, `bad_field:F`,
 `in_eval_set`, ...).
-The unit computes its stretch of the order from the plan's counts (`mix_plan.unit_entries`) and reads
+The unit computes its stretch of the order from the plan's counts (`plan.MixWork.entries`) and reads
 each record from the plan folder's spilled sources, so its memory is that of one stretch, whatever the mix.
 """
 
@@ -17,11 +17,11 @@ from vlforge.formats.paths import inside
 from vlforge.formats.segments import IMAGE_SLOT, join_text
 from vlforge.formats.tasks import image_fields, render
 from vlforge.pipelines.executor import Unit, UnitStats, give_up_rows
-from vlforge.pipelines.mix_dedup import Duplicates
-from vlforge.pipelines.mix_images import EvalSet, Prepared, TarReader, prepare, read_bytes
-from vlforge.pipelines.mix_images import ImageDrop as Drop  # one drop exception: images and samples alike
-from vlforge.pipelines.mix_plan import MixWork
-from vlforge.pipelines.mix_spill import Sources
+from vlforge.pipelines.mix.dedup import Duplicates
+from vlforge.pipelines.mix.images import EvalSet, Prepared, TarReader, prepare, read_bytes
+from vlforge.pipelines.mix.images import ImageDrop as Drop  # one drop exception: images and samples alike
+from vlforge.pipelines.mix.plan import MixWork
+from vlforge.pipelines.mix.spill import Sources
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.annotations import ImageRef, Item, ShardMember
 from vlforge.sources.annotations.boxes import BoxOutside, fit_record

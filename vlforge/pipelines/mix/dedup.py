@@ -21,9 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vlforge.pipelines.mix_images import ImageDrop, TarReader, hashes, read_bytes
-from vlforge.pipelines.mix_plan import MixWork
-from vlforge.pipelines.mix_spill import Sources
+from vlforge.pipelines.mix.images import ImageDrop, TarReader, hashes, read_bytes
+from vlforge.pipelines.mix.plan import MixWork
+from vlforge.pipelines.mix.spill import Sources
 from vlforge.shards.atomic import commit, temp_path
 
 HASH_DIR = "hashes"
