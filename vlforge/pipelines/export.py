@@ -14,6 +14,7 @@ temporary folder renamed to `images/` once all are written, then `data.json` is 
 leaves neither.
 """
 
+import argparse
 import itertools
 import json
 import shutil
@@ -103,3 +104,19 @@ def export_qwenvl_json(shards: str | list[str], out_dir: Path, allow_foreign_fil
             _remove(tmp_data)
             raise
     return count
+
+
+def add_export_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("export", help="write rendered shards in another project's format")
+    p.add_argument("--format", required=True, choices=("qwenvl-json",))
+    p.add_argument("--input", required=True, nargs="+", help="shards: dir, brace pattern, files or fsspec URLs")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--allow-foreign-files", action="store_true",
+                   help="write into an --out that holds files vlforge did not write (they are never replaced)")
+    return p
+
+
+def run_export(args: argparse.Namespace) -> int:
+    count = export_qwenvl_json(args.input, args.out, args.allow_foreign_files)
+    print(f"wrote {count} records to {args.out / DATA} (images in {args.out / IMAGES})")
+    return 0

@@ -9,8 +9,10 @@ inside the JSONL file's folder tree unless `allow_outside_paths`, and only the f
 `shards.imageio` are opened.
 """
 
+import argparse
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -274,3 +276,34 @@ def run_render(
     units = [u for path in inputs for u in split_units(path, options, out_dir)]
     return run_units(units, process_unit, out_dir, ray_address=ray_address, desc=f"render {options.task}",
                      plan=plans, inputs=inputs, allow_foreign_files=allow_foreign_files, give_up=give_up_unit)
+
+
+def add_render_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Every flag but --recipe is a recipe key of the same name (`RenderRecipe`); flags override the file."""
+    p = sub.add_parser("render", help="render task JSONL records into WebDataset shards")
+    p.add_argument("--recipe", help="YAML recipe whose keys are these flags' names (flags override its keys)")
+    p.add_argument("--task", choices=TASKS, help="recipe key task (required)")
+    p.add_argument("--input", nargs="+", type=Path, help="JSONL file(s); image paths relative to each "
+                                                         "(recipe key input, required)")
+    p.add_argument("--out", type=Path, help="output directory (recipe key out, required)")
+    p.add_argument("--source", help="dataset name recorded with every sample (default: the input file's stem)")
+    p.add_argument("--on-error", choices=("raise", "skip"),
+                   help="raise (default): stop at the first bad line; skip: record it as dropped in the manifest")
+    p.add_argument("--shard-samples", type=int, help="samples per tar (default 1000)")
+    p.add_argument("--shard-bytes", type=int, help="bytes per tar, a target (default 536870912)")
+    p.add_argument("--lines-per-unit", type=int, help="input lines per resumable work unit (default 5000)")
+    p.add_argument("--max-images", type=int, help="images per record; a record with more is rejected (default 32)")
+    p.add_argument("--allow-outside-paths", action="store_true", default=None,
+                   help="let image paths leave the JSONL file's folder tree (absolute paths, ..)")
+    p.add_argument("--allow-foreign-files", action="store_true", default=None,
+                   help="write into an --out that holds files vlforge did not write (they are never deleted)")
+    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: a private local Ray")
+    return p
+
+
+def run_render_command(args: argparse.Namespace) -> int:
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "recipe") and v is not None}
+    recipe = load_render_recipe(args.recipe, flags)
+    report = run_render(recipe.input, recipe.out, recipe.options(), recipe.ray_address, recipe.allow_foreign_files)
+    print(report.summary(recipe.out), file=sys.stderr)
+    return 0
