@@ -110,7 +110,8 @@ def _check_order(source: str, before: list[Step], after: list[Step]) -> None:
             if not any(s.op == needed for s in chain[:i]):
                 later = next((s for s in chain[i:] if s.op == needed), None)
                 where = "no enabled step" if later is None else f"step {later.name} ({needed}) after it"
-                raise ValueError(f"after_download: step {step.name} ({step.op}) needs `{needed}` before it, "
+                phase = "before_download" if i < len(before) else "after_download"
+                raise ValueError(f"{phase}: step {step.name} ({step.op}) needs `{needed}` before it, "
                                  f"but source {source} has {where}; put `{needed}` first")
 
 
