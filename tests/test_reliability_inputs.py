@@ -51,8 +51,8 @@ CLIP = {"model_name": "ViT-B-32", "checkpoint_path": None, "on_missing": "skip"}
 
 def test_computed_clip_before_the_image_step_is_refused_naming_both(tmp_path: Path) -> None:
     steps = [{"op": "clip_score_computed", "name": "clip_real", **CLIP}, {"op": "image", "name": "decode"}]
-    with pytest.raises(RecipeError, match=r"step clip_real \(clip_score_computed\) comes before step decode "
-                                          r"\(image\) for source web; put `image` first"):
+    with pytest.raises(RecipeError, match=r"step clip_real \(clip_score_computed\) needs `image` before it, but "
+                                          r"source web has step decode \(image\) after it; put `image` first"):
         load_recipe(write_recipe(tmp_path / "r.yaml", after_download=steps))
 
 
@@ -60,7 +60,8 @@ def test_a_source_override_that_disables_the_first_image_step_is_checked_too(tmp
     steps = [{"op": "image", "name": "early"}, {"op": "clip_score_computed", "name": "clip_real", **CLIP},
              {"op": "image", "name": "late"}]
     sources = {"web": {"schema": "auto", "filters": {"early": {"enabled": False}}}}
-    with pytest.raises(RecipeError, match=r"clip_real \(clip_score_computed\) comes before step late"):
+    with pytest.raises(RecipeError, match=r"clip_real \(clip_score_computed\) needs `image` before it, but source web "
+                                          r"has step late \(image\) after it"):
         load_recipe(write_recipe(tmp_path / "r.yaml", after_download=steps, sources=sources))
 
 

@@ -31,6 +31,7 @@ from vlforge.shards.imageio import MAX_IMAGE_BYTES, ImageRejected, decode, norma
 from vlforge.shards.keys import sanitize_key
 from vlforge.shards.outdir import Plan
 from vlforge.shards.writer import ShardWriter
+from vlforge.sources.dumps.text import bounded_lines
 
 NOT_IN_FINGERPRINT = ("on_error",)  # a run stopped by a bad line may be resumed with --on-error skip
 FLAGS = {"max_samples": "--shard-samples", "max_bytes": "--shard-bytes"}  # option -> its flag, where they differ
@@ -160,17 +161,16 @@ def render_line(text: str, base: Path, task: str, options: RenderOptions | None 
     return {"task": options.task, "segments": segments}, images, meta
 
 
-def iter_lines(f: BinaryIO, start: int, end: int, max_bytes: int) -> Iterator[bytes | None]:
-    """The lines in [start, end) of a file; None for a line over max_bytes (skipped, never read whole)."""
+def iter_lines(f: BinaryIO, start: int, end: int, max_bytes: int) -> Iterator[tuple[bytes | None, int]]:
+    """(line or None when over max_bytes, byte offset after it) for the lines in [start, end) of a file
+    (`sources.dumps.text.bounded_lines`: an over-long line is skipped, never read whole)."""
     f.seek(start)
-    while f.tell() < end:
-        raw = f.readline(max_bytes + 1)
-        if len(raw) > max_bytes:
-            while raw and not raw.endswith(b"\n"):
-                raw = f.readline(1 << 20)
-            yield None
-        else:
-            yield raw
+    offset = start
+    for raw, size in bounded_lines(f, max_bytes):
+        if offset >= end:
+            return
+        offset += size
+        yield raw, offset
 
 
 def unit_name(path: Path, task: str) -> str:
@@ -197,15 +197,15 @@ class RenderWork:
 def split_units(path: Path, options: RenderOptions, out_dir: Path) -> list[Unit[RenderWork]]:
     """Byte ranges of `lines_per_unit` lines each; ids are stable for the same file."""
     name = unit_name(path, options.task)
-    ranges, start, count = [], 0, 0
+    ranges, start, count, offset = [], 0, 0, 0
     with open(path, "rb") as f:
-        for _ in iter_lines(f, 0, path.stat().st_size, options.max_line_bytes):
+        for _, offset in iter_lines(f, 0, path.stat().st_size, options.max_line_bytes):
             count += 1
             if count % options.lines_per_unit == 0:
-                ranges.append((start, f.tell(), count - options.lines_per_unit + 1))
-                start = f.tell()
-        if f.tell() > start:
-            ranges.append((start, f.tell(), count - count % options.lines_per_unit + 1))
+                ranges.append((start, offset, count - options.lines_per_unit + 1))
+                start = offset
+    if offset > start:
+        ranges.append((start, offset, count - count % options.lines_per_unit + 1))
     return [Unit(f"{name}-{i:05d}", RenderWork(path, s, e, first, out_dir, options))
             for i, (s, e, first) in enumerate(ranges)]
 
@@ -214,7 +214,7 @@ def unit_lines(work: RenderWork) -> Iterator[tuple[int, bytes | None, dict]]:
     """(line number, raw line or None when over the length cap, manifest row) of the unit's non-blank lines."""
     with open(work.path, "rb") as f:
         lines = iter_lines(f, work.start, work.end, work.options.max_line_bytes)
-        for n, raw in enumerate(lines, start=work.first_line):
+        for n, (raw, _) in enumerate(lines, start=work.first_line):
             if raw is None or raw.strip():
                 yield n, raw, {"uid": f"{work.path.name}:{n}", "source": work.source, "task": work.options.task,
                                "line": n}
