@@ -220,7 +220,7 @@ def baseline_loop(recipe, source: str, shards: Path, out: Path) -> int:
     for f in files:
         table = pa.concat_tables(list(read_range(f)))
         table, _ = run_filters(table.filter(pc.equal(table["status"], "success")), before)
-        images = read_shard_images(f.tar, table["key"].to_pylist())
+        images = read_shard_images(f.companion, table["key"].to_pylist())
         table = table.append_column("image", pa.array([images.get(k) for k in table["key"].to_pylist()]))
         table, _ = run_filters(table, after)
         with webdataset.TarWriter(str(out / f"{f.file_index:05d}.tar"), encoder=False) as tar:

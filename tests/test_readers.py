@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from vlforge.sources.dumps.img2dataset import read_shard_images
-from vlforge.sources.dumps.readers import list_inputs, plan_ranges, read_range, reader_of
-from vlforge.sources.dumps.schemas import ColumnOverrides, InputError, detect_schema
+from vlforge.sources.dumps.readers import list_inputs, plan_ranges, read_range
+from vlforge.sources.dumps.schemas import SCHEMAS, ColumnOverrides, InputError, detect_schema
 
 LAION = ["SAMPLE_ID", "URL", "TEXT", "HEIGHT", "WIDTH", "LICENSE", "NSFW", "similarity"]
 DATACOMP = ["uid", "url", "text", "original_width", "original_height", "clip_b32_similarity_score",
@@ -194,7 +194,8 @@ def test_directories_globs_and_fsspec_urls(tmp_path: Path) -> None:
         pq.write_table(pa.table({"url": ["http://x/m"], "caption": ["in memory"]}), out)
     f = _one(list_inputs([("s", "memory://bucket/m.parquet")], {}))
     assert f.path == "memory://bucket/m.parquet"
-    assert not reader_of(f).positional_ids and not reader_of(f).private_columns and f.companion is None
+    schema = SCHEMAS[f.schema]
+    assert not schema.positional_ids and not schema.private_columns and f.companion is None
     assert _read_all(f)["caption"].to_pylist() == ["in memory"]
 
 
@@ -210,7 +211,8 @@ def test_img2dataset_shard_is_read_with_its_tar(tmp_path: Path) -> None:
             tar.addfile(info, io.BytesIO(payload))
     f = _one(list_inputs([("s", str(tmp_path))], {}))
     assert f.format == "img2dataset" and f.companion.endswith("00000.tar")
-    assert reader_of(f).positional_ids and reader_of(f).private_columns == {"key", "status", "error_message"}
+    schema = SCHEMAS[f.schema]  # the schema's, so a shard's parquet read without its tar keeps them too
+    assert schema.positional_ids and schema.private_columns == {"key", "status", "error_message"}
     table = _read_all(f)
     assert table["uid"].to_pylist() == ["000000000", "000000001"]
     assert table["status"].to_pylist() == ["success", "failed_to_download"]

@@ -1,7 +1,7 @@
 """Phase 3 of `vlforge clean`: identical images (sha256) across units, after every unit has committed.
 
 Image bytes are known only after download, so copies in different units can only be judged once all
-units are done. The kept rows' hashes are deduplicated like the plan's (clean_keys), and each unit holding
+units are done. The kept rows' hashes are deduplicated like the plan's (`keys.py`), and each unit holding
 a later copy gets its tar rewritten without it and its manifest row turned into `duplicate_sha256` (tar
 first, manifest last, both atomic). A rerun recomputes the duplicates from the manifests; first copies are
 never touched, so the result is the same however often it runs or is killed.

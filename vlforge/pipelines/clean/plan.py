@@ -2,7 +2,7 @@
 
 One Ray task per input file splits it into row ranges (the units), writes the hash keys of every readable
 row's URL and (source, uid), and fills per-source score histograms. Duplicates are then found per hash
-partition (clean_keys). `_plan/plan.json` is written last: without it the plan is redone from scratch, and
+partition (`keys.py`). `_plan/plan.json` is written last: without it the plan is redone from scratch, and
 with it a rerun reuses the same units, duplicates and thresholds.
 
 Known trade-off: URL/uid duplicates are decided before filtering, so when the first copy of a URL is
@@ -39,6 +39,7 @@ from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.shards.atomic import write_json
 from vlforge.shards.units import committed_units
 from vlforge.sources.dumps.readers import InputFile, RowRange, plan_ranges, read_range
+from vlforge.sources.dumps.schemas import SCHEMAS
 
 PLAN_DIR = "_plan"
 DUPLICATE_KINDS = ("uid", "url")  # checked in this order: the same sample twice is reported as such
@@ -90,7 +91,7 @@ def scan_file(job: CleanJob, f: InputFile) -> dict:
     histograms = {s.name: ScoreHistogram() for s in steps}
     hashes: dict[str, list] = {kind: [] for kind in DUPLICATE_KINDS}
     # ids made up from positions (no uid column; img2dataset's per-folder keys) are no identity to compare
-    ids_are_identities = "uid" in f.columns and f.schema != "img2dataset"
+    ids_are_identities = "uid" in f.columns and not SCHEMAS[f.schema].positional_ids
     orders = []
     for batch in read_range(f):
         readable = batch.filter(pc.is_null(batch["read_error"]))

@@ -160,7 +160,7 @@ class ShardSpec(BaseModel):
 
 
 class CleanRecipe(BaseModel):
-    """A whole cleaning run. CLI flags override the matching keys (see `apply_cli`)."""
+    """A whole cleaning run. CLI flags override the matching keys (`run.recipe_overrides`, dotted keys)."""
 
     model_config = ConfigDict(extra="forbid")
 

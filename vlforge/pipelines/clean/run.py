@@ -1,9 +1,9 @@
 """`vlforge clean`: raw image-text dumps -> cleaned WebDataset shards, a manifest row for every input row.
 
 Three phases, each safe to kill and rerun with the same command:
-1. plan (clean_plan): work units, run-wide URL/uid duplicates, top-fraction CLIP thresholds;
-2. units (clean_unit, one Ray task each via executor.run_units): filter, download, filter, write, commit;
-3. image dedup (clean_dedup): identical bytes across units, once every unit has committed.
+1. plan (`plan.py`): work units, run-wide URL/uid duplicates, top-fraction CLIP thresholds;
+2. units (`unit.py`, one Ray task each via executor.run_units): filter, download, filter, write, commit;
+3. image dedup (`dedup.py`): identical bytes across units, once every unit has committed.
 This module runs them in one Ray session, writes the per-source summary, and is the CLI.
 """
 
@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from vlforge.config import ConfigError, read_yaml
 from vlforge.pipelines.clean.dedup import DEDUP_DIR, dedup_images
 from vlforge.pipelines.clean.plan import PLAN_DIR, CleanWork, clean_fingerprint, make_plan
 from vlforge.pipelines.clean.pools import start_pools, stop_pools
@@ -115,7 +116,7 @@ def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]
     files = list_inputs(pairs, {s: spec.overrides() for s, spec in recipe.sources.items()})
     plan = Plan(key="clean", pipeline="clean", units=UNIT_PATTERN, extras=(PLAN_DIR, DEDUP_DIR, SUMMARY),
                 fingerprint=clean_fingerprint(recipe, files))
-    read = [p for _, p in pairs] + [p for f in files for p in (f.path, f.tar) if p is not None]
+    read = [p for _, p in pairs] + [p for f in files for p in (f.path, f.companion) if p is not None]
     with claim_out_dir(out, plan, inputs=read, allow_foreign_files=allow_foreign_files) as claim, \
             ray_session(recipe.ray_address, recipe.num_cpus) as session:  # Ray boots while the driver plans
         job, units = make_plan(recipe, out, files, plan.fingerprint)
@@ -189,13 +190,12 @@ def recipe_overrides(args: argparse.Namespace, source_names: Iterable[str]) -> d
 
 
 def _source_names(recipe_path: str) -> list[str]:
-    import yaml
-
+    """The recipe's source names, which the per-source flags (--schema, --url-col, ...) expand to."""
     try:
-        data = yaml.safe_load(Path(recipe_path).read_text(encoding="utf-8"))
-        return list(data.get("sources") or {}) if isinstance(data, dict) else []
-    except (OSError, yaml.YAMLError):
+        sources = read_yaml(recipe_path).get("sources")
+    except ConfigError:
         return []  # load_recipe reports the problem with the file's name
+    return list(sources) if isinstance(sources, dict) else []
 
 
 def run_clean(args: argparse.Namespace) -> int:

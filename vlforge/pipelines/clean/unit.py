@@ -30,15 +30,15 @@ from vlforge.shards.thumbs import DroppedThumbs
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.download import download
 from vlforge.sources.dumps.readers import read_range, reader_of
-from vlforge.sources.dumps.schemas import SCORE_COLUMNS, InputFile
+from vlforge.sources.dumps.schemas import SAMPLE_SCORES, SCHEMAS, InputFile
 from vlforge.sources.spill import Spill
 
-# Columns that never go into manifests: bytes and free text live in the tar (and filters name theirs).
-# An img2dataset shard's own key/status/error_message would shadow the manifest's columns of those names.
-NOT_IN_MANIFEST = frozenset({"image", "spill_offset", "spill_size", "caption", "read_error", "key", "status",
-                             "error_message"}) | private_columns()
-# A sample's JSON `scores`: what the dump brought (and the model that scored it) and what filters measured.
-SCORE_FIELDS = (*SCORE_COLUMNS, "nsfw", "clip_model", *score_columns())
+# Columns that never go into manifests: bytes and free text live in the tar (and filters name theirs); a
+# schema's private columns (img2dataset's own key/status/error_message) would shadow the manifest's.
+NOT_IN_MANIFEST = frozenset({"image", "spill_offset", "spill_size", "caption", "read_error"}).union(
+    private_columns(), *(schema.private_columns for schema in SCHEMAS.values()))
+# A sample's JSON `scores`: what the dump brought and what filters measured.
+SCORE_FIELDS = (*SAMPLE_SCORES, *score_columns())
 SAMPLE_COLUMNS = sample_columns()  # what filters measured that a sample carries besides scores (lang, caption_raw)
 MAX_ERROR_CHARS = 300
 CHUNK_BYTES = 256 * 1024 * 1024  # spilled image bytes loaded at once for the after_download steps

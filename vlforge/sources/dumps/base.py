@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -20,10 +20,6 @@ class Reader(ABC):
 
     format: str = ""
     extensions: tuple[str, ...] = ()  # lower-case file name endings this reader claims
-    # Whether the uid column is made up from row positions (no identity to compare across rows or files).
-    positional_ids: ClassVar[bool] = False
-    # Input columns that must never reach the manifest: they would shadow the manifest's own columns.
-    private_columns: ClassVar[frozenset[str]] = frozenset()
 
     def claims(self, path: str, schema: str) -> bool:
         """Whether this reader reads `path` once its columns matched `schema`."""

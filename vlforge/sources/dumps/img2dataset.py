@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tarfile
 from collections.abc import Iterator
-from typing import ClassVar
 
 import fsspec
 import pyarrow as pa
@@ -25,8 +24,6 @@ from vlforge.sources.spill import Spill
 class Img2datasetReader(ParquetReader):
     format = "img2dataset"
     caption_optional = True  # img2dataset runs without captions are common: an empty caption, not a bad row
-    positional_ids: ClassVar[bool] = True  # keys are shard and row positions, not identities
-    private_columns: ClassVar[frozenset[str]] = frozenset({"key", "status", "error_message"})
 
     def claims(self, path: str, schema: str) -> bool:
         return schema == "img2dataset" and super().claims(path, schema) and self.companion(path) is not None

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 # Score columns a dump may bring, all read as float64.
 SCORE_COLUMNS = ("clip_score", "clip_l14_score", "punsafe", "pwatermark", "nsfw_score", "watermark_score",
                  "aesthetic_score")
+# What a cleaned sample's JSON `scores` carries of the dump's own: its scores, its NSFW tag and the CLIP model
+# that scored it (a schema constant).
+SAMPLE_SCORES = (*SCORE_COLUMNS, "nsfw", "clip_model")
 # Text columns a dump may bring besides url and caption.
 TEXT_COLUMNS = ("nsfw", "license", "sha256", "status", "error_message", "key")
 FIELDS = ("uid", "url", "caption", "width", "height", *SCORE_COLUMNS, *TEXT_COLUMNS)
@@ -24,13 +27,18 @@ class Schema:
     signature: tuple[str, ...]  # columns whose presence identifies the schema
     constants: Mapping[str, str] = field(default_factory=dict)
     required: tuple[str, ...] = ("url", "caption")  # canonical fields a file of this schema must have
+    # the uid is made up from row positions (img2dataset's per-folder keys): no identity to compare across rows
+    positional_ids: bool = False
+    # canonical columns that must never reach a manifest: they would shadow the manifest's own columns
+    private_columns: frozenset[str] = frozenset()
 
 
 SCHEMAS: dict[str, Schema] = {s.name: s for s in (
     Schema("img2dataset", {"uid": "key", "key": "key", "url": "url", "caption": "caption",
                            "width": "original_width", "height": "original_height", "sha256": "sha256",
                            "status": "status", "error_message": "error_message"},
-           ("key", "url", "status", "error_message"), required=("url",)),  # runs without captions are common
+           ("key", "url", "status", "error_message"), required=("url",),  # runs without captions are common
+           positional_ids=True, private_columns=frozenset({"key", "status", "error_message"})),
     Schema("datacomp", {"uid": "uid", "url": "url", "caption": "text", "width": "original_width",
                         "height": "original_height", "clip_score": "clip_b32_similarity_score",
                         "clip_l14_score": "clip_l14_similarity_score", "sha256": "sha256"},
@@ -67,11 +75,6 @@ class InputFile:
     names: tuple[str, ...] = ()  # text formats: the header, or the names given for a headerless file
     header: bool = True
     companion: str | None = None  # the file its reader reads beside it (`Reader.companion`), e.g. a shard's tar
-
-    @property
-    def tar(self) -> str | None:
-        """The old name of `companion`, still read by pipelines/clean/{plan,run}.py; goes once they read companion."""
-        return self.companion
 
 
 @dataclass(frozen=True)
