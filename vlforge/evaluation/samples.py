@@ -11,8 +11,6 @@ from vlforge.shards.reader import iter_tar
 def read_eval_samples(patterns: Sequence[str]) -> Iterator[Sample]:
     for url in shard_urls(patterns):
         for wds in iter_tar(url):
-            if "__key__" not in wds:  # webdataset >= 0.2.87 ends each shard with an empty marker
-                continue
             try:
                 yield sample_from_wds(wds)
             except SampleError as exc:

@@ -14,8 +14,7 @@ becomes padding). A sample longer than `seq_len` is dropped whole (`dropped_too_
 image span or the answer.
 
 The stream depends on (seed, rank, world_size, num_workers). `skip_batches` fast-forwards to a resume position by
-reading, tokenizing and packing (not decoding images) the batches before it. webdataset >= 0.2.87 yields an empty
-end-of-shard dict between shards: it is not a sample and is passed over.
+reading, tokenizing and packing (not decoding images) the batches before it.
 """
 
 from __future__ import annotations
@@ -170,8 +169,6 @@ def tar_samples(url: str, stats: DataStats) -> Iterator[dict]:
     """One tar's sample dicts; a damaged tar ends early, counted once."""
     try:
         for sample in iter_tar(url):
-            if "__key__" not in sample:  # webdataset >= 0.2.87's end-of-shard {}: not a sample
-                continue
             stats.read += 1
             yield sample
     except Exception as exc:  # noqa: BLE001 - truncated, garbage or unreadable tars: counted, never fatal
