@@ -64,7 +64,7 @@ def run(tmp: Path, shards: Path, packing: bool, args: argparse.Namespace) -> dic
         data.update(image_size=32, image_tokens=4, seq_len=256, num_workers=0)
     else:
         model["vision"] = "ViT-L-14"
-    cfg = load_config(2, base={"model": model, "data": data},
+    cfg = load_config(2, values={"model": model, "data": data},
                       overrides=[f"run.steps={args.steps}", f"run.global_batch={args.micro_batch}",
                                  "run.log_every=5", f"run.ckpt_every={10**9}"])
     rows = train(cfg, tmp / f"run-{'packed' if packing else 'padded'}", log=print)

@@ -40,7 +40,7 @@ def trained(tmp_path_factory, ray_local):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     raw = tiny_setup(root, shards=[str(shards)], micro_batch=2, shuffle_buffer=8)
-    cfg = load_config(2, base=raw, overrides=["optim.lr=3e-3", "optim.min_lr=3e-4", "optim.warmup_steps=5",
+    cfg = load_config(2, values=raw, overrides=["optim.lr=3e-3", "optim.min_lr=3e-4", "optim.warmup_steps=5",
                                               "run.global_batch=2", "run.log_every=100", "run.steps=80"])
     train(cfg, root / "run", log=lambda line: None)
     yield root / "run" / "ckpt", shards

@@ -138,7 +138,7 @@ def test_cli_gives_up_a_unit_whose_worker_keeps_dying_exits_2_with_the_summary_a
     assert "units run 0, skipped (already committed) 3" in err and "given up" not in err
 
 
-def test_mix_gives_up_a_unit_whose_worker_keeps_dying_and_exits_2_then_a_rerun_finishes(
+def test_mix_gives_up_a_unit_whose_worker_keeps_dying_writes_its_report_and_exits_2(
         tmp_path, monkeypatch, capsys):
     (tmp_path / "images").mkdir()
     questions = tmp_path / "questions.json"
@@ -155,11 +155,11 @@ def test_mix_gives_up_a_unit_whose_worker_keeps_dying_and_exits_2_then_a_rerun_f
     assert "vlforge mix: error: 1 work unit(s) given up" in err and "mix-00001: WorkerCrashedError" in err
     (row,) = [r for r in read_manifests(out).to_pylist() if r["reason"] == UNIT_FAILED]
     assert (row["source"], row["task"], row["position"], row["stage"]) == ("gqa", "vqa", 2, "unit")
-
-    assert cli.main(["mix", "--recipe", str(recipe), "--out", str(out)]) == 0  # nothing rerun, the report written
-    assert "units run 0, skipped (already committed) 2" in capsys.readouterr().err
-    mix = json.loads((out / "mix.json").read_text(encoding="utf-8"))
+    mix = json.loads((out / "mix.json").read_text(encoding="utf-8"))  # the unit is committed: the mix is complete
     assert mix["sources"]["gqa"]["reasons"] == {"image_missing": 2, UNIT_FAILED: 1}
+
+    assert cli.main(["mix", "--recipe", str(recipe), "--out", str(out)]) == 0  # nothing rerun
+    assert "units run 0, skipped (already committed) 2" in capsys.readouterr().err
 
 
 def test_clean_gives_up_a_unit_whose_worker_keeps_dying_still_writes_its_table_and_exits_2(

@@ -22,11 +22,8 @@ from vlforge.synthdog.config import load_config
 
 pytestmark = pytest.mark.slow
 
-# The command line as the lead's `vlforge` CLI wires it: a subcommand parser plus run_synthdog.
-HARNESS = ("import argparse, sys; from vlforge.pipelines.synthdog import add_synthdog_parser; "
-           "p = argparse.ArgumentParser(prog='vlforge'); "
-           "add_synthdog_parser(p.add_subparsers(dest='command', required=True)); "
-           "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))")
+# The `vlforge` command line itself, in a process of its own that the test kills.
+HARNESS = "import sys; from vlforge.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def _command(out: Path) -> list[str]:

@@ -14,7 +14,7 @@ from fontTools.ttLib import TTCollection, TTFont
 
 from vlforge.pipelines.executor import UnitStats
 from vlforge.pipelines.synthdog import make_units, process_unit
-from vlforge.synthdog.config import SynthConfig, config_dict, load_config
+from vlforge.synthdog.config import SynthConfig, load_config
 from vlforge.synthdog.resources import Resources, load_resources, prepare_resources
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def generate_here(out: Path, langs: list[str], count: int, unit_size: int, seed:
                   config: SynthConfig) -> list[UnitStats]:
     """A run's units made one after the other in this process (one worker, no Ray); their stats."""
     spec, _ = prepare_resources(langs, config)
-    return [process_unit(unit) for unit in make_units(langs, count, unit_size, str(out), seed, config_dict(config),
+    return [process_unit(unit) for unit in make_units(langs, count, unit_size, str(out), seed, config,
                                                       spec)]
 
 

@@ -58,6 +58,6 @@ def test_bad_files_and_overrides_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"override 'optim\.lr' is not KEY\.PATH=VALUE"):
         load_config(1, overrides=["optim.lr"])
     with pytest.raises(ConfigError, match=r"^override data\.shards: data is a list, not a mapping$"):
-        load_config(1, _write(tmp_path / "list.yaml", {"data": [1]}), base={"data": {"shards": ["a"]}})
+        load_config(1, _write(tmp_path / "list.yaml", {"data": [1]}), values={"data": {"shards": ["a"]}})
     with pytest.raises(ConfigError, match=r"^optim\.lr: Input should be a valid number"):  # no file: fields only
         load_config(1, overrides=["optim.lr=fast"])

@@ -52,7 +52,7 @@ def shards(tmp_path_factory):
 
 def config(root, shards, *overrides, **data):
     raw = tiny_setup(root, shards=[str(shards)], micro_batch=2, shuffle_buffer=16, **data)
-    return load_config(2, base=raw, overrides=["optim.lr=3e-3", "optim.min_lr=3e-4", "optim.warmup_steps=5",
+    return load_config(2, values=raw, overrides=["optim.lr=3e-3", "optim.min_lr=3e-4", "optim.warmup_steps=5",
                                                "run.global_batch=2", "run.log_every=100", *overrides])
 
 

@@ -132,7 +132,7 @@ def setup(tmp_path_factory):
 
 def build(setup, stage=2, seed=0, **model):
     raw, tok = setup
-    cfg = load_config(stage, base={**raw, "model": {**raw["model"], **model}, "data": {**raw["data"], "shards": []}})
+    cfg = load_config(stage, values={**raw, "model": {**raw["model"], **model}, "data": {**raw["data"], "shards": []}})
     torch.manual_seed(seed)
     vl = VLModel(cfg.model, tok, cfg.data.image_size, cfg.data.image_tokens)
     vl.set_trainable(cfg.model.train_vision, cfg.model.train_adapter, cfg.model.train_lm)

@@ -36,7 +36,7 @@ def main() -> None:
     torch.set_num_threads(1)
     raw = tiny_setup(root)
     raw["data"]["shards"] = []
-    cfg = load_config(2, base=raw, overrides=["optim.lr=1e-2", "optim.warmup_steps=1", f"run.fsdp={fsdp}"])
+    cfg = load_config(2, values=raw, overrides=["optim.lr=1e-2", "optim.warmup_steps=1", f"run.fsdp={fsdp}"])
     d = init_distributed()
     tok = load_tokenizer(cfg.model.tokenizer)
     torch.manual_seed(0)

@@ -33,14 +33,14 @@ def field_errors(exc: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
-def read_yaml(path: str | Path, error: type[ValueError] = ConfigError) -> dict[str, Any]:
-    """The mapping a YAML recipe holds (yaml.safe_load; {} when empty); a missing file, bad YAML or a non-mapping
-    raise `error`."""
+def read_yaml(path: str | Path, error: type[ValueError] = ConfigError, flag: str = "--recipe") -> dict[str, Any]:
+    """The mapping a YAML recipe holds (yaml.safe_load; {} when empty); a missing file (named by its `flag`), bad
+    YAML or a non-mapping raise `error`."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise error(f"--recipe: no such file {path}") from None
+        raise error(f"{flag}: no such file {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{path}: cannot be read ({exc})") from None
     except yaml.YAMLError as exc:
@@ -79,13 +79,14 @@ def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_model(path: str | Path | None, model: type[Model], overrides: Mapping[str, Any] | None = None,
-               error: type[ValueError] = ConfigError, base: Mapping[str, Any] | None = None) -> Model:
+               error: type[ValueError] = ConfigError, base: Mapping[str, Any] | None = None,
+               flag: str = "--recipe") -> Model:
     """`base` (defaults such as a stage preset) <- read_yaml <- apply_overrides -> `model`; a validation error
     raises `error` naming the file and fields.
 
     Without a file (`path` None) the base and overrides alone are validated, and errors name only the fields.
     """
-    data = _merge(copy.deepcopy(dict(base or {})), {} if path is None else read_yaml(path, error))
+    data = _merge(copy.deepcopy(dict(base or {})), {} if path is None else read_yaml(path, error, flag))
     data = apply_overrides(data, overrides, error)
     try:
         return model.model_validate(data)

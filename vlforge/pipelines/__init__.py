@@ -1,1 +1,2 @@
-"""Ray execution of recipes: clean, synthdog, render. The only package that imports ray."""
+"""The pipelines on one executor (executor.py: Ray, units, retries, summary, exit codes): clean, mix, render,
+synthdog; export is one streaming pass in the driver. The only package that imports ray."""

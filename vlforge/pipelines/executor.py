@@ -360,7 +360,9 @@ def run_units(
     until it has failed `max_attempts` times; then `give_up(unit, cause)` commits its rows as
     dropped (reason UNIT_FAILED, the cause beside it: `give_up_rows`) and returns its stats, or,
     without `give_up`, the unit fails. A unit raising any other exception fails at once. Once every
-    other unit has run, a run with failed or given-up units raises UnitFailure carrying the report.
+    other unit has run, a run with failed (uncommitted) units raises UnitFailure carrying the report;
+    given-up units are committed, so the report comes back and the pipeline finishes its own steps (dedup,
+    its summary files) before `finish(report, out)` ends the command with exit 2.
     """
     ids = [u.id for u in units]
     if len(set(ids)) != len(ids):
@@ -374,9 +376,17 @@ def run_units(
                                                       allow_foreign_files=allow_foreign_files))
         report = _run_claimed(units, process, claim, ray_address, num_cpus, desc, give_up, max_attempts)
     report.elapsed_s = time.perf_counter() - t0
-    if report.failed or report.given_up:
+    if report.failed:
         raise UnitFailure(report, out_dir)
     return report
+
+
+def finish(report: RunReport, out: str | Path) -> None:
+    """The end of every pipeline command: the summary on stderr, or UnitFailure when a unit failed or was given
+    up (`vlforge.cli.main` prints the same summary, then the error, and exits 2)."""
+    if report.failed or report.given_up:
+        raise UnitFailure(report, out)
+    print(report.summary(out), file=sys.stderr)
 
 
 def _checked(stats: object, unit: Unit) -> UnitStats:

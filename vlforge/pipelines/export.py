@@ -18,10 +18,12 @@ import argparse
 import itertools
 import json
 import shutil
+import time
 from pathlib import Path
 
 from vlforge.formats.export import to_qwenvl_conversation
 from vlforge.formats.sample import SampleError, sample_from_wds
+from vlforge.pipelines.executor import RunReport, UnitStats, finish
 from vlforge.shards.atomic import commit, commit_dir, parse_temp, temp_path
 from vlforge.shards.journal import Written
 from vlforge.shards.listing import shard_urls
@@ -117,6 +119,10 @@ def add_export_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run_export(args: argparse.Namespace) -> int:
+    """One streaming pass, so one unit in the executor's end-of-run summary."""
+    t0 = time.perf_counter()
     count = export_qwenvl_json(args.input, args.out, args.allow_foreign_files)
     print(f"wrote {count} records to {args.out / DATA} (images in {args.out / IMAGES})")
+    finish(RunReport(stats=[UnitStats("export", read=count, kept=count)], elapsed_s=time.perf_counter() - t0),
+           args.out)
     return 0

@@ -12,7 +12,6 @@ inside the JSONL file's folder tree unless `allow_outside_paths`, and only the f
 import argparse
 import json
 import re
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from vlforge.config import ConfigError, field_errors, load_model
 from vlforge.formats.errors import FieldError
 from vlforge.formats.paths import inside
 from vlforge.formats.tasks import TASKS, image_fields, references, render
-from vlforge.pipelines.executor import RunReport, Unit, UnitStats, give_up_rows, run_units
+from vlforge.pipelines.executor import RunReport, Unit, UnitStats, finish, give_up_rows, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.shards.imageio import MAX_IMAGE_BYTES, ImageRejected, decode, normalize
 from vlforge.shards.keys import sanitize_key
@@ -95,6 +94,7 @@ class RenderRecipe(RenderOptions):
     out: Path
     allow_foreign_files: bool = False  # write into an `out` holding files vlforge did not write (never deleted)
     ray_address: str | None = None
+    num_cpus: Positive | None = None  # CPUs of the private local Ray (default: all)
 
     def options(self) -> RenderOptions:
         """The per-unit part (no revalidation: it was checked as part of this recipe)."""
@@ -264,7 +264,7 @@ def render_plan(path: Path, options: RenderOptions) -> Plan:
 
 def run_render(
     inputs: list[Path], out_dir: Path, options: RenderOptions, ray_address: str | None = None,
-    allow_foreign_files: bool = False,
+    allow_foreign_files: bool = False, num_cpus: int | None = None,
 ) -> RunReport:
     for path in inputs:
         if not path.is_file():
@@ -274,8 +274,9 @@ def run_render(
         raise ValueError(f"--input: file names must differ (work units are named after them), got {stems}")
     plans = [render_plan(path, options) for path in inputs]
     units = [u for path in inputs for u in split_units(path, options, out_dir)]
-    return run_units(units, process_unit, out_dir, ray_address=ray_address, desc=f"render {options.task}",
-                     plan=plans, inputs=inputs, allow_foreign_files=allow_foreign_files, give_up=give_up_unit)
+    return run_units(units, process_unit, out_dir, ray_address=ray_address, num_cpus=num_cpus,
+                     desc=f"render {options.task}", plan=plans, inputs=inputs, allow_foreign_files=allow_foreign_files,
+                     give_up=give_up_unit)
 
 
 def add_render_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -298,12 +299,14 @@ def add_render_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--allow-foreign-files", action="store_true", default=None,
                    help="write into an --out that holds files vlforge did not write (they are never deleted)")
     p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: a private local Ray")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     return p
 
 
 def run_render_command(args: argparse.Namespace) -> int:
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "recipe") and v is not None}
     recipe = load_render_recipe(args.recipe, flags)
-    report = run_render(recipe.input, recipe.out, recipe.options(), recipe.ray_address, recipe.allow_foreign_files)
-    print(report.summary(recipe.out), file=sys.stderr)
+    report = run_render(recipe.input, recipe.out, recipe.options(), recipe.ray_address, recipe.allow_foreign_files,
+                        recipe.num_cpus)
+    finish(report, recipe.out)
     return 0

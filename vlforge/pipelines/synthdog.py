@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -20,11 +19,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vlforge.config import ConfigError, load_model
-from vlforge.pipelines.executor import RunReport, Unit, UnitStats, give_up_rows, run_units
+from vlforge.pipelines.executor import RunReport, Unit, UnitStats, finish, give_up_rows, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.shards.outdir import Plan, claim_out_dir
 from vlforge.shards.writer import ShardWriter
-from vlforge.synthdog.config import SynthConfig, config_dict, load_config
+from vlforge.synthdog.config import SynthConfig, config_dict
 from vlforge.synthdog.corpus import LANGUAGES, guess_language, read_source
 from vlforge.synthdog.donut import export_donut
 from vlforge.synthdog.resources import ResourceReport, load_resources, prepare_resources
@@ -97,19 +96,19 @@ def corpus_sources(entries: list[str]) -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class SynthdogWork:
-    """A synthdog unit's payload: sample indices [start, stop) of one language; the config and resources as
-    plain data (each worker loads them once)."""
+    """A synthdog unit's payload: sample indices [start, stop) of one language, the validated config, and the
+    resource spec (plain data: each worker loads the fonts and corpora it names once)."""
 
     out: str
     seed: int
-    config: dict
+    config: SynthConfig
     resources: dict
     lang: str
     start: int
     stop: int
 
 
-def make_units(langs: list[str], count: int, unit_size: int, out: str, seed: int, config: dict,
+def make_units(langs: list[str], count: int, unit_size: int, out: str, seed: int, config: SynthConfig,
                resources: dict) -> list[Unit[SynthdogWork]]:
     return [
         Unit(f"synthdog-{lang}-{start:08d}",
@@ -123,7 +122,7 @@ def process_unit(unit: Unit[SynthdogWork]) -> UnitStats:
     """Generate and commit one unit; a sample that fails becomes a dropped manifest row."""
     p = unit.payload
     t0 = time.process_time()
-    config = load_config(p.config)
+    config = p.config
     res = load_resources(p.resources, config)  # once per worker process
     load_cpu_s = time.process_time() - t0
     t0 = time.process_time()
@@ -172,7 +171,7 @@ def synthesize_shards(recipe: Recipe, config: SynthConfig) -> tuple[RunReport, R
                                         corpus_sources(recipe.corpus), recipe.backgrounds or None)
     out = Path(recipe.out)
     corpora = [split_corpus_entry(entry)[1] for entry in recipe.corpus]
-    units = make_units(recipe.lang, recipe.count, recipe.unit_size, str(out), recipe.seed, config_dict(config), spec)
+    units = make_units(recipe.lang, recipe.count, recipe.unit_size, str(out), recipe.seed, config, spec)
     with claim_out_dir(out, synthdog_plan(recipe, config, spec, corpora),
                        inputs=[*recipe.fonts, *recipe.backgrounds, *corpora],
                        allow_foreign_files=recipe.allow_foreign_files) as claim:
@@ -236,7 +235,6 @@ def add_synthdog_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     parser.add_argument("--unit-size", type=int, help="samples per work unit and tar (default 200)")
     parser.add_argument("--allow-foreign-files", action="store_true", default=None,
                         help="write into an --out that holds files vlforge did not write (never deleted)")
-    parser.set_defaults(func=run_synthdog)
     return parser
 
 
@@ -244,6 +242,6 @@ def run_synthdog(args: argparse.Namespace) -> int:
     """Bad recipes, inputs and failed units raise; `vlforge.cli.main` prints them and exits 2, as for every command."""
     recipe = resolve(args)
     report, resources = synthesize_shards(recipe, recipe.synthdog)
-    print(report.summary(recipe.out), file=sys.stderr)  # the executor's block on stderr, as clean prints it
     print(summary(report, resources))
+    finish(report, recipe.out)
     return 0

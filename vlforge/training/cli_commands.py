@@ -26,15 +26,15 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
 def train_config(args: argparse.Namespace):
     from vlforge.training.config import load_config
 
-    base: dict = {}
+    values: dict = {}
     if args.shards:
-        base["data"] = {"shards": [{"pattern": p} for p in args.shards]}
+        values["data"] = {"shards": [{"pattern": p} for p in args.shards]}
     overrides = list(args.overrides)
     if args.epochs is not None:
         overrides.append(f"data.epochs={args.epochs}")
     if args.fsdp:
         overrides.append("run.fsdp=true")
-    cfg = load_config(args.stage, args.config, overrides, base)
+    cfg = load_config(args.stage, args.config, overrides, values)
     if not cfg.data.shards:
         raise ValueError("no shards: pass --shards or set data.shards in --config")
     return cfg

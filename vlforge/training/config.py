@@ -103,12 +103,10 @@ def _dotted(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def load_config(stage: int, path: str | Path | None = None, overrides: list[str] | None = None,
-                base: dict | None = None) -> TrainConfig:
-    """Stage preset <- YAML file <- `base` (e.g. the command line's --shards) <- dotted overrides."""
+                values: dict | None = None) -> TrainConfig:
+    """Stage preset <- YAML file <- `values` (nested, e.g. the command line's --shards) <- dotted overrides."""
     if stage not in STAGES:
         raise ConfigError(f"stage must be 1, 2 or 3, got {stage!r}")
-    if path is not None and not Path(path).is_file():
-        raise ConfigError(f"--config: no such file {path}")  # read_yaml's own message names --recipe
-    given = {**_dotted(base or {}), **dict(map(parse_override, overrides or []))}
+    given = {**_dotted(values or {}), **dict(map(parse_override, overrides or []))}
     preset = {**STAGES[stage], "run": {**STAGES[stage]["run"], "stage": stage}}
-    return load_model(path, TrainConfig, given, base=preset)
+    return load_model(path, TrainConfig, given, base=preset, flag="--config")

@@ -76,7 +76,8 @@ class Step(BaseModel):
         if not self.name:
             object.__setattr__(self, "name", self.op)
         if self.top_fraction is not None and OPS[self.op].ranks_by is None:
-            raise ValueError(f"top_fraction: only the {' and '.join(RANKING_OPS)} op takes a top fraction")
+            raise ValueError(f"top_fraction: only the {' and '.join(RANKING_OPS)} op"
+                             f"{'s take' if len(RANKING_OPS) > 1 else ' takes'} a top fraction")
         if self.actors and OPS[self.op].stateful:
             raise ValueError(f"actors: op {self.op} remembers earlier rows; a pool shared by every unit would make "
                              f"its result depend on scheduling (and break resume), so it runs in each unit")

@@ -30,8 +30,8 @@ from vlforge.pipelines.clean.unit import process_unit
 from vlforge.pipelines.executor import (
     RunReport,
     Unit,
-    UnitFailure,
     UnitStats,
+    finish,
     give_up_rows,
     ray_session,
     run_units,
@@ -42,7 +42,7 @@ from vlforge.shards.outdir import Plan, claim_out_dir
 from vlforge.sources.dumps.readers import list_inputs
 
 SUMMARY = "clean-summary.json"
-UNIT_PATTERN = r"clean-\d{4}-\d{10}"  # clean_plan.unit_id
+UNIT_PATTERN = r"clean-\d{4}-\d{10}"  # plan.unit_id
 
 
 def summarize(out_dir: Path, prefixes: Iterable[str]) -> dict[str, dict]:
@@ -84,7 +84,6 @@ class CleanReport:
     ray_start_s: float
     ray_stop_s: float
     elapsed_s: float
-    given_up: UnitFailure | None = None  # units given up (committed, so dedup and the table ran): exit 2
 
 
 def parse_inputs(specs: list[str], recipe: CleanRecipe) -> list[tuple[str, str]]:
@@ -121,14 +120,9 @@ def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]
             ray_session(recipe.ray_address, recipe.num_cpus) as session:  # Ray boots while the driver plans
         job, units = make_plan(recipe, out, files, plan.fingerprint)
         job = dataclasses.replace(job, pools=start_pools(recipe, {f.source for f in files}))
-        given_up = None
-        try:
+        try:  # a failed (uncommitted) unit raises: image dedup waits for the rerun that commits it
             units = [Unit(u.id, dataclasses.replace(u.payload, job=job)) for u in units]
             report = run_units(units, process_unit, out, desc="clean", claim=claim, give_up=give_up_unit)
-        except UnitFailure as exc:
-            if exc.report.failed:
-                raise  # an uncommitted unit: image dedup waits for the rerun that commits it
-            report, given_up = exc.report, exc
         finally:
             stop_pools(job.pools)
         duplicates = dedup_images(job, units) if recipe.dedup.sha256 else 0
@@ -136,7 +130,7 @@ def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]
         write_json(out / SUMMARY, summary)
     started, stopped = (session.start_s, session.stop_s) if session else (0.0, 0.0)
     return CleanReport(run=report, summary=summary, image_duplicates=duplicates, ray_start_s=started,
-                       ray_stop_s=stopped, elapsed_s=time.perf_counter() - t0, given_up=given_up)
+                       ray_stop_s=stopped, elapsed_s=time.perf_counter() - t0)
 
 
 def give_up_unit(unit: Unit[CleanWork], cause: str) -> UnitStats:
@@ -203,9 +197,7 @@ def run_clean(args: argparse.Namespace) -> int:
     inputs = parse_inputs(args.input, recipe) if args.input else None
     report = clean(recipe, args.out, inputs, allow_foreign_files=args.allow_foreign_files)
     print(format_summary(report.summary))
-    if report.given_up is not None:
-        raise report.given_up  # vlforge.cli.main prints the units' summary and the error, exit 2
-    print(report.run.summary(args.out), file=sys.stderr)
     print(f"image duplicates {report.image_duplicates} (after the units); ray start {report.ray_start_s:.1f}s, "
           f"stop {report.ray_stop_s:.1f}s, total {report.elapsed_s:.1f}s", file=sys.stderr)
+    finish(report.run, args.out)
     return 0

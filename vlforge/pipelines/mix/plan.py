@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -149,20 +150,38 @@ def unit_entries(seed: int, unit: int, start: int, counts: np.ndarray, starts: n
 
 
 @dataclass(frozen=True)
+class UnitSource:
+    """What a unit needs of one recipe source: its name, task, language and the image folders a record may name
+    (None: any file, `allow_outside_paths`)."""
+
+    name: str
+    task: str
+    lang: str
+    roots: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    max_side: int | None  # longer side cap; None: never resize
+    quality: int  # JPEG quality when an image must be re-encoded
+    phash: bool  # compute perceptual hashes
+
+
+@dataclass(frozen=True)
 class MixWork:
     """A mix unit's payload: its counts and stream offsets and the recipe's few settings, never records or
     hash sets, so it stays small whatever the mix."""
 
     out: str
     plan_dir: str
-    sources: list[dict]  # name, task, lang, roots (image folders a record may name; None: any)
-    images: dict  # max_side, quality, phash
+    sources: tuple[UnitSource, ...]
+    images: ImageOptions
     max_samples: int | None
     max_bytes: int | None
     seed: int
     have: list[int]
     exclude_eval: bool
-    drop_duplicates: str
+    drop_duplicates: Literal["none", "sha256", "phash"]
     unit: int
     start: int
     counts: list[int]

@@ -16,16 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlforge.pipelines.executor import RunReport, Unit, ray_session, run_tasks, run_units
+from vlforge.pipelines.executor import RunReport, Unit, finish, ray_session, run_tasks, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.pipelines.mix.dedup import find_duplicates, hash_unit
 from vlforge.pipelines.mix.images import eval_hashes
-from vlforge.pipelines.mix.plan import MixWork, Plan, make_plan, scan_sources
+from vlforge.pipelines.mix.plan import ImageOptions, MixWork, Plan, UnitSource, make_plan, scan_sources
 from vlforge.pipelines.mix.recipe import MixRecipe, load_mix_recipe
 from vlforge.pipelines.mix.report import format_summary, summarize
 from vlforge.pipelines.mix.spill import Spilled
@@ -66,10 +65,10 @@ def _input_files(recipe: MixRecipe, spilled: list[Spilled]) -> list[str]:
 
 def make_units(recipe: MixRecipe, plan: Plan, out: Path, plan_dir: Path) -> list[Unit[MixWork]]:
     """One small payload per unit: its counts and stream offsets, never records or hash sets."""
-    sources = [{"name": s.name, "task": s.task, "lang": s.lang,
-                "roots": None if recipe.allow_outside_paths else [str(r) for r in s.source.image_roots()]}
-               for s in recipe.sources]
-    images = {"max_side": recipe.images.max_side, "quality": recipe.images.quality, "phash": recipe.phash}
+    sources = tuple(UnitSource(s.name, s.task, s.lang,
+                               None if recipe.allow_outside_paths else tuple(str(r) for r in s.source.image_roots()))
+                    for s in recipe.sources)
+    images = ImageOptions(recipe.images.max_side, recipe.images.quality, recipe.phash)
     starts = plan.starts()
     return [Unit(f"mix-{k:05d}", MixWork(
         out=str(out), plan_dir=str(plan_dir), sources=sources, images=images, max_samples=recipe.shards.max_samples,
@@ -158,7 +157,7 @@ def run_mix(args: argparse.Namespace) -> int:
                  "num_cpus": args.num_cpus}
     recipe = load_mix_recipe(args.recipe, overrides)
     result = build_mixture(recipe, args.out, allow_foreign_files=args.allow_foreign_files)
-    print(result.report.summary(args.out), file=sys.stderr)
     print(format_summary(result.summary))
+    finish(result.report, args.out)
     print(f"realised mix: {args.out / MIX_FILE}")
     return 0

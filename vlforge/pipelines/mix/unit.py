@@ -20,7 +20,7 @@ from vlforge.pipelines.executor import Unit, UnitStats, give_up_rows
 from vlforge.pipelines.mix.dedup import Duplicates
 from vlforge.pipelines.mix.images import EvalSet, Prepared, TarReader, prepare, read_bytes
 from vlforge.pipelines.mix.images import ImageDrop as Drop  # one drop exception: images and samples alike
-from vlforge.pipelines.mix.plan import MixWork
+from vlforge.pipelines.mix.plan import ImageOptions, MixWork
 from vlforge.pipelines.mix.spill import Sources
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.annotations import ImageRef, Item, ShardMember
@@ -45,20 +45,20 @@ def _confined(ref: ImageRef, roots: list[str] | None) -> None:
                                          "(allow_outside_paths / --allow-outside-paths)")
 
 
-def _images(item: Item, options: dict, tars: TarReader, evals: EvalSet | None,
-            roots: list[str] | None = None) -> list[Prepared]:
+def _images(item: Item, options: ImageOptions, tars: TarReader, evals: EvalSet | None,
+            roots: tuple[str, ...] | None = None) -> list[Prepared]:
     prepared = []
     for ref in item.images:
         _confined(ref, roots)
-        image = prepare(read_bytes(ref, tars), options["max_side"], options["quality"], options["phash"])
+        image = prepare(read_bytes(ref, tars), options.max_side, options.quality, options.phash)
         if evals is not None and image in evals:
             raise Drop("in_eval_set", f"image {ref} is in the evaluation set")
         prepared.append(image)
     return prepared
 
 
-def build_sample(item: Item, task: str, lang: str, options: dict, tars: TarReader,
-                 evals: EvalSet | None = None, roots: list[str] | None = None) -> tuple[dict, dict, dict]:
+def build_sample(item: Item, task: str, lang: str, options: ImageOptions, tars: TarReader,
+                 evals: EvalSet | None = None, roots: tuple[str, ...] | None = None) -> tuple[dict, dict, dict]:
     """(sample json, shard files, manifest values) of one planned item; Drop says why it cannot be used."""
     if item.reject:
         raise Drop(item.reject, f"{item.uid}: rejected by its source adapter ({item.reject})")
@@ -105,18 +105,18 @@ def process_unit(unit: Unit[MixWork]) -> UnitStats:
                 source = p.sources[index]
                 item = sources.item(index, record_index)
                 read += 1
-                row = {"uid": item.uid, "source": source["name"], "task": source["task"], "position": position}
+                row = {"uid": item.uid, "source": source.name, "task": source.task, "position": position}
                 try:
                     if duplicates is not None and (first := duplicates.earlier_source(index, record_index)) is not None:
-                        raise Drop("duplicate_image", f"its image is also in {p.sources[first]['name']}, "
+                        raise Drop("duplicate_image", f"its image is also in {p.sources[first].name}, "
                                                       "a source listed earlier in the recipe")
-                    sample, files, values = build_sample(item, source["task"], source["lang"], p.images, tars,
-                                                         evals, source["roots"])
+                    sample, files, values = build_sample(item, source.task, source.lang, p.images, tars, evals,
+                                                         source.roots)
                 except Drop as exc:
                     writer.drop({**row, "error": str(exc)[:300]}, exc.reason, "mix")
                     reasons[exc.reason] += 1
                     continue
-                sample["source"] = source["name"]
+                sample["source"] = source.name
                 sample["meta"]["position"] = position
                 writer.write(f"{position:010d}", {**files, "json": sample}, {**row, **values})
                 kept += 1
@@ -129,6 +129,6 @@ def process_unit(unit: Unit[MixWork]) -> UnitStats:
 def give_up_unit(unit: Unit[MixWork], cause: str) -> UnitStats:
     """Commit a unit whose worker kept dying: every planned position a dropped row saying why."""
     p = unit.payload
-    rows = ({"uid": None, "source": p.sources[index]["name"], "task": p.sources[index]["task"], "position": position}
+    rows = ({"uid": None, "source": p.sources[index].name, "task": p.sources[index].task, "position": position}
             for position, index, _ in p.entries())
     return give_up_rows(unit, p.out, rows, cause)
