@@ -19,7 +19,14 @@ from PIL import Image
 from pydantic import Field
 
 from vlforge.filters.base import RowFilter, checked_params, image_values, set_column
-from vlforge.shards.imageio import ALLOWED_FORMATS, ImageRejected, exif_orientation, open_image, upright_rgb
+from vlforge.shards.imageio import (
+    ALLOWED_FORMATS,
+    DECODE_ERRORS,
+    ImageRejected,
+    exif_orientation,
+    open_image,
+    upright_rgb,
+)
 
 _KEEP_AS_IS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
 # (output bytes, file extension, width, height, drop reason) of one image
@@ -80,11 +87,9 @@ class ImageFilter(RowFilter):
             except ImageRejected as rejected:
                 width, height = rejected.size or (None, None)
                 return data, None, width, height, rejected.reason
-            except OSError as error:
-                reason = "image_truncated" if "truncated" in str(error).lower() else "image_corrupt"
-                return data, None, None, None, reason
-            except (ValueError, SyntaxError, EOFError, IndexError, TypeError, ZeroDivisionError, KeyError):
-                return data, None, None, None, "image_corrupt"
+            except DECODE_ERRORS as error:  # clean tells truncated transfers from other damage, unlike decode()
+                truncated = isinstance(error, OSError) and "truncated" in str(error).lower()
+                return data, None, None, None, "image_truncated" if truncated else "image_corrupt"
 
     def _decode(self, im: Image.Image, data: bytes) -> Checked:
         width, height = im.size

@@ -67,6 +67,10 @@ def open_image(data_or_file: bytes | str | Path | BinaryIO, *, max_pixels: int =
     return im
 
 
+# What PIL's decoders raise for corrupt headers or truncated pixel data (each format's plugin its own types)
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, ZeroDivisionError, KeyError)
+
+
 def decode(data: bytes) -> Image.Image:
     """`open_image` with every pixel decoded (use it as a context manager); ImageRejected for anything unusable:
     `image_undecodable` for a corrupt header or truncated pixel data (PIL's decoders raise any of these types)."""
@@ -76,7 +80,7 @@ def decode(data: bytes) -> Image.Image:
         im.load()
     except ImageRejected:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, ZeroDivisionError, KeyError) as exc:
+    except DECODE_ERRORS as exc:
         if im is not None:
             im.close()
         raise ImageRejected("image_undecodable", f"cannot decode ({type(exc).__name__}: {exc})") from exc
