@@ -3,22 +3,20 @@
 import json
 import tarfile
 
+from vlforge.shards.listing import shard_urls
 from vlforge.shards.members import is_image, split_member
-from vlforge.shards.reader import expand_shards
 from vlforge.sources.annotations.base import ShardMember, SourceError
 
 MAX_TEXT_MEMBER = 16 * 1024 * 1024
 
 
 def tar_paths(paths: list[str], where: str) -> list[str]:
-    """Every tar of the given directories, files or brace patterns, in order (local files only)."""
+    """Every tar of the given directories, files, globs or brace patterns, in order (local files only); each
+    must name one at least (`shards.listing.shard_urls`)."""
     try:
-        found = expand_shards([str(p) for p in paths])
+        return shard_urls([str(p) for p in paths])
     except FileNotFoundError as exc:
         raise SourceError(f"{where}: {exc}") from None
-    if not found:
-        raise SourceError(f"{where}: no .tar shards in {', '.join(map(str, paths))}")
-    return found
 
 
 def _json(raw: str) -> object:
