@@ -10,7 +10,6 @@ inside the JSONL file's folder tree unless `allow_outside_paths`, and only the f
 """
 
 import argparse
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vlforge.config import ConfigError, field_errors, load_model
 from vlforge.formats.errors import FieldError
+from vlforge.formats.jsontext import JsonTextError, parse_json
 from vlforge.formats.paths import inside
 from vlforge.formats.tasks import TASKS, image_fields, references, render
 from vlforge.pipelines.executor import RunReport, Unit, UnitStats, finish, give_up_rows, run_units
@@ -134,12 +134,10 @@ def render_line(text: str, base: Path, task: str, options: RenderOptions | None 
     """One JSONL line -> (sample json, image bytes, meta); raises FieldError naming the field."""
     options = options or RenderOptions(task)
     try:
-        record = json.loads(text)
-        paths = image_fields(options.task, record)
-    except json.JSONDecodeError as exc:
-        raise FieldError("line", f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
-    except RecursionError as exc:
-        raise FieldError("line", "JSON nested too deeply") from exc
+        record = parse_json(text)
+    except JsonTextError as exc:
+        raise FieldError("line", "JSON nested too deeply" if exc.too_deep else f"invalid JSON ({exc})") from exc
+    paths = image_fields(options.task, record)
     if len(paths) > options.max_images:
         raise FieldError("image", f"{len(paths)} images, more than the limit of {options.max_images} (--max-images)")
     images, sizes, total = [], [], 0

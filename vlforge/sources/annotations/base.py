@@ -9,13 +9,14 @@ a bad single record or a missing image is the mixer's business (a manifest row),
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlforge.formats.jsontext import JsonTextError
+from vlforge.formats.jsontext import parse_json as parse_json_text
 from vlforge.sources.dumps.text import MAX_LINE_BYTES, bounded_lines
 
 LINE_TOO_LONG = "line_too_long"  # the drop reason of a JSONL line over the cap, the one dumps use
@@ -67,14 +68,11 @@ def existing_dir(path: str | Path, what: str) -> Path:
 
 
 def parse_json(text: str | bytes, where: str) -> Any:
-    """JSON text; SourceError naming `where` when it is not JSON, or nests deeper than Python's recursion
-    limit (the json module raises RecursionError there, which would otherwise escape as a crash)."""
+    """JSON text (`formats.jsontext`); SourceError naming `where` when it is not JSON or nests too deeply."""
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return parse_json_text(text)
+    except JsonTextError as exc:
         raise SourceError(f"{where} is not valid JSON ({exc})") from None
-    except RecursionError:
-        raise SourceError(f"{where} is not valid JSON (nested too deeply)") from None
 
 
 def load_json(path: str | Path, what: str) -> Any:

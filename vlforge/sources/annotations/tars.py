@@ -1,8 +1,8 @@
 """Reading samples out of WebDataset tars at plan time: text members whole, images by member name only."""
 
-import json
 import tarfile
 
+from vlforge.formats.jsontext import JsonTextError, parse_json
 from vlforge.shards.listing import shard_urls
 from vlforge.shards.members import is_image, split_member
 from vlforge.sources.annotations.base import ShardMember, SourceError
@@ -23,8 +23,8 @@ def _json(raw: str) -> object:
     """A sample's JSON; None when it does not parse (the sample then lacks what it should hold, and is
     dropped with that field named when it is rendered: one bad member never stops the plan)."""
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):  # RecursionError: nested deeper than Python parses
+        return parse_json(raw)
+    except JsonTextError:
         return None
 
 

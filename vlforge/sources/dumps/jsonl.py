@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import fsspec
 
+from vlforge.formats.jsontext import JsonTextError, parse_json
 from vlforge.sources.dumps.schemas import ColumnOverrides, InputFile
 from vlforge.sources.dumps.text import LineReader, Record, bounded_lines
 
@@ -48,9 +48,7 @@ def json_record(raw: bytes) -> tuple[dict | None, str | None]:
     Nesting deeper than the interpreter's recursion limit is a bad row ('json_too_deep'), not a crash.
     """
     try:
-        record = json.loads(raw.decode("utf-8", errors="surrogateescape"))
-    except ValueError:
-        return None, "bad_row"
-    except RecursionError:
-        return None, "json_too_deep"
+        record = parse_json(raw.decode("utf-8", errors="surrogateescape"))
+    except JsonTextError as exc:
+        return None, "json_too_deep" if exc.too_deep else "bad_row"
     return (record, None) if isinstance(record, dict) else (None, "bad_row")
