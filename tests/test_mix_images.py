@@ -1,13 +1,13 @@
-"""A mix reads tar members by name through the bounded `shards.reader.member_bytes`."""
+"""Tar members are read by name through the bounded `shards.reader.member_bytes` (`sources.images`)."""
 
 import io
 import tarfile
 
 import pytest
 
-from vlforge.pipelines.mix import images as mix_images
-from vlforge.pipelines.mix.images import ImageDrop, TarReader
+from vlforge.sources import images
 from vlforge.sources.annotations import ShardMember
+from vlforge.sources.images import ImageDrop, TarReader
 
 
 def test_members_by_name_and_the_size_limit(tmp_path, monkeypatch):
@@ -17,7 +17,7 @@ def test_members_by_name_and_the_size_limit(tmp_path, monkeypatch):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    monkeypatch.setattr(mix_images, "MAX_IMAGE_BYTES", 11)
+    monkeypatch.setattr(images, "MAX_IMAGE_BYTES", 11)
     tars = TarReader()
     try:
         assert tars.read(ShardMember(path, "b.jpg")) == b"B" * 11

@@ -26,11 +26,12 @@ from vlforge.formats.paths import inside
 from vlforge.formats.tasks import TASKS, image_fields, references, render
 from vlforge.pipelines.executor import RunReport, Unit, UnitStats, finish, give_up_rows, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
-from vlforge.shards.imageio import MAX_IMAGE_BYTES, ImageRejected, decode, normalize
+from vlforge.shards.imageio import ImageRejected, decode, normalize
 from vlforge.shards.keys import sanitize_key
 from vlforge.shards.outdir import Plan
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.dumps.text import bounded_lines
+from vlforge.sources.images import ImageDrop, read_image_file
 
 NOT_IN_FINGERPRINT = ("on_error",)  # a run stopped by a bad line may be resumed with --on-error skip
 FLAGS = {"max_samples": "--shard-samples", "max_bytes": "--shard-bytes"}  # option -> its flag, where they differ
@@ -108,11 +109,10 @@ def load_render_recipe(path: str | Path | None, overrides: dict[str, Any]) -> Re
 
 def load_image(path: Path) -> tuple[bytes, tuple[int, int]]:
     """JPEG bytes and (width, height) of an image file, in stored orientation (`shards.imageio.normalize`)."""
-    if not path.is_file():
-        raise FieldError("image", f"no such image file: {path}")
-    if path.stat().st_size > MAX_IMAGE_BYTES:
-        raise FieldError("image", f"{path}: file larger than {MAX_IMAGE_BYTES} bytes")
-    data = path.read_bytes()
+    try:
+        data = read_image_file(path)
+    except ImageDrop as exc:
+        raise FieldError("image", str(exc)) from exc
     try:
         with decode(data) as im:
             image = normalize(im, data)

@@ -21,10 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vlforge.pipelines.mix.images import ImageDrop, TarReader, hashes, read_bytes
+from vlforge.pipelines.mix.images import hashes
 from vlforge.pipelines.mix.plan import MixWork
 from vlforge.pipelines.mix.spill import Sources
 from vlforge.shards.atomic import commit, temp_path
+from vlforge.sources.images import ImageDrop, TarReader, read_bytes
 
 HASH_DIR = "hashes"
 KEY_FILE, FIRST_FILE = "duplicates-key.bin", "duplicates-first.bin"

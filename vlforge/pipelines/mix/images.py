@@ -1,10 +1,11 @@
-"""Images of a mix: read from a file or a tar, hashed (bytes and perceptual), copied or re-encoded.
+"""Images of a mix: read (`sources.images`: a file or a tar member), hashed (bytes and perceptual), copied or
+re-encoded.
 
 An image is copied byte for byte when it is an RGB or grey JPEG without an EXIF orientation tag within the
 recipe's size cap; otherwise (larger, another format, CMYK, EXIF-rotated, ...) it is re-encoded by the shared
-`shards.imageio.normalize`, in stored orientation (the frame its boxes are measured in). Files and tar
-members over `MAX_IMAGE_BYTES` are not read. Hashes are of the source image: sha256 of its bytes, and a
-64-bit pHash (imagehash) of its pixels, which survives re-encoding and resizing.
+`shards.imageio.normalize`, in stored orientation (the frame its boxes are measured in). Hashes are of the
+source image: sha256 of its bytes, and a 64-bit pHash (imagehash) of its pixels, which survives re-encoding
+and resizing.
 """
 
 from __future__ import annotations
@@ -21,18 +22,7 @@ from PIL import Image
 from vlforge.shards.imageio import MAX_IMAGE_BYTES, ImageRejected, decode, normalize, perceptual_hash
 from vlforge.shards.members import is_image, split_member
 from vlforge.shards.reader import member_bytes
-from vlforge.sources.annotations import ImageRef, ShardMember
-
-
-class ImageDrop(ValueError):
-    """An image the sample cannot use; `reason` is its manifest drop reason."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-
-    def __reduce__(self):
-        return ImageDrop, (self.reason, str(self))
+from vlforge.sources.images import ImageDrop
 
 
 @dataclass
@@ -42,43 +32,6 @@ class Prepared:
     sha256: str
     phash: str | None
     reencoded: bool
-
-
-class TarReader:
-    """Tars opened once per work unit; members read by name."""
-
-    def __init__(self) -> None:
-        self._open: dict[str, tarfile.TarFile] = {}
-
-    def read(self, ref: ShardMember) -> bytes:
-        if ref.tar not in self._open:
-            self._open[ref.tar] = tarfile.open(ref.tar, mode="r:")  # noqa: SIM115 - closed by close()
-        tar = self._open[ref.tar]
-        try:
-            info = tar.getmember(ref.member)
-        except KeyError:
-            raise ImageDrop("image_missing", f"{ref.tar}: no member {ref.member}") from None
-        data = member_bytes(tar, info, MAX_IMAGE_BYTES)
-        if data is None:
-            raise ImageDrop("image_too_large" if info.isfile() else "image_missing",
-                            f"{ref.tar}: member {ref.member} is not a file of at most {MAX_IMAGE_BYTES} bytes")
-        return data
-
-    def close(self) -> None:
-        for tar in self._open.values():
-            tar.close()
-        self._open.clear()
-
-
-def read_bytes(ref: ImageRef, tars: TarReader) -> bytes:
-    if isinstance(ref, ShardMember):
-        return tars.read(ref)
-    path = Path(ref)
-    if not path.is_file():
-        raise ImageDrop("image_missing", f"no such image file: {path}")
-    if path.stat().st_size > MAX_IMAGE_BYTES:
-        raise ImageDrop("image_too_large", f"{path}: larger than {MAX_IMAGE_BYTES} bytes")
-    return path.read_bytes()
 
 
 def hashes(data: bytes, phash: bool) -> tuple[str, str | None]:

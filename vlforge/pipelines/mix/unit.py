@@ -18,13 +18,14 @@ from vlforge.formats.segments import IMAGE_SLOT, join_text
 from vlforge.formats.tasks import image_fields, render
 from vlforge.pipelines.executor import Unit, UnitStats, give_up_rows
 from vlforge.pipelines.mix.dedup import Duplicates
-from vlforge.pipelines.mix.images import EvalSet, Prepared, TarReader, prepare, read_bytes
-from vlforge.pipelines.mix.images import ImageDrop as Drop  # one drop exception: images and samples alike
+from vlforge.pipelines.mix.images import EvalSet, Prepared, prepare
 from vlforge.pipelines.mix.plan import ImageOptions, MixWork
 from vlforge.pipelines.mix.spill import Sources
 from vlforge.shards.writer import ShardWriter
 from vlforge.sources.annotations import ImageRef, Item, ShardMember
 from vlforge.sources.annotations.boxes import BoxOutside, fit_record
+from vlforge.sources.images import ImageDrop as Drop  # one drop exception: images and samples alike
+from vlforge.sources.images import TarReader, read_bytes
 
 IMAGE_POSITIONS = 258  # <img> + 256 image positions + </img>
 
