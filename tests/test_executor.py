@@ -1,12 +1,13 @@
 """The executor: typed units and results, the one end-of-run summary, and the driver working while Ray starts."""
 
-import os
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from vlforge.pipelines.executor import RunReport, Unit, UnitFailure, UnitStats, ray_session, run_tasks, run_units
-from vlforge.shards.outdir import Plan, claim_out_dir
+from vlforge.pipelines.executor import RunReport, Unit, UnitFailure, UnitStats, run_units
 
 
 def test_summary_totals_units_and_orders_reasons_by_count() -> None:
@@ -39,33 +40,54 @@ def test_a_failure_carries_the_report_and_names_failed_and_given_up_units() -> N
         "  b: WorkerCrashedError (3 attempts)"]
 
 
-@pytest.mark.slow
-def test_the_driver_plans_while_ray_starts_then_tasks_and_typed_units_run_on_ray(tmp_path: Path, capsys) -> None:
-    def pid_of(n: int) -> tuple[int, int]:  # defined here: Ray ships it by value, tests/ is no package
-        return n, os.getpid()
+DRIVER_WHILE_RAY_STARTS = """
+import json, os, sys
+from pathlib import Path
+from vlforge.pipelines.executor import ray_session, run_tasks
+from vlforge.shards.outdir import Plan, claim_out_dir
 
-    def count_lines(unit: Unit[Path]) -> UnitStats:
+
+def pid_of(n):
+    return n, os.getpid()
+
+
+with claim_out_dir(Path(sys.argv[1]), Plan(key="t", pipeline="t", units=r"u-\\d")), ray_session(num_cpus=2) as session:
+    starting = session is not None and session.starting  # ray.init takes seconds; this line microseconds
+    first, later = [], []
+    run_tasks(pid_of, [(0,)], first.append)
+    session.wait()
+    run_tasks(pid_of, [(1,), (2,)], later.append)
+print(json.dumps({"starting": starting, "driver": os.getpid(), "first": first, "later": later,
+                  "start_s": session.start_s, "stop_s": session.stop_s}))
+"""
+
+
+@pytest.mark.slow
+def test_the_driver_plans_while_ray_starts_then_tasks_run_on_ray(tmp_path: Path) -> None:
+    """In a fresh process (the test session's own Ray would be joined instead): the first call runs in the
+    driver while Ray boots, later ones on Ray workers, each with a progress line."""
+    done = subprocess.run([sys.executable, "-c", DRIVER_WHILE_RAY_STARTS, str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["starting"] and result["first"] == [[0, result["driver"]]]
+    assert sorted(n for n, _ in result["later"]) == [1, 2]
+    assert all(pid != result["driver"] for _, pid in result["later"])
+    assert result["start_s"] > 0 and result["stop_s"] > 0
+    err = done.stderr.splitlines()
+    assert "[pid_of] tasks 1/1" in err and "[pid_of] tasks 2/2" in err  # the last one always shown
+
+
+@pytest.mark.slow
+def test_typed_units_run_and_a_dict_result_fails_the_unit(tmp_path: Path) -> None:
+    def count_lines(unit: Unit[Path]) -> UnitStats:  # defined here: Ray ships it by value, tests/ is no package
         return UnitStats(unit.id, read=len(unit.payload.read_text().splitlines()))
 
     def returns_a_dict(unit: Unit[Path]) -> dict:
         return {"read": 1}
 
-    plan = Plan(key="t", pipeline="t", units=r"u-\d")
-    with claim_out_dir(tmp_path / "out", plan), ray_session(num_cpus=2) as session:
-        assert session is not None and session.starting  # ray.init takes seconds; this line takes microseconds
-        first: list[tuple[int, int]] = []
-        run_tasks(pid_of, [(0,)], first.append)
-        assert first == [(0, os.getpid())]  # ran in the driver while Ray was starting
-        session.wait()
-        later: list[tuple[int, int]] = []
-        run_tasks(pid_of, [(1,), (2,)], later.append)
-        assert sorted(n for n, _ in later) == [1, 2] and all(pid != os.getpid() for _, pid in later)
-        err = capsys.readouterr().err.splitlines()
-        assert "[pid_of] tasks 1/1" in err and "[pid_of] tasks 2/2" in err  # the last one always shown
-    assert session.start_s > 0 and session.stop_s > 0
     (tmp_path / "a.txt").write_text("1\n2\n3\n")
-    units = [Unit("u-1", tmp_path / "a.txt")]
-    report = run_units(units, count_lines, tmp_path / "units", desc="t")
+    report = run_units([Unit("u-1", tmp_path / "a.txt")], count_lines, tmp_path / "units", desc="t")
     assert report.stats == [UnitStats("u-1", read=3)]
-    with pytest.raises(Exception, match="u-2: the unit function returned a dict, not UnitStats"):
+    with pytest.raises(UnitFailure, match="u-2: TypeError: unit u-2: the unit function returned a dict, not UnitStats"):
         run_units([Unit("u-2", tmp_path / "a.txt")], returns_a_dict, tmp_path / "units2", desc="t")
