@@ -35,7 +35,8 @@ class NearDuplicateFilter(RowFilter):
     def __init__(self, max_distance: Annotated[int, Field(ge=0, le=32)] = 4, *, image_col: str = "image",
                  name: str = "near_duplicate") -> None:
         self.max_distance, self.image_col, self.name = max_distance, image_col, name
-        self.seen = np.zeros(0, dtype=np.uint64)
+        self._seen = np.zeros(1024, dtype=np.uint64)  # kept hashes, the first `_count` of a buffer that doubles
+        self._count = 0
 
     def inputs(self, batch: pa.Table) -> list[bytes | None]:
         return image_values(batch, self.image_col)
@@ -52,7 +53,11 @@ class NearDuplicateFilter(RowFilter):
         except (ImageRejected, OSError, ValueError, TypeError):
             return None, "image_unreadable"
         value = np.uint64(int(digest, 16))
-        if len(self.seen) and int(_bits_set(self.seen ^ value).min()) <= self.max_distance:
+        seen = self._seen[:self._count]
+        if len(seen) and int(_bits_set(seen ^ value).min()) <= self.max_distance:
             return digest, "near_duplicate"
-        self.seen = np.append(self.seen, value)
+        if self._count == len(self._seen):
+            self._seen = np.concatenate([self._seen, np.zeros_like(self._seen)])
+        self._seen[self._count] = value
+        self._count += 1
         return digest, None

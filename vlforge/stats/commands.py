@@ -19,11 +19,11 @@ def add_stats_parser(sub: argparse._SubParsersAction) -> None:
 def run_stats(args: argparse.Namespace) -> int:
     from vlforge.stats.manifests import StatsError, find_outputs, naming_bad_files
     from vlforge.stats.output import as_csv, as_json, as_text
-    from vlforge.stats.tables import output_tables
+    from vlforge.stats.tables import connections, output_tables
 
     outputs = find_outputs(args.dirs)
     with naming_bad_files(outputs):
-        tables = output_tables(outputs)
+        tables = output_tables(*connections(outputs))
     if not tables:
         raise StatsError(f"no rows: the manifests in {', '.join(map(str, args.dirs))} are empty")
     if args.json:

@@ -18,8 +18,8 @@ import duckdb
 from PIL import ImageDraw
 
 from vlforge.evaluation.output import SCORES_FILE
-from vlforge.evaluation.samples import shard_urls
-from vlforge.shards.imageio import open_image
+from vlforge.shards.imageio import open_image, to_rgb
+from vlforge.shards.listing import shard_urls
 from vlforge.shards.reader import ShardReadError, iter_tar
 from vlforge.stats.charts import data_uri
 from vlforge.stats.grids import caption_and_image
@@ -76,7 +76,7 @@ def _local_shards(directory: Path) -> tuple[list[str], str | None]:
 def _draw(image: bytes, sample: Worst) -> bytes:
     """The image scaled to SIDE with the reference (green) and predicted (red) boxes in its pixels."""
     with open_image(image) as im:
-        shown = im.convert("RGB")
+        shown = to_rgb(im)
     shown.thumbnail((SIDE, SIDE))
     if sample.image_size:
         sx, sy = shown.width / sample.image_size[0], shown.height / sample.image_size[1]

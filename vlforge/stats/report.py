@@ -17,9 +17,9 @@ from vlforge.shards.atomic import commit, temp_path
 from vlforge.stats import charts
 from vlforge.stats.evalpage import Worst, attach_images, worst_samples
 from vlforge.stats.grids import Tile, dropped_tiles, kept_tiles
-from vlforge.stats.manifests import EVAL, TRAIN, Output, StatsError, connect
+from vlforge.stats.manifests import EVAL, TRAIN, Output, StatsError
 from vlforge.stats.output import cell
-from vlforge.stats.tables import METRICS, Table, output_tables, split_outputs
+from vlforge.stats.tables import METRICS, Table, connections, output_tables
 
 GENERATOR = '<meta name="generator" content="vlforge report">'
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -142,9 +142,8 @@ def eval_section(con: duckdb.DuckDBPyConnection, output: Output, tables: dict[st
 
 def build_html(outputs: Sequence[Output], images: int) -> str:
     """One section per output; evaluations are read over their own connection (see `tables.split_outputs`)."""
-    tables = {t.name: t for t in output_tables(outputs)}
-    runs, evals = split_outputs(outputs)
-    con, eval_con = (connect(runs) if runs else None), (connect(evals) if evals else None)
+    con, eval_con = connections(outputs)
+    tables = {t.name: t for t in output_tables(con, eval_con)}
     sections = []
     for output in outputs:
         if output.pipeline == EVAL:

@@ -215,12 +215,17 @@ def split_outputs(outputs: Sequence[Output]) -> tuple[list[Output], list[Output]
     return [o for o in outputs if o.pipeline != EVAL], [o for o in outputs if o.pipeline == EVAL]
 
 
-def output_tables(outputs: Sequence[Output]) -> list[Table]:
-    """Every table for these outputs: the pipeline and training tables, then the evaluation table."""
+def connections(outputs: Sequence[Output]) -> tuple[duckdb.DuckDBPyConnection | None,
+                                                      duckdb.DuckDBPyConnection | None]:
+    """(the pipeline and training connection, the evaluation one); None where there is no such output."""
     runs, evals = split_outputs(outputs)
-    found = compute_tables(connect(runs)) if runs else []
-    if evals:
-        con = connect(evals)
-        table = evaluation(con, view_columns(con, "samples"))
+    return (connect(runs) if runs else None), (connect(evals) if evals else None)
+
+
+def output_tables(con: duckdb.DuckDBPyConnection | None, eval_con: duckdb.DuckDBPyConnection | None) -> list[Table]:
+    """Every table over `connections(...)`: the pipeline and training tables, then the evaluation table."""
+    found = compute_tables(con) if con is not None else []
+    if eval_con is not None:
+        table = evaluation(eval_con, view_columns(eval_con, "samples"))
         found.extend([table] if table.rows else [])
     return found

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from vlforge.training import checkpoint
 from vlforge.training.config import TrainConfig
+from vlforge.training.data import DataConfig
 from vlforge.training.model import VLModel, targets
 from vlforge.training.optim import build_optimizer
 from vlforge.training.schedule import lr_at
@@ -186,12 +187,17 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def evaluate(model: nn.Module, cfg: TrainConfig, tok, d: Dist, urls: list[list[str]]) -> dict[str, float]:
-    """Mean next-token loss per task over `run.eval_batches` batches of the held-out shards (`urls`: the tars of
-    each of `data.eval_shards`)."""
+def eval_data(cfg: TrainConfig) -> DataConfig:
+    """The data config of the held-out shards: `data.eval_shards`, read once per evaluation."""
+    return type(cfg.data).model_validate({**cfg.data.model_dump(), "shards": cfg.data.eval_shards, "epochs": 1})
+
+
+def evaluate(model: nn.Module, cfg: TrainConfig, eval_cfg: DataConfig, tok, d: Dist,
+             urls: list[list[str]]) -> dict[str, float]:
+    """Mean next-token loss per task over `run.eval_batches` batches of the held-out shards (`eval_cfg` from
+    `eval_data`; `urls`: the tars of each of its sources)."""
     from vlforge.training.data import build_loader
 
-    eval_cfg = type(cfg.data).model_validate({**cfg.data.model_dump(), "shards": cfg.data.eval_shards, "epochs": 1})
     sums: dict[str, list[float]] = {}
     model.eval()
     with torch.no_grad():
@@ -225,13 +231,13 @@ def train(cfg: TrainConfig, run_dir: Path, *, init: Path | None = None, resume: 
           until: int | None = None, log=print) -> list[dict]:
     """Train to `cfg.run.steps` optimizer steps into RUN_DIR (or stop after step `until`, checkpointed, for a
     time-sliced job to --resume); returns the metric rows."""
-    from vlforge.shards.listing import shard_urls
     from vlforge.training.data import build_loader, source_urls
     from vlforge.training.tokenizer import load_tokenizer
 
     # the tars, listed once and before any model loads: a pattern that matches nothing fails first
     urls = source_urls(cfg.data)
-    eval_urls = [shard_urls(pattern) for pattern in cfg.data.eval_shards]
+    eval_cfg = eval_data(cfg) if cfg.data.eval_shards else None
+    eval_urls = source_urls(eval_cfg) if eval_cfg else []
     d = init_distributed()
     accum, rest = divmod(cfg.run.global_batch, cfg.data.micro_batch * d.world)
     if rest or not accum:
@@ -302,7 +308,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, init: Path | None = None, resume: 
                 f"  {row['tokens_per_s']:.0f} tok/s  padding {row['padding']:.0%}"
                 + (f"  mfu {row['mfu']:.1%}" if "mfu" in row else ""))
         if cfg.run.eval_every and cfg.data.eval_shards and (step + 1) % cfg.run.eval_every == 0:
-            losses = evaluate(forward, cfg, tok, d, eval_urls)
+            losses = evaluate(forward, cfg, eval_cfg, tok, d, eval_urls)
             metrics.write({"step": step + 1, "eval": losses})
             if d.main:
                 log("eval  " + "  ".join(f"{task} {loss:.4f}" for task, loss in losses.items()))
@@ -317,7 +323,5 @@ def train(cfg: TrainConfig, run_dir: Path, *, init: Path | None = None, resume: 
                         data_position=step * accum, config=config)
     if d.main:
         plot(metrics.rows, run_dir / "loss.png")
-        stats = getattr(loader, "stats", None)
-        log(f"done: {ckpt}, {run_dir / 'metrics.jsonl'}, {run_dir / 'loss.png'}"
-            + (f"; data {stats.as_dict()}" if stats is not None else ""))
+        log(f"done: {ckpt}, {run_dir / 'metrics.jsonl'}, {run_dir / 'loss.png'}; data {loader.stats.as_dict()}")
     return metrics.rows
