@@ -46,6 +46,7 @@ def test_cleaned_and_synthdog_shards_export_as_captions_and_ocr(tmp_path):
 
 @pytest.mark.parametrize(("members", "message"), [
     ({"json": "{not json", "jpg": b"x"}, "KEY.json does not parse"),
+    ({"json": "[" * 100_000 + "]" * 100_000, "jpg": b"x"}, r"KEY.json does not parse \(nested too deeply\)"),
     ({"json": {"task": "ocr", "segments": OCR_SEGMENTS}},
      r"cannot export \(sample has 1 image slots but 0 image paths were given\)"),
     ({"jpg": b"x"}, "neither KEY.json with `segments` nor KEY.txt"),

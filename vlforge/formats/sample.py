@@ -7,11 +7,11 @@
   segments): read as a stage-1 caption, `<img></img>` unsupervised and the caption supervised
 """
 
-import json
 import re
 from dataclasses import dataclass, field
 
 from vlforge.formats.errors import FieldError
+from vlforge.formats.jsontext import JsonTextError, parse_json
 from vlforge.formats.segments import IMAGE_SLOT, Segment
 from vlforge.formats.tasks import render
 from vlforge.shards.members import is_image
@@ -106,8 +106,8 @@ def sample_from_wds(wds: dict) -> Sample:
     record: dict = {}
     if "json" in wds:
         try:
-            record = json.loads(wds["json"])
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            record = parse_json(wds["json"])
+        except JsonTextError as exc:
             raise SampleError("bad_json", where, f"KEY.json does not parse ({exc})") from exc
         if not isinstance(record, dict):
             raise SampleError("bad_json", where, "KEY.json is not an object")

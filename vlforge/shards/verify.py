@@ -54,6 +54,7 @@ def _read_tar(path: Path, report: VerifyReport) -> dict[str, set[str]] | None:
     try:
         with open(path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
             for info in tar:
+                tar.members = []  # a stream: keep no member headers (a tar may hold millions)
                 data = member_bytes(tar, info)
                 if not info.isfile():
                     report.problems.append(f"{path.name}: {info.name}: not a regular file")

@@ -19,7 +19,7 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from vlforge.shards.imageio import ImageRejected, open_image
+from vlforge.shards.imageio import MAX_PIXELS, ImageRejected, open_image
 from vlforge.sources.netguard import REFUSED_MARK, AddressPolicy, check_url, guarded_urlopen
 from vlforge.sources.spill import Spill
 
@@ -49,7 +49,7 @@ class DownloadOptions(BaseModel):
     encode_quality: int = Field(default=95, ge=0, le=100)
     skip_reencode: bool = True
     disable_all_reencoding: bool = True
-    max_image_pixels: int = Field(default=89_478_485, ge=1)  # checked from the header before img2dataset decodes
+    max_image_pixels: int = Field(default=MAX_PIXELS, ge=1)  # checked from the header before img2dataset decodes
     allow_loopback: bool = False
     max_redirects: int = Field(default=3, ge=0)
     max_bytes: int = Field(default=32 * 1024 * 1024, ge=1)

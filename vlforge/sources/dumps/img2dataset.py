@@ -54,13 +54,18 @@ class Img2datasetReader(ParquetReader):
 def iter_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBER_BYTES
                       ) -> Iterator[tuple[str, bytes | None]]:
     """(key, image bytes) of the given keys from an img2dataset tar (members `KEY.jpg`, `KEY.png`, ...), streamed
-    one member at a time; None for a member over `max_bytes`, which is never read."""
+    one member at a time, stopping once every key was found; None for a member over `max_bytes`, never read."""
     wanted = set(keys)
+    if not wanted:
+        return
     with fsspec.open(tar_path, "rb") as handle, tarfile.open(fileobj=handle, mode="r|") as tar:
         for member in tar:
             key, ext = split_member(member.name)
             if key in wanted and is_image(ext) and member.isfile():
                 yield key, member_bytes(tar, member, max_bytes)
+                wanted.discard(key)
+                if not wanted:
+                    return
             tar.members = []
 
 
