@@ -76,8 +76,6 @@ def bench_render(tmp: Path, lines: int) -> None:
     print(f"render: {ours:,.0f} samples/s on Ray (2 CPUs), single-process loop {base:,.0f} samples/s; "
           f"Ray start {session.start_s:.1f} s, stop {session.stop_s:.1f} s")
     report("render", "render_samples_per_s", ours, "samples/s", base)
-    report("render", "ray_start_s", session.start_s, "s", None)
-    report("render", "ray_stop_s", session.stop_s, "s", None)
 
 
 def main() -> None:
@@ -88,8 +86,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench_writer(Path(tmp) / "writer", args.writer_samples)
         bench_render(Path(tmp) / "render", args.lines)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    report("render", "driver_peak_rss_mib", rss, "MiB", None)
+    print(f"driver peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":
