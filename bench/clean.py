@@ -16,9 +16,10 @@
          python3 -m venv /tmp/djvenv && /tmp/djvenv/bin/pip install py-data-juicer==1.6.1 aiohttp ftfy selectolax
    - a plain one-process Python loop: the same readers and filter chain (every image decoded), tars
      written with webdataset's TarWriter (no Ray, units, manifests or dedup).
-   Reported: samples/s (input samples over whole-command wall clock), peak RSS and PSS summed over every
-   process of the command, kept counts and how the kept sets differ, and vlforge's fixed cost (command
-   start to the first committed unit's manifest, last manifest to exit).
+   Reported: samples/s (input samples over whole-command wall clock, in runs that nothing samples), peak RSS
+   and PSS summed over every process of the command (one more run per tool, sampled every 0.2 s), kept counts
+   and how the kept sets differ, and vlforge's fixed cost (command start to the first committed unit's
+   manifest, last manifest to exit).
    Where the kept sets differ on purpose: vlforge counts each CJK character as a word (Data-Juicer's
    whitespace tokenizer counts a Chinese or Japanese caption as one word and drops it), removes bare
    domains, file names and camera stems and unescapes HTML entities before counting, and drops images
@@ -305,26 +306,36 @@ def bench_end_to_end(tmp: Path, shards: Path, samples: int, repeats: int, dj_pyt
     fixed: dict[str, list[tuple[float, float]]] = {}
     kept: dict[str, set[str]] = {}
     names = list(tools)
-    for r in range(repeats):
+    memory: dict[str, Measured] = {}
+
+    def run_tool(name: str, out: Path, sample_memory: bool) -> Measured:
+        extra = {"PYTHONPATH": str(before)} if name == "vlforge-before" else {}
+        run = run_measured(tools[name](out), {**env, **extra}, cwd=tmp,  # not the checkout: Ray puts the driver's
+                           sample_memory=sample_memory)  # working directory on its workers' path, ahead of PYTHONPATH
+        kept[name] = kept_keys(name, out)
+        if name.startswith("vlforge") and not sample_memory:
+            fixed.setdefault(name, []).append(fixed_cost(run, out))
+        subprocess.run(["rm", "-rf", str(out)], check=True)  # our own output, gone before the next run
+        return run
+
+    for r in range(repeats):  # timed runs: nothing samples /proc meanwhile (see measure.run_measured)
         for name in names[r % len(names):] + names[: r % len(names)]:  # alternate who goes first
-            out = tmp / f"{name}-{r}"
-            extra = {"PYTHONPATH": str(before)} if name == "vlforge-before" else {}
-            run = run_measured(tools[name](out), {**env, **extra}, cwd=tmp)  # not the checkout: Ray puts the
-            # driver's working directory on its workers' path, ahead of PYTHONPATH
+            run = run_tool(name, tmp / f"{name}-{r}", sample_memory=False)
             runs[name].append(run)
-            kept[name] = kept_keys(name, out)
             detail = ""
-            if name.startswith("vlforge"):
-                fixed.setdefault(name, []).append(fixed_cost(run, out))
+            if name in fixed:
                 ray = re.search(r"ray start ([0-9.]+)s, stop ([0-9.]+)s", run.stderr)
                 detail = (f"; first unit committed at {fixed[name][-1][0]:.1f} s, exit {fixed[name][-1][1]:.1f} s "
                           f"after the last" + (f", Ray start {ray[1]} s, stop {ray[2]} s" if ray else ""))
             print(f"  round {r + 1} {name}: {samples / run.seconds:,.0f} samples/s ({run.seconds:.1f} s), "
-                  f"kept {len(kept[name])}, peak RSS {gib(run.peak_rss):.2f} GiB{detail}", flush=True)
-            subprocess.run(["rm", "-rf", str(out)], check=True)  # our own output, gone before the next run
+                  f"kept {len(kept[name])}{detail}", flush=True)
+    for name in names:  # one more run each, with memory sampled, for the peaks only
+        memory[name] = run_tool(name, tmp / f"{name}-memory", sample_memory=True)
+        print(f"  memory run {name}: peak RSS {gib(memory[name].peak_rss):.2f} GiB, "
+              f"PSS {gib(memory[name].peak_pss):.2f} GiB", flush=True)
     rate = {name: samples / statistics.median(r.seconds for r in rs) for name, rs in runs.items()}
-    rss = {name: gib(max(r.peak_rss for r in rs)) for name, rs in runs.items()}
-    pss = {name: gib(max(r.peak_pss for r in rs)) for name, rs in runs.items()}
+    rss = {name: gib(memory[name].peak_rss) for name in runs}
+    pss = {name: gib(memory[name].peak_pss) for name in runs}
     print(f"\nend to end, {samples:,} img2dataset samples, 2 CPUs, median of {repeats} alternating runs:")
     print(f"  {'tool':<14} {'samples/s':>10} {'vs DJ':>6} {'vs loop':>8} {'kept':>6} {'RSS GiB':>8} {'PSS GiB':>8}")
     for name in runs:
@@ -363,10 +374,10 @@ class CleanRun:
     unit_rate: float | None  # input samples/s while units commit (measure.unit_rate)
 
 
-def clean_once(shards: Path, out: Path, cpus: int, cwd: Path) -> CleanRun:
+def clean_once(shards: Path, out: Path, cpus: int, cwd: Path, sample_memory: bool = True) -> CleanRun:
     """One measured `vlforge clean` of the bench recipe; its output is deleted once read."""
-    run = run_measured(vlforge_argv(shards, out, cpus), cwd=cwd)  # not the checkout: Ray puts the driver's
-    # working directory on its workers' path
+    run = run_measured(vlforge_argv(shards, out, cpus), cwd=cwd,  # not the checkout: Ray puts the driver's
+                       sample_memory=sample_memory)  # working directory on its workers' path
     first, last = fixed_cost(run, out)
     measured = CleanRun(shard_rows(shards), run, first, last, unit_rate(out))
     subprocess.run(["rm", "-rf", str(out)], check=True)  # vlforge's own output, gone before the next run
@@ -422,7 +433,7 @@ def bench_workers(tmp: Path, shards: Path, repeats: int) -> None:
     runs: dict[int, list[CleanRun]] = {1: [], 2: []}
     for r in range(repeats):
         for cpus in (1, 2) if r % 2 == 0 else (2, 1):  # alternate who goes first
-            run = clean_once(shards, tmp / f"workers-{cpus}-{r}", cpus, tmp)
+            run = clean_once(shards, tmp / f"workers-{cpus}-{r}", cpus, tmp, sample_memory=False)
             if run.unit_rate is None:
                 raise SystemExit("workers: fewer than three units in a run, no unit-phase rate; use more --samples")
             runs[cpus].append(run)

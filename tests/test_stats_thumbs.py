@@ -45,6 +45,18 @@ def test_cap_per_reason_lowest_hashes_any_order_or_chunking():
         assert all(r["caption"] == f"caption of {r['uid']}" and r["stage"] == "after" for r in forward)
 
 
+def test_a_chunk_decodes_about_cap_images_per_reason_not_every_row_that_beats_the_sample(monkeypatch):
+    """Decoding costs a unit CPU: in random order, bottom-4 of 300 rows admits ~4 ln(300/4) + 4 ~ 21 rows."""
+    import vlforge.shards.thumbs as thumbs_module
+
+    decoded: list[bytes] = []
+    real = thumbs_module.thumbnail
+    monkeypatch.setattr(thumbs_module, "thumbnail", lambda data: decoded.append(data) or real(data))
+    image = jpeg(20, 10, 0)
+    thumbs = sampled(dropped_table([(f"u{i}", "aspect_ratio>3", image) for i in range(300)]))
+    assert len(decoded) == 4 and len(thumbs.rows()) == 4
+
+
 def test_thumbnails_are_small_jpegs_in_one_committed_file(tmp_path):
     rows = [("a", "image_size_real", jpeg(800, 200, 1)), ("b", "image_corrupt", b"\xff\xd8 not really a jpeg"),
             ("c", "image_size_real", jpeg(30, 40, 2))]

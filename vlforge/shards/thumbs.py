@@ -60,22 +60,27 @@ class DroppedThumbs:
         self._best: dict[str, list[tuple[tuple[int, str], dict]]] = {}
 
     def offer(self, dropped: pa.Table) -> None:
-        """Dropped rows with `uid`, `reason` and `image` (and `stage`, `caption` when present); others are ignored."""
+        """Dropped rows with `uid`, `reason` and `image` (and `stage`, `caption` when present); others are ignored.
+
+        Rows are tried lowest rank first, so a chunk decodes about `cap` images per reason, not every row that
+        beats the sample so far."""
         if "image" not in dropped.column_names or dropped.num_rows == 0:
             return
-        has_image = dropped["image"].is_valid().to_pylist()
-        rows = zip(_column(dropped, "uid"), _column(dropped, "reason"), _column(dropped, "stage"),
-                   _column(dropped, "caption"), has_image, strict=True)
-        for i, (uid, reason, stage, caption, ok) in enumerate(rows):
-            rank = (xxhash.xxh64_intdigest((uid or "").encode("utf-8")), uid or "")
-            best = self._best.setdefault(reason, [])
-            if not ok or (len(best) >= self.cap and rank >= best[-1][0]):
+        uids, reasons = _column(dropped, "uid"), _column(dropped, "reason")
+        stages, captions = _column(dropped, "stage"), _column(dropped, "caption")
+        ranked = sorted(((xxhash.xxh64_intdigest((uid or "").encode("utf-8")), uid or ""), i)
+                        for i, (uid, ok) in enumerate(zip(uids, dropped["image"].is_valid().to_pylist(), strict=True))
+                        if ok)
+        for rank, i in ranked:
+            best = self._best.setdefault(reasons[i], [])
+            if len(best) >= self.cap and rank >= best[-1][0]:
                 continue
             small = thumbnail(dropped["image"][i].as_py())
             if small is None:
                 continue
-            text = caption[:MAX_CAPTION_CHARS] if isinstance(caption, str) else None
-            best.append((rank, {"uid": uid, "reason": reason, "stage": stage, "caption": text, "jpeg": small}))
+            text = captions[i][:MAX_CAPTION_CHARS] if isinstance(captions[i], str) else None
+            best.append((rank, {"uid": uids[i], "reason": reasons[i], "stage": stages[i], "caption": text,
+                                "jpeg": small}))
             best.sort(key=lambda item: item[0])
             del best[self.cap:]
 
