@@ -56,16 +56,19 @@ with claim_out_dir(Path(sys.argv[1]), Plan(key="t", pipeline="t", units=r"u-\\d"
     first, later = [], []
     run_tasks(pid_of, [(0,)], first.append)
     session.wait()
+    import ray._private.worker
+    monitor = [i.process.poll() for i in ray._private.worker._global_node.all_processes.get("monitor", [])]
     run_tasks(pid_of, [(1,), (2,)], later.append)
 print(json.dumps({"starting": starting, "driver": os.getpid(), "first": first, "later": later,
-                  "start_s": session.start_s, "stop_s": session.stop_s}))
+                  "start_s": session.start_s, "stop_s": session.stop_s, "monitor": monitor}))
 """
 
 
 @pytest.mark.slow
 def test_the_driver_plans_while_ray_starts_then_tasks_run_on_ray(tmp_path: Path) -> None:
     """In a fresh process (the test session's own Ray would be joined instead): the first call runs in the
-    driver while Ray boots, later ones on Ray workers, each with a progress line."""
+    driver while Ray boots, later ones on Ray workers, each with a progress line; a local Ray runs no
+    autoscaler monitor."""
     done = subprocess.run([sys.executable, "-c", DRIVER_WHILE_RAY_STARTS, str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -74,6 +77,8 @@ def test_the_driver_plans_while_ray_starts_then_tasks_run_on_ray(tmp_path: Path)
     assert sorted(n for n, _ in result["later"]) == [1, 2]
     assert all(pid != result["driver"] for _, pid in result["later"])
     assert result["start_s"] > 0 and result["stop_s"] > 0
+    assert result["monitor"] == [-9]  # the autoscaler monitor, killed once Ray is up (it held shutdown for 1 s)
+    assert "autoscaler" not in done.stderr.lower()
     err = done.stderr.splitlines()
     assert "[pid_of] tasks 1/1" in err and "[pid_of] tasks 2/2" in err  # the last one always shown
 

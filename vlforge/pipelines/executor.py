@@ -167,6 +167,7 @@ class RaySession:
             else:
                 ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=True,
                          logging_level=logging.WARNING)
+                stop_autoscaler_monitor()
         except BaseException as exc:  # noqa: BLE001 - handed to the driver by wait()
             self._error = exc
             return
@@ -191,6 +192,24 @@ class RaySession:
     def close(self) -> None:
         self._closing.set()
         self._thread.join()
+
+
+def stop_autoscaler_monitor() -> bool:
+    """Stop the autoscaler monitor of the local Ray this process started; True if there was one.
+
+    A private local Ray has nothing to autoscale, and its monitor cost every command a second at exit:
+    ray.shutdown stops the GCS first, then the monitor, whose SIGTERM handler reports to the stopped GCS until
+    shutdown kills it a second later (Ray 2.60). SIGKILL runs no handler. The monitor is found through Ray's
+    private node handle; a Ray without one keeps its monitor, and only the second is lost.
+    """
+    import ray._private.worker
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    monitors = getattr(node, "all_processes", {}).get("monitor", [])
+    for info in monitors:
+        info.process.kill()
+        info.process.wait()
+    return bool(monitors)
 
 
 _SESSION: RaySession | None = None
