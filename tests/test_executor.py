@@ -83,6 +83,42 @@ def test_the_driver_plans_while_ray_starts_then_tasks_run_on_ray(tmp_path: Path)
     assert "[pid_of] tasks 1/1" in err and "[pid_of] tasks 2/2" in err  # the last one always shown
 
 
+UNITS_WHERE = """
+import json, os, sys, time
+from pathlib import Path
+from vlforge.pipelines.executor import Unit, UnitStats, run_units
+
+
+def where(unit):  # commits nothing, so the second run has every unit to do again
+    time.sleep(0.25)
+    return UnitStats(unit.id, read=1, extra={"pid": os.getpid()})
+
+
+report = run_units([Unit(f"u-{i}", i) for i in range(40)], where, Path(sys.argv[1]), desc="t", num_cpus=2)
+print(json.dumps({"driver": os.getpid(), "units": [s.unit for s in report.stats],
+                  "pids": [s.extra["pid"] for s in report.stats]}))
+"""
+
+
+@pytest.mark.slow
+def test_the_driver_runs_units_while_ray_starts_in_the_first_run_only(tmp_path: Path) -> None:
+    """The first run in a directory: the first units run in the driver while Ray boots, the rest on workers. A
+    rerun (what follows a driver killed by a unit) runs all of them on workers, though Ray boots as long."""
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", UNITS_WHERE, str(tmp_path / "out")],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first, rerun = runs
+    for run in runs:
+        assert run["units"] == [f"u-{i}" for i in range(40)]
+    in_driver = [pid == first["driver"] for pid in first["pids"]]
+    assert in_driver[0] and not in_driver[-1]
+    assert in_driver == sorted(in_driver, reverse=True)  # the driver took units in order, then stopped
+    assert all(pid != rerun["driver"] for pid in rerun["pids"])
+
+
 @pytest.mark.slow
 def test_typed_units_run_and_a_dict_result_fails_the_unit(tmp_path: Path) -> None:
     def count_lines(unit: Unit[Path]) -> UnitStats:  # defined here: Ray ships it by value, tests/ is no package

@@ -1,8 +1,8 @@
 """The executor every pipeline runs on: exactly-once execution of work units on Ray.
 
 It owns the Ray session (`ray_session`: a private local Ray or `--ray-address`, started in the
-background so the driver lists and plans while Ray boots), unit scheduling with retries and progress
-(`run_units`), fenced plain tasks (`run_tasks`), and the typed result: a pipeline hands it `Unit`s
+background so the driver lists, plans and runs the first units while Ray boots), unit scheduling with
+retries and progress (`run_units`), fenced plain tasks (`run_tasks`), and the typed result: a pipeline hands it `Unit`s
 carrying its own payload type and gets back `UnitStats` per unit in a `RunReport`, whose `summary()`
 is the end-of-run block every command prints. A run in which a unit failed or was given up ends with
 `UnitFailure`, which carries the report: `vlforge.cli` prints its summary and exits with status 2.
@@ -369,7 +369,10 @@ def run_units(
     """Run every uncommitted unit once, each as one Ray task calling `process(unit)`; return the report.
 
     The tasks run on the caller's `ray_session` when one is open, else on one started here for the run
-    (`ray_address`, `num_cpus`; ignored inside a caller's session).
+    (`ray_address`, `num_cpus`; ignored inside a caller's session). While that session's Ray is still
+    starting, the driver runs units itself, one after another, but only in the first run in the directory:
+    a rerun, which is what follows a driver killed by a unit (a decoder's crash, the OOM killer), runs every
+    unit on Ray workers, whose deaths are retried and given up below.
 
     The output directory is claimed first (`shards.outdir.claim_out_dir`): pass the caller's `claim`
     when it already holds one (clean claims before planning), else `plan` (its fingerprint makes a
@@ -424,40 +427,53 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats], claim:
     todo = [u for u in units if u.id not in done]
     results: dict[str, UnitStats] = {}
     attempts: Counter = Counter()
-    with ray_session(ray_address, num_cpus):
+    progress = Progress(desc, len(todo))
+    queue = list(reversed(todo))
+
+    def settle(unit: Unit, outcome: Callable[..., object], *args: object) -> None:
+        """Record what `outcome(*args)` gives for `unit`: its stats, or a crash (requeued until
+        `max_attempts`, then given up), or a failure."""
+        try:
+            results[unit.id] = _checked(outcome(*args), unit)
+        except Exception as exc:  # noqa: BLE001 - reported below, other units go on
+            crash = _memory_or_crash(exc)
+            attempts[unit.id] += 1
+            if crash and attempts[unit.id] < max_attempts:
+                queue.append(unit)
+                return
+            if crash and give_up is not None:
+                cause = f"{crash} ({attempts[unit.id]} attempts)"
+                results[unit.id] = _checked(give_up(unit, cause), unit)
+                report.given_up[unit.id] = cause
+            else:
+                cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the task's exception
+                report.failed[unit.id] = (f"failed {attempts[unit.id]} times: {crash}" if crash
+                                          else f"{type(cause).__name__}: {cause}")
+                return
+        progress.update(results[unit.id])
+
+    with ray_session(ray_address, num_cpus) as session:
+        if session is not None and claim.tokens == (claim.fence.token,):
+            while queue and session.starting:  # the first run in `out`: the driver works while Ray boots
+                settle(unit := queue.pop(), _run_in_driver, process, claim.fence, unit)
         wait_for_ray()
         import ray  # after ray_session has set Ray's environment
 
-        if todo:
-            task = ray.remote(num_cpus=1, max_retries=0)(run_fenced).options(  # retries counted here, see below
+        if queue:
+            task = ray.remote(num_cpus=1, max_retries=0)(run_fenced).options(  # retries counted here, see above
                 name=getattr(process, "__name__", "unit"))
             width = max(1, 2 * int(ray.available_resources().get("CPU", 1)))
-            progress = Progress(desc, len(todo))
             pending: dict = {}
-            queue = list(reversed(todo))
             while queue or pending:
                 while queue and len(pending) < width:
                     unit = queue.pop()
                     pending[task.remote(process, claim.fence, unit)] = unit
                 ready, _ = ray.wait(list(pending), num_returns=1)
-                unit = pending.pop(ready[0])
-                try:
-                    results[unit.id] = _checked(ray.get(ready[0]), unit)
-                except Exception as exc:  # noqa: BLE001 - reported below, other units go on
-                    crash = _memory_or_crash(exc)
-                    attempts[unit.id] += 1
-                    if crash and attempts[unit.id] < max_attempts:
-                        queue.append(unit)
-                        continue
-                    if crash and give_up is not None:
-                        cause = f"{crash} ({attempts[unit.id]} attempts)"
-                        results[unit.id] = _checked(give_up(unit, cause), unit)
-                        report.given_up[unit.id] = cause
-                    else:
-                        cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the task's exception
-                        report.failed[unit.id] = (f"failed {attempts[unit.id]} times: {crash}" if crash
-                                                  else f"{type(cause).__name__}: {cause}")
-                        continue
-                progress.update(results[unit.id])
+                settle(pending.pop(ready[0]), ray.get, ready[0])
     report.stats = [results[u.id] for u in todo if u.id in results]
     return report
+
+
+def _run_in_driver(process: Callable[[Unit], UnitStats], fence: Fence, unit: Unit) -> UnitStats:
+    with fence.active():
+        return process(unit)
