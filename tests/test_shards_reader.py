@@ -8,6 +8,7 @@ import pytest
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from vlforge.shards.reader import ShardReadError, iter_tar
+from vlforge.sources.dumps.img2dataset import iter_shard_images
 
 MEMBERS = [
     ("a/000001.jpg", b"j1"), ("a/000001.seg.PNG", b"p1"), ("a/000001.json", b"{}"),
@@ -47,3 +48,21 @@ def test_a_repeated_member_is_an_error_naming_the_tar(tmp_path):
     url = write_tar(tmp_path / "d.tar", [("k.txt", b"1"), ("k.txt", b"2")])
     with pytest.raises(ShardReadError, match=r"d\.tar: member k\.txt: a second 'txt' in sample k"):
         list(iter_tar(url))
+
+
+def test_a_corrupt_header_after_the_first_member_is_an_error_not_the_end(tmp_path):
+    """tarfile read as a stream took a bad header past the first member for the end of the archive."""
+    url = write_tar(tmp_path / "c.tar", [("k1.txt", b"1"), ("k2.txt", b"2"), ("k3.txt", b"3")])
+    raw = bytearray((tmp_path / "c.tar").read_bytes())
+    raw[1024] ^= 0x01  # k2.txt's header
+    (tmp_path / "c.tar").write_bytes(raw)
+    with pytest.raises(ShardReadError, match=r"c\.tar: unreadable or truncated tar \(bad header checksum at byte 1024"):
+        list(iter_tar(url))
+    with pytest.raises(tarfile.ReadError, match="bad header checksum at byte 1024"):
+        list(iter_shard_images(url, ["k2", "k3"]))
+
+
+def test_shard_images_stop_at_the_last_wanted_key(tmp_path):
+    url = write_tar(tmp_path / "i.tar", [("k1.jpg", b"j1"), ("k1.json", b"{}"), ("k2.png", b"p2"), ("k3.jpg", b"j3")])
+    (tmp_path / "i.tar").write_bytes((tmp_path / "i.tar").read_bytes()[:3072 + 100])  # cut off in k3.jpg's header
+    assert list(iter_shard_images(url, ["k2", "k1"])) == [("k1", b"j1"), ("k2", b"p2")]

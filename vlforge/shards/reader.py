@@ -1,17 +1,17 @@
 """Reading shards: lists, brace patterns, directories and fsspec URLs, as webdataset's sample dicts.
 
-Tars are read as a stream, one member at a time, and a member larger than `MAX_MEMBER_BYTES` is never read:
-its header may claim anything (a 10 KB sparse member expands to a gigabyte).
+Tars are read as a stream, one member at a time (`shards.tarstream`), and a member larger than `MAX_MEMBER_BYTES`
+is never read: its header may claim anything (a 10 KB sparse member expands to a gigabyte).
 """
 
 import tarfile
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
 
 import fsspec
 from braceexpand import braceexpand
 
 from vlforge.shards.members import split_member
+from vlforge.shards.tarstream import Member, iter_members
 
 MAX_MEMBER_BYTES = 256 * 1024 * 1024  # one image or JSON member; vlforge's own writers stay far below
 
@@ -23,15 +23,6 @@ class ShardReadError(ValueError):
 def member_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo, max_bytes: int = MAX_MEMBER_BYTES) -> bytes | None:
     """A regular member's bytes; None for anything else and for a file over `max_bytes` (left unread)."""
     return tar.extractfile(info).read() if info.isfile() and info.size <= max_bytes else None
-
-
-def iter_members(stream: BinaryIO, max_bytes: int = MAX_MEMBER_BYTES) -> Iterator[tuple[tarfile.TarInfo, bytes | None]]:
-    """(header, member_bytes) of each member of a plain tar, read as a stream in order; tarfile errors (a cut-off
-    tar) propagate."""
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for info in tar:
-            tar.members = []  # a tar read as a stream has no use for the headers already read
-            yield info, member_bytes(tar, info, max_bytes)
 
 
 def _expand_one(spec: str) -> list[str]:
@@ -66,27 +57,33 @@ def iter_tar(url: str, max_member_bytes: int = MAX_MEMBER_BYTES) -> Iterator[dic
     sample: dict | None = None
     try:
         with fsspec.open(url, "rb") as stream:
-            for info, data in iter_members(stream, max_member_bytes):
-                if not info.isfile():
+            for member in iter_members(stream, max_member_bytes):
+                if not member.isfile:
                     continue
-                key, ext = split_member(info.name)
+                key, ext = split_member(member.name)
                 if not ext or key.endswith("/") or not key:
                     continue
-                if data is None:
-                    raise ShardReadError(f"{url}: member {info.name} is {info.size} bytes, over the "
-                                         f"{max_member_bytes}-byte limit for one member; not read")
+                if member.data is None:
+                    raise ShardReadError(f"{url}: {_unread(member, max_member_bytes)}")
                 if sample is None or sample["__key__"] != key:
                     if sample is not None:
                         yield sample
                     sample = {"__key__": key, "__url__": url}
                 ext = ext.lower()
                 if ext in sample:
-                    raise ShardReadError(f"{url}: member {info.name}: a second {ext!r} in sample {key}")
-                sample[ext] = data
+                    raise ShardReadError(f"{url}: member {member.name}: a second {ext!r} in sample {key}")
+                sample[ext] = member.data
     except tarfile.TarError as exc:
         raise ShardReadError(f"{url}: unreadable or truncated tar ({exc})") from exc
     if sample is not None:
         yield sample
+
+
+def _unread(member: Member, max_bytes: int) -> str:
+    """Why a file member was not read: over the size limit, or sparse (its stored bytes are not its content)."""
+    if member.size > max_bytes:
+        return f"member {member.name} is {member.size} bytes, over the {max_bytes}-byte limit for one member; not read"
+    return f"member {member.name} is a GNU sparse file (its stored bytes are not its content); not read"
 
 
 def iter_samples(spec: str | Sequence[str]) -> Iterator[dict]:

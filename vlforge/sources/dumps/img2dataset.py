@@ -7,14 +7,14 @@ img2dataset recorded for it.
 
 from __future__ import annotations
 
-import tarfile
 from collections.abc import Iterator
 
 import fsspec
 import pyarrow as pa
 
 from vlforge.shards.members import is_image, split_member
-from vlforge.shards.reader import MAX_MEMBER_BYTES, member_bytes
+from vlforge.shards.reader import MAX_MEMBER_BYTES
+from vlforge.shards.tarstream import iter_members
 from vlforge.sources.download import Fetched, reason_from_error
 from vlforge.sources.dumps.parquet import ParquetReader
 from vlforge.sources.dumps.schemas import InputFile
@@ -54,19 +54,19 @@ class Img2datasetReader(ParquetReader):
 def iter_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBER_BYTES
                       ) -> Iterator[tuple[str, bytes | None]]:
     """(key, image bytes) of the given keys from an img2dataset tar (members `KEY.jpg`, `KEY.png`, ...), streamed
-    one member at a time, stopping once every key was found; None for a member over `max_bytes`, never read."""
+    one member at a time, stopping once every key was found; None for a member over `max_bytes` (or a GNU sparse
+    one), never read. tarfile.ReadError for a tar cut off or corrupt before then."""
     wanted = set(keys)
     if not wanted:
         return
-    with fsspec.open(tar_path, "rb") as handle, tarfile.open(fileobj=handle, mode="r|") as tar:
-        for member in tar:
+    with fsspec.open(tar_path, "rb") as handle:
+        for member in iter_members(handle, max_bytes):
             key, ext = split_member(member.name)
-            if key in wanted and is_image(ext) and member.isfile():
-                yield key, member_bytes(tar, member, max_bytes)
+            if key in wanted and member.isfile and is_image(ext):
+                yield key, member.data
                 wanted.discard(key)
                 if not wanted:
                     return
-            tar.members = []
 
 
 def read_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBER_BYTES) -> dict[str, bytes | None]:
