@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from vlforge.sources.dumps.img2dataset import read_shard_images
-from vlforge.sources.dumps.readers import list_inputs, plan_ranges, read_range
+from vlforge.sources.dumps.readers import list_inputs, plan_ranges, read_range, reader_of
 from vlforge.sources.dumps.schemas import SCHEMAS, ColumnOverrides, InputError, detect_schema
+from vlforge.sources.spill import Spill
 
 LAION = ["SAMPLE_ID", "URL", "TEXT", "HEIGHT", "WIDTH", "LICENSE", "NSFW", "similarity"]
 DATACOMP = ["uid", "url", "text", "original_width", "original_height", "clip_b32_similarity_score",
@@ -218,6 +219,26 @@ def test_img2dataset_shard_is_read_with_its_tar(tmp_path: Path) -> None:
     assert table["status"].to_pylist() == ["success", "failed_to_download"]
     assert table["width"].to_pylist()[0] == 10
     assert read_shard_images(f.companion, ["000000000", "000000001"]) == {"000000000": b"jpeg bytes"}
+
+
+def test_img2dataset_tar_cut_off_keeps_the_images_before_the_cut_and_names_the_rest(tmp_path: Path) -> None:
+    """A tar cut off (img2dataset killed mid-write): the rows past the cut are dropped saying why, not the unit."""
+    keys = ["000000000", "000000001", "000000002"]
+    pq.write_table(pa.table({"key": keys, "url": [f"http://x/{k}" for k in keys], "caption": ["a", "b", "c"],
+                             "status": ["success"] * 3, "error_message": [None] * 3}), tmp_path / "00000.parquet")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for key in keys:
+            info = tarfile.TarInfo(f"{key}.jpg")
+            info.size = 2000
+            tar.addfile(info, io.BytesIO(key.encode() * 222 + b"xx"))
+    (tmp_path / "00000.tar").write_bytes(buffer.getvalue()[: 512 + 2048 + 512 + 1000])  # inside the second image
+    f = _one(list_inputs([("s", str(tmp_path))], {}))
+    with Spill(tmp_path) as spill:
+        fetched = reader_of(f).fetch(f, _read_all(f), spill)
+        assert fetched[0].read() == keys[0].encode() * 222 + b"xx"
+    assert [(r.stored, r.reason) for r in fetched] == [(True, None), (False, "image_missing"), (False, "image_missing")]
+    assert "00000.tar: member '000000001.jpg' cut off: 1000 of 2000 bytes" in fetched[1].error
 
 
 def test_overlong_url_is_a_read_error(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ img2dataset recorded for it.
 
 from __future__ import annotations
 
+import tarfile
 from collections.abc import Iterator
 
 import fsspec
@@ -42,12 +43,18 @@ class Img2datasetReader(ParquetReader):
         fetched = [Fetched() if s == "success" else Fetched(reason=reason_from_error(e), error=e)
                    for s, e in zip(statuses, errors, strict=True)]
         position = {k: i for i, (k, s) in enumerate(zip(keys, statuses, strict=True)) if s == "success"}
-        for key, data in iter_shard_images(f.companion, list(position)):
-            row = fetched[position[key]]
-            if data is None:
-                row.reason, row.error = "too_large", f"tar member of {key} over the size limit for one member"
-            else:
-                row.keep(spill, data)
+        try:
+            for key, data in iter_shard_images(f.companion, list(position)):
+                row = fetched[position[key]]
+                if data is None:
+                    row.reason, row.error = "too_large", (f"tar member of {key} not read: over the size limit for "
+                                                          f"one member, or a sparse file")
+                else:
+                    row.keep(spill, data)
+        except tarfile.ReadError as exc:  # a tar cut off (img2dataset killed) or damaged: the images before it count
+            for i in position.values():
+                if not fetched[i].stored and fetched[i].reason is None:
+                    fetched[i].reason, fetched[i].error = "image_missing", f"{f.companion}: {exc}"
         return fetched
 
 
