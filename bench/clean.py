@@ -6,8 +6,7 @@
    truncated JPEGs. The same operations run three ways, each as a whole command in its own process
    session, alternating, median of `--repeats` runs:
    - `vlforge clean` with bench/clean-equivalent.yaml (caption cleanup, >= 2 words, 5-1000 characters,
-     aspect <= 3 and shorter side >= 200 on the sizes img2dataset recorded, decode validation, the same size
-     bounds on the real sizes; no dedup, no language step) on 2 CPUs;
+     decode validation, aspect <= 3, shorter side >= 200; no dedup, no language step) on 2 CPUs;
    - Data-Juicer 1.6.1 (`dj-process`, default executor, np=2) with fix_unicode_mapper, clean_html_mapper,
      clean_links_mapper, whitespace_normalization_mapper, text_length_filter (5-1000),
      words_num_filter (>= 2), image_aspect_ratio_filter (1/3-3) and image_shape_filter (>= 200 both
@@ -15,10 +14,9 @@
      its own virtual environment, /tmp/djvenv by default (`--dj-python`), and is skipped with a message
      when that is absent:
          python3 -m venv /tmp/djvenv && /tmp/djvenv/bin/pip install py-data-juicer==1.6.1 aiohttp ftfy selectolax
-   - a plain one-process Python loop: the same readers and filters, but every image that passes the caption
-     steps is decoded before its size is checked (the checks of the recorded sizes, which drop the same rows,
-     are left out), tars written with webdataset's TarWriter (no Ray, units, manifests or dedup). Its kept set
-     is vlforge's: the bench says so or names the difference.
+   - a plain one-process Python loop: the same readers and filter chain (every image decoded), tars
+     written with webdataset's TarWriter (no Ray, units, manifests or dedup). Its kept set must be vlforge's:
+     the bench stops, naming the difference, when it is not.
    Reported: samples/s (input samples over whole-command wall clock, in runs that nothing samples), peak RSS
    and PSS summed over every process of the command (one more run per tool, sampled every 0.2 s), kept counts
    and how the kept sets differ, and vlforge's fixed cost (command start to the first committed unit's
@@ -208,9 +206,7 @@ def dj_config(data: Path, out: Path) -> Path:
 
 
 def baseline_loop(recipe, source: str, shards: Path, out: Path) -> int:
-    """The same reading, filters and tar writing, in one process, one shard after another: the caption steps,
-    then every image decoded before its size is checked (the recipe's checks of the recorded sizes are left
-    out: they drop what the real sizes drop)."""
+    """The same reading, filters and tar writing, in one process, one shard after another."""
     import webdataset
 
     from vlforge.filters.base import run_filters
@@ -218,7 +214,7 @@ def baseline_loop(recipe, source: str, shards: Path, out: Path) -> int:
     from vlforge.sources.dumps.img2dataset import read_shard_images
     from vlforge.sources.dumps.readers import list_inputs, read_range
 
-    before = [make_filter(s) for s in recipe.source_steps(source, "before_download") if s.op == "caption"]
+    before = [make_filter(s) for s in recipe.source_steps(source, "before_download")]
     after = [make_filter(s) for s in recipe.source_steps(source, "after_download")]
     files = list_inputs([(source, str(shards))], {source: recipe.sources[source].overrides()})
     out.mkdir()
