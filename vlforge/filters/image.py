@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from typing import Annotated
 
 import pyarrow as pa
@@ -31,6 +32,7 @@ from vlforge.shards.imageio import (
 _KEEP_AS_IS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
 # (output bytes, file extension, width, height, drop reason) of one image
 Checked = tuple[bytes | None, str | None, int | None, int | None, str | None]
+DEFAULT_MAX_PIXELS = 50_000_000  # `image` and `image_header` alike, so the cheap op never drops what `image` keeps
 
 
 def _looks_like_html(data: bytes) -> bool:
@@ -39,7 +41,50 @@ def _looks_like_html(data: bytes) -> bool:
     return head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
 
 
-class ImageFilter(RowFilter):
+class ImageBytesFilter(RowFilter):
+    """Shared by the ops that open the downloaded bytes (`image`, `image_header`): one opener with the same limits,
+    and the same reason for bytes that are no image at all, so an op that only reads headers drops exactly the
+    rows `image` would drop for the same cause, with the same reason."""
+
+    needs_image = True
+
+    def __init__(self, max_pixels: int, formats: tuple[str, ...], image_col: str, name: str) -> None:
+        Image.init()
+        unknown = sorted(set(formats) - set(Image.OPEN))
+        if unknown:
+            raise ValueError(f"formats: PIL cannot open {unknown}; known: {sorted(Image.OPEN)}")
+        self.max_pixels, self.formats = max_pixels, tuple(formats)
+        self.image_col = image_col
+        self.name = name
+
+    def screen(self, data: bytes | None, read: Callable[[Image.Image, bytes], Checked]) -> Checked:
+        """`read(header-only opened image, data)`, or the reason the bytes are missing, empty, HTML, refused by
+        the opener (format, pixel cap), of no size, or fail to parse (in `read` too: truncated or corrupt)."""
+        if data is None:
+            return None, None, None, None, "image_missing"
+        if not data:
+            return data, None, None, None, "image_empty"
+        if _looks_like_html(data):
+            return data, None, None, None, "image_html"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # per-image PIL warnings (EXIF, bomb size) are reasons or noise
+            try:
+                with open_image(data, max_pixels=self.max_pixels, formats=self.formats) as im:
+                    if im.width <= 0 or im.height <= 0:
+                        return data, None, None, None, "image_corrupt"
+                    return read(im, data)
+            except ImageRejected as rejected:
+                width, height = rejected.size or (None, None)
+                return data, None, width, height, rejected.reason
+            except DECODE_ERRORS as error:  # clean tells truncated transfers from other damage, unlike decode()
+                truncated = isinstance(error, OSError) and "truncated" in str(error).lower()
+                return data, None, None, None, "image_truncated" if truncated else "image_corrupt"
+
+    def inputs(self, batch: pa.Table) -> list[bytes | None]:
+        return image_values(batch, self.image_col)
+
+
+class ImageFilter(ImageBytesFilter):
     """Validate downloaded image bytes; drop what does not decode, with the cause as reason.
 
     Replaces `image` with the (possibly re-encoded) bytes and `width`/`height` with the real upright
@@ -51,50 +96,29 @@ class ImageFilter(RowFilter):
     """
 
     op = "image"
-    needs_image = True
     validates_image = True
 
     @checked_params
-    def __init__(self, max_pixels: Annotated[int, Field(gt=0)] = 50_000_000,
+    def __init__(self, max_pixels: Annotated[int, Field(gt=0)] = DEFAULT_MAX_PIXELS,
                  quality: Annotated[int, Field(ge=1, le=100)] = 95, *, formats: tuple[str, ...] = ALLOWED_FORMATS,
                  image_col: str = "image", name: str = "image") -> None:
-        self.max_pixels, self.quality = max_pixels, quality
-        Image.init()
-        unknown = sorted(set(formats) - set(Image.OPEN))
-        if unknown:
-            raise ValueError(f"formats: PIL cannot open {unknown}; known: {sorted(Image.OPEN)}")
-        self.formats = tuple(formats)
-        self.image_col = image_col
-        self.name = name
+        super().__init__(max_pixels, formats, image_col, name)
+        self.quality = quality
 
     def check(self, data: bytes | None) -> Checked:
         """(output bytes, extension, width, height, reason) for one image."""
-        if data is None:
-            return None, None, None, None, "image_missing"
-        if not data:
-            return data, None, None, None, "image_empty"
-        if _looks_like_html(data):
-            return data, None, None, None, "image_html"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # per-image PIL warnings (EXIF, bomb size) are reasons or noise
-            try:
-                with open_image(data, max_pixels=self.max_pixels, formats=self.formats) as im:
-                    if im.format != "PNG":
-                        return self._decode(im, data)
-                    im.verify()  # chunk CRCs: PNG's own corruption check, which load() skips
-                with open_image(data, max_pixels=self.max_pixels, formats=("PNG",)) as im:
-                    return self._decode(im, data)
-            except ImageRejected as rejected:
-                width, height = rejected.size or (None, None)
-                return data, None, width, height, rejected.reason
-            except DECODE_ERRORS as error:  # clean tells truncated transfers from other damage, unlike decode()
-                truncated = isinstance(error, OSError) and "truncated" in str(error).lower()
-                return data, None, None, None, "image_truncated" if truncated else "image_corrupt"
+        return self.screen(data, self._validate)
+
+    def _validate(self, im: Image.Image, data: bytes) -> Checked:
+        """Decode; a PNG is verified first (chunk CRCs: PNG's own corruption check, which load() skips)."""
+        if im.format != "PNG":
+            return self._decode(im, data)
+        im.verify()
+        with open_image(data, max_pixels=self.max_pixels, formats=("PNG",)) as png:
+            return self._decode(png, data)
 
     def _decode(self, im: Image.Image, data: bytes) -> Checked:
         width, height = im.size
-        if width <= 0 or height <= 0:
-            return data, None, None, None, "image_corrupt"
         orientation = exif_orientation(im)
         ext = _KEEP_AS_IS.get(im.format or "")
         if ext is not None and im.mode == "RGB" and orientation == 1:
@@ -112,9 +136,6 @@ class ImageFilter(RowFilter):
         """`check`'s result with whether the bytes were re-encoded, before the reason."""
         image, ext, width, height, reason = self.check(data)
         return image, ext, width, height, image is not None and image is not data, reason
-
-    def inputs(self, batch: pa.Table) -> list[bytes | None]:
-        return image_values(batch, self.image_col)
 
     def outputs(self) -> list[tuple[str, pa.DataType]]:
         return [(self.image_col, pa.binary()), ("image_ext", pa.string()), ("width", pa.int64()),
