@@ -19,7 +19,7 @@ import webdataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from jsonline import report
 
-from vlforge.pipelines.executor import ray_session
+from vlforge.pipelines.executor import executor_session
 from vlforge.pipelines.render import RenderOptions, render_line, run_render
 from vlforge.shards.writer import ShardWriter
 
@@ -68,7 +68,7 @@ def bench_render(tmp: Path, lines: int) -> None:
         tar.write({"__key__": f"s{n}", "0.jpg": images[0], "json": json.dumps(sample).encode()})
     tar.close()
     base = lines / (time.perf_counter() - t0)
-    with ray_session(num_cpus=2) as session:
+    with executor_session(num_cpus=2) as session:
         session.wait()  # Ray's start is reported apart, not timed as render work
         t0 = time.perf_counter()
         run_render([jsonl], tmp / "out", RenderOptions(task="caption", lines_per_unit=max(1, lines // 8)))

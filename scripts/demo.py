@@ -17,7 +17,7 @@ from demo_train import train_and_generate
 
 from vlforge.cli import main as cli
 from vlforge.pipelines.clean.recipe import load_recipe
-from vlforge.pipelines.executor import ray_session
+from vlforge.pipelines.executor import executor_session
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "tasks"
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("demo-out"))
     args = parser.parse_args()
     fresh_out_dir(args.out)
-    with ray_session():
+    with executor_session():
         clean_web_dump(args.out)
         synthesize_ocr(args.out)
         render_examples(args.out)

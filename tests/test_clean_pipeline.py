@@ -194,7 +194,7 @@ import json, os, sys
 from pathlib import Path
 from vlforge.pipelines.clean.recipe import load_recipe
 from vlforge.pipelines.clean.run import clean
-from vlforge.pipelines.executor import ray_session
+from vlforge.pipelines.executor import executor_session
 
 
 def ray_workers():
@@ -216,7 +216,7 @@ def ray_workers():
     return found
 
 
-with ray_session(num_cpus=1):
+with executor_session(num_cpus=1):
     report = clean(load_recipe(sys.argv[1]), sys.argv[2], [("web", sys.argv[3])])
     workers = ray_workers()  # the workers that ran the plan and the units, still alive
 heavy = sorted(m for m in ("torch", "webdataset", "open_clip", "transformers") if m in sys.modules)
@@ -282,6 +282,37 @@ def test_pooled_step_runs_in_actors_with_the_same_result(ray_local, tmp_path) ->
     assert outputs[1]["6"] == ("dropped", "image_html")
     tars = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "out0").glob("*.tar")}
     assert tars == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "out1").glob("*.tar")}
+
+
+def test_executor_processes_writes_what_ray_writes(ray_local, tmp_path) -> None:
+    """The same dump cleaned on Ray and in forked processes (downloads included): the same manifests and tars."""
+    images = distinct_jpegs(6)
+    with ImageServer() as server:
+        rows = [{"SAMPLE_ID": i, "URL": server.add(f"/{i}.jpg", data), "TEXT": ENGLISH.format(f"galaxy {i}")}
+                for i, data in enumerate(images)]
+        rows.append({"SAMPLE_ID": 6, "URL": server.add("/html.jpg", b"<html>no</html>"), "TEXT": ENGLISH.format("x")})
+        dump = write_laion(tmp_path / "d.parquet", rows, row_group_size=2)
+        outputs, tars = {}, {}
+        for executor in ("ray", "processes"):
+            recipe = load_recipe(write_recipe(tmp_path / f"{executor}.yaml", rows_per_unit=2, executor=executor))
+            report = clean(recipe, tmp_path / executor, [("web", str(dump))])
+            assert len(report.run.stats) == 4
+            outputs[executor] = {r["uid"]: (r["status"], r["reason"], r["sha256"])
+                                 for r in manifest_rows(tmp_path / executor)}
+            tars[executor] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                              for p in (tmp_path / executor).glob("*.tar")}
+    assert outputs["ray"] == outputs["processes"] and len(outputs["ray"]) == 7
+    assert outputs["processes"]["6"][:2] == ("dropped", "image_html")
+    assert tars["ray"] == tars["processes"] and len(tars["ray"]) == 3
+
+
+def test_executor_processes_refuses_a_step_on_ray_actors(tmp_path) -> None:
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", after_download=[{"op": "image", "actors": 1}],
+                                      executor="processes"))
+    dump = write_laion(tmp_path / "d.parquet", [{"SAMPLE_ID": 0, "URL": "http://127.0.0.1:9/0.jpg",
+                                                 "TEXT": ENGLISH.format("x")}])
+    with pytest.raises(RuntimeError, match="runs on Ray \\(actors\\): run the command with executor ray"):
+        clean(recipe, tmp_path / "out", [("web", str(dump))])
 
 
 def test_actor_pool_serves_a_step_and_is_stopped(ray_local, tmp_path) -> None:

@@ -1,13 +1,16 @@
-"""The executor: typed units and results, the one end-of-run summary, and the driver working while Ray starts."""
+"""The executor: typed units and results, the one end-of-run summary, the driver working while Ray starts, and
+executor processes (forked workers, no Ray)."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from vlforge.pipelines.executor import RunReport, Unit, UnitFailure, UnitStats, run_units
+from vlforge.pipelines.executor import MAX_ATTEMPTS, RunReport, Unit, UnitFailure, UnitStats, run_units
 
 
 def test_summary_totals_units_and_orders_reasons_by_count() -> None:
@@ -43,7 +46,7 @@ def test_a_failure_carries_the_report_and_names_failed_and_given_up_units() -> N
 DRIVER_WHILE_RAY_STARTS = """
 import json, os, sys
 from pathlib import Path
-from vlforge.pipelines.executor import ray_session, run_tasks
+from vlforge.pipelines.executor import executor_session, run_tasks
 from vlforge.shards.outdir import Plan, claim_out_dir
 
 
@@ -51,7 +54,8 @@ def pid_of(n):
     return n, os.getpid()
 
 
-with claim_out_dir(Path(sys.argv[1]), Plan(key="t", pipeline="t", units=r"u-\\d")), ray_session(num_cpus=2) as session:
+with claim_out_dir(Path(sys.argv[1]), Plan(key="t", pipeline="t", units=r"u-\\d")), \\
+        executor_session(num_cpus=2) as session:
     starting = session is not None and session.starting  # ray.init takes seconds; this line microseconds
     first, later = [], []
     run_tasks(pid_of, [(0,)], first.append)
@@ -117,6 +121,44 @@ def test_the_driver_runs_units_while_ray_starts_in_the_first_run_only(tmp_path: 
     assert in_driver[0] and not in_driver[-1]
     assert in_driver == sorted(in_driver, reverse=True)  # the driver took units in order, then stopped
     assert all(pid != rerun["driver"] for pid in rerun["pids"])
+
+
+def test_executor_processes_runs_units_in_forked_workers_and_retries_a_killed_one(tmp_path: Path) -> None:
+    """No Ray: each unit runs in a worker forked from the driver (closures need no pickling); a worker killed
+    mid-unit, what the OOM killer does, is retried, then given up, and a new worker takes its place."""
+    driver = os.getpid()
+
+    def where(unit: Unit[int]) -> UnitStats:
+        if unit.payload == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return UnitStats(unit.id, read=1, extra={"pid": os.getpid(), "parent": os.getppid()})
+
+    given_up = []
+
+    def give_up(unit: Unit[int], cause: str) -> UnitStats:
+        given_up.append((unit.id, cause))
+        return UnitStats(unit.id, read=1, dropped=1)
+
+    report = run_units([Unit(f"u-{i}", i) for i in range(6)], where, tmp_path / "out", desc="t", num_cpus=2,
+                       executor="processes", give_up=give_up)
+    assert [s.unit for s in report.stats] == [f"u-{i}" for i in range(6)]
+    ran = [s.extra for s in report.stats if s.extra]
+    assert len(ran) == 5 and all(e["pid"] != driver and e["parent"] == driver for e in ran)
+    assert len({e["pid"] for e in ran}) <= 2 + MAX_ATTEMPTS  # the pool's two, plus one for each killed worker
+    assert given_up == [("u-3", f"WorkerDied: worker process {given_up[0][1].split()[3]} was killed by SIGKILL "
+                                f"({MAX_ATTEMPTS} attempts)")]
+    assert report.given_up == {"u-3": given_up[0][1]}
+
+
+def test_executor_processes_fails_a_unit_that_raises_and_refuses_a_ray_address(tmp_path: Path) -> None:
+    def broken(unit: Unit[int]) -> UnitStats:
+        raise ValueError(f"bad payload {unit.payload}")
+
+    with pytest.raises(UnitFailure, match="u-1: ValueError: bad payload 1"):
+        run_units([Unit("u-1", 1)], broken, tmp_path / "out", desc="t", executor="processes")
+    with pytest.raises(ValueError, match="joining a Ray cluster needs executor ray"):
+        run_units([Unit("u-1", 1)], broken, tmp_path / "out2", desc="t", executor="processes",
+                  ray_address="127.0.0.1:6379")
 
 
 @pytest.mark.slow

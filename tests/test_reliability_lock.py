@@ -130,8 +130,8 @@ def test_ray_processes_of_a_killed_driver_exit_and_commit_nothing_after_a_new_ru
 
 RAY_LOCAL = """
 import ray
-from vlforge.pipelines.executor import ray_session
-with ray_session(num_cpus=1) as session:
+from vlforge.pipelines.executor import executor_session
+with executor_session(num_cpus=1) as session:
     session.wait()
     print(ray.get(ray.remote(lambda: "task ran").remote()))
 """

@@ -1,10 +1,11 @@
-"""The executor every pipeline runs on: exactly-once execution of work units on Ray.
+"""The executor every pipeline runs on: exactly-once execution of work units on Ray (or forked processes).
 
-It owns the Ray session (`ray_session`: a private local Ray or `--ray-address`, started in the
-background so the driver lists, plans and runs the first units while Ray boots), unit scheduling with
-retries and progress (`run_units`), fenced plain tasks (`run_tasks`), and the typed result: a pipeline hands it `Unit`s
-carrying its own payload type and gets back `UnitStats` per unit in a `RunReport`, whose `summary()`
-is the end-of-run block every command prints. A run in which a unit failed or was given up ends with
+It owns the session (`executor_session`: a private local Ray or `--ray-address`, started in the
+background so the driver lists, plans and runs the first units while Ray boots; or, with executor
+processes, processes forked from the driver), unit scheduling with retries and progress (`run_units`),
+fenced plain tasks (`run_tasks`), and the typed result: a pipeline hands it `Unit`s carrying its own
+payload type and gets back `UnitStats` per unit in a `RunReport`, whose `summary()` is the end-of-run
+block every command prints. A run in which a unit failed or was given up ends with
 `UnitFailure`, which carries the report: `vlforge.cli` prints its summary and exits with status 2.
 
 A unit is processed whole by one task that commits by renaming its tars and then its
@@ -14,6 +15,8 @@ deleted and committed units are skipped, so running the same command again resum
 loss or duplicates, and a different command on the same directory is refused.
 """
 
+import argparse
+import functools
 import logging
 import os
 import re
@@ -23,11 +26,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
+from pydantic import BaseModel, Field
+
+from vlforge.pipelines.forkpool import ForkPool, WorkerDied
 from vlforge.shards.fence import Fence, active_fence
 from vlforge.shards.outdir import Claim, Plan, claim_out_dir
 from vlforge.shards.units import cleanup_uncommitted, committed_units
@@ -38,6 +44,7 @@ UNIT_FAILED = "unit_failed"  # the manifest reason of the rows of a unit that wa
 UNIT_STAGE = "unit"  # their manifest stage
 
 
+EXECUTORS = ("ray", "processes")
 P = TypeVar("P")
 
 
@@ -135,7 +142,7 @@ def give_up_rows(unit: Unit, out_dir: str | Path, rows: Iterable[dict], cause: s
 
 
 class _NotMainThread(logging.Filter):
-    """Ray warns when started outside the main thread that it set no SIGTERM handler; ray_session sets it."""
+    """Ray warns when started outside the main thread that it set no SIGTERM handler; executor_session sets it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "SIGTERM handler is not set" not in record.getMessage()
@@ -212,12 +219,55 @@ def stop_autoscaler_monitor() -> bool:
     return bool(monitors)
 
 
-_SESSION: RaySession | None = None
+@dataclass
+class LocalSession:
+    """`executor: processes`: no Ray; units and tasks run in processes forked from the driver (`forkpool`)."""
+
+    workers: int
+    starting: bool = False  # nothing to wait for
+    start_s: float = 0.0
+    stop_s: float = 0.0
+
+
+class SessionOptions(BaseModel):
+    """Where a command's units run: the recipe keys (and flags) every pipeline command shares.
+
+    None of them changes what a run writes: plan fingerprints leave `SESSION_KEYS` out, so a rerun may switch.
+    """
+
+    ray_address: str | None = None  # join a Ray cluster (auto|HOST:PORT); default: a private local Ray
+    num_cpus: Annotated[int, Field(ge=1)] | None = None  # processes at a time (the local Ray's CPUs); default: all
+    executor: Literal["ray", "processes"] = "ray"  # processes: forked from the driver, on this machine, no Ray
+
+    def session(self) -> AbstractContextManager[RaySession | LocalSession | None]:
+        return executor_session(self.ray_address, self.num_cpus, self.executor)
+
+
+SESSION_KEYS = frozenset(SessionOptions.model_fields)
+
+
+def add_session_flags(parser: argparse.ArgumentParser) -> None:
+    """--ray-address, --num-cpus and --executor, each overriding its recipe key (`SessionOptions`)."""
+    parser.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); recipe: ray_address; "
+                                              "default: a private local Ray")
+    parser.add_argument("--num-cpus", type=int, help="units at a time: the local Ray's CPUs or forked processes "
+                                                     "(recipe: num_cpus; default: all)")
+    parser.add_argument("--executor", choices=EXECUTORS,
+                        help="ray (default): a private local Ray or --ray-address; processes: processes forked "
+                             "from this one, on this machine, without Ray's start-up (recipe: executor)")
+
+
+_SESSION: RaySession | LocalSession | None = None
 
 
 @contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[RaySession | None]:
-    """Join the Ray at `address`, or start a private local one, in the background; shut down only what we started.
+def executor_session(address: str | None = None, num_cpus: int | None = None,
+                     executor: str = "ray") -> Iterator[RaySession | LocalSession | None]:
+    """The session a command's units and tasks run on: Ray (below) or, with `executor="processes"`, processes
+    forked from this one on this machine (`num_cpus` at a time, default all), for runs too small to pay for
+    Ray's start; `address` then is an error.
+
+    Ray: join the Ray at `address`, or start a private local one, in the background; shut down only what we started.
 
     Yields the session (None inside another session or when Ray was initialized by the caller; the outer
     one owns Ray). Without an address Ray is started with `address="local"`, so a cluster named by
@@ -229,6 +279,20 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     kernel fate sharing). SIGTERM ends the command through SystemExit, as Ray's own handler would.
     """
     global _SESSION
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor {executor!r}: one of {', '.join(EXECUTORS)}")
+    if executor == "processes":
+        if address:
+            raise ValueError(f"--ray-address {address}: joining a Ray cluster needs executor ray")
+        if _SESSION is not None:
+            yield None
+            return
+        _SESSION = LocalSession(num_cpus or os.cpu_count() or 1)
+        try:
+            yield _SESSION
+        finally:
+            _SESSION = None
+        return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not address:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -249,7 +313,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
 
 
 def wait_for_ray() -> None:
-    """Block while this command's Ray is starting: call before using the ray API directly."""
+    """Block while this command's Ray is starting: call before using the ray API directly. A command running
+    with executor processes has no Ray: RuntimeError."""
+    if isinstance(_SESSION, LocalSession):
+        raise RuntimeError("this step runs on Ray (actors): run the command with executor ray")
     if _SESSION is not None:
         _SESSION.wait()
 
@@ -282,7 +349,8 @@ def _memory_or_crash(exc: BaseException) -> str | None:
     from ray.exceptions import RayError, RayTaskError
 
     cause = getattr(exc, "cause", None) or exc
-    if isinstance(cause, MemoryError) or (isinstance(exc, RayError) and not isinstance(exc, RayTaskError)):
+    ray_crash = isinstance(exc, RayError) and not isinstance(exc, RayTaskError)
+    if isinstance(cause, (MemoryError, WorkerDied)) or ray_crash:
         first = (str(cause).strip().splitlines() or [""])[0][:200]
         return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
     return None
@@ -341,6 +409,16 @@ def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], N
         finished(fn(*calls.pop(0)))
     if not calls:
         return
+    if isinstance(_SESSION, LocalSession):
+        pool = ForkPool(_SESSION.workers, functools.partial(run_fenced, fn, fence))
+        try:
+            while calls or len(pool):
+                while calls and not pool.full:
+                    pool.start(None, *calls.pop(0))
+                finished(pool.next_done()[1]())
+        finally:
+            pool.close()
+        return
     wait_for_ray()
     import ray
 
@@ -365,12 +443,15 @@ def run_units(
     claim: Claim | None = None,
     give_up: Callable[[Unit, str], UnitStats] | None = None,
     max_attempts: int = MAX_ATTEMPTS,
+    executor: str = "ray",
 ) -> RunReport:
     """Run every uncommitted unit once, each as one Ray task calling `process(unit)`; return the report.
 
-    The tasks run on the caller's `ray_session` when one is open, else on one started here for the run
-    (`ray_address`, `num_cpus`; ignored inside a caller's session). While that session's Ray is still
-    starting, the driver runs units itself, one after another, but only in the first run in the directory:
+    The tasks run on the caller's `executor_session` when one is open, else on one started here for the run
+    (`ray_address`, `num_cpus`, `executor`; ignored inside a caller's session); with executor processes each
+    unit runs in a process forked from the driver (`forkpool`), where a death is retried as on Ray. While a
+    Ray session is still starting, the driver runs units itself, one after another, but only in the first run
+    in the directory:
     a rerun, which is what follows a driver killed by a unit (a decoder's crash, the OOM killer), runs every
     unit on Ray workers, whose deaths are retried and given up below.
 
@@ -396,7 +477,7 @@ def run_units(
         if claim is None:
             claim = stack.enter_context(claim_out_dir(out_dir, plan or default_plan(desc, ids), inputs=inputs,
                                                       allow_foreign_files=allow_foreign_files))
-        report = _run_claimed(units, process, claim, ray_address, num_cpus, desc, give_up, max_attempts)
+        report = _run_claimed(units, process, claim, ray_address, num_cpus, executor, desc, give_up, max_attempts)
     report.elapsed_s = time.perf_counter() - t0
     if report.failed:
         raise UnitFailure(report, out_dir)
@@ -418,7 +499,7 @@ def _checked(stats: object, unit: Unit) -> UnitStats:
 
 
 def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats], claim: Claim,
-                 ray_address: str | None, num_cpus: int | None, desc: str,
+                 ray_address: str | None, num_cpus: int | None, executor: str, desc: str,
                  give_up: Callable[[Unit, str], UnitStats] | None, max_attempts: int) -> RunReport:
     out = claim.out_dir
     report = RunReport(removed=cleanup_uncommitted(out, [u.id for u in units], claim.tokens))
@@ -452,14 +533,17 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats], claim:
                 return
         progress.update(results[unit.id])
 
-    with ray_session(ray_address, num_cpus) as session:
-        if session is not None and claim.tokens == (claim.fence.token,):
+    with executor_session(ray_address, num_cpus, executor) as session:
+        if isinstance(_SESSION, LocalSession):
+            _run_forked(queue, process, claim.fence, _SESSION.workers, settle)
+            queue.clear()
+        elif session is not None and claim.tokens == (claim.fence.token,):
             while queue and session.starting:  # the first run in `out`: the driver works while Ray boots
                 settle(unit := queue.pop(), _run_in_driver, process, claim.fence, unit)
-        wait_for_ray()
-        import ray  # after ray_session has set Ray's environment
-
         if queue:
+            wait_for_ray()
+            import ray  # after executor_session has set Ray's environment
+
             task = ray.remote(num_cpus=1, max_retries=0)(run_fenced).options(  # retries counted here, see above
                 name=getattr(process, "__name__", "unit"))
             width = max(1, 2 * int(ray.available_resources().get("CPU", 1)))
@@ -472,6 +556,21 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats], claim:
                 settle(pending.pop(ready[0]), ray.get, ready[0])
     report.stats = [results[u.id] for u in todo if u.id in results]
     return report
+
+
+def _run_forked(queue: list[Unit], process: Callable[[Unit], UnitStats], fence: Fence, workers: int,
+                settle: Callable[..., None]) -> None:
+    """Run the queue's units (last first) in forked processes, `workers` at a time; `settle` may requeue."""
+    pool = ForkPool(workers, functools.partial(run_fenced, process, fence))
+    try:
+        while queue or len(pool):
+            while queue and not pool.full:
+                unit = queue.pop()
+                pool.start(unit, unit)
+            unit, outcome = pool.next_done()
+            settle(unit, outcome)
+    finally:
+        pool.close()
 
 
 def _run_in_driver(process: Callable[[Unit], UnitStats], fence: Fence, unit: Unit) -> UnitStats:

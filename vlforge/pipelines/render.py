@@ -24,7 +24,17 @@ from vlforge.formats.errors import FieldError
 from vlforge.formats.jsontext import JsonTextError, parse_json
 from vlforge.formats.paths import inside
 from vlforge.formats.tasks import TASKS, image_fields, references, render
-from vlforge.pipelines.executor import RunReport, Unit, UnitStats, finish, give_up_rows, run_units
+from vlforge.pipelines.executor import (
+    SESSION_KEYS,
+    RunReport,
+    SessionOptions,
+    Unit,
+    UnitStats,
+    add_session_flags,
+    finish,
+    give_up_rows,
+    run_units,
+)
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.shards.imageio import ImageRejected, decode, normalize
 from vlforge.shards.keys import sanitize_key
@@ -88,14 +98,12 @@ class RenderOptions(BaseModel):
         return task
 
 
-class RenderRecipe(RenderOptions):
+class RenderRecipe(RenderOptions, SessionOptions):
     """`vlforge render --recipe R.yaml`: every flag a key (`input`, `out`, ...), flags override keys."""
 
     input: list[Path] = Field(min_length=1)
     out: Path
     allow_foreign_files: bool = False  # write into an `out` holding files vlforge did not write (never deleted)
-    ray_address: str | None = None
-    num_cpus: Positive | None = None  # CPUs of the private local Ray (default: all)
 
     def options(self) -> RenderOptions:
         """The per-unit part (no revalidation: it was checked as part of this recipe)."""
@@ -261,9 +269,11 @@ def render_plan(path: Path, options: RenderOptions) -> Plan:
 
 
 def run_render(
-    inputs: list[Path], out_dir: Path, options: RenderOptions, ray_address: str | None = None,
-    allow_foreign_files: bool = False, num_cpus: int | None = None,
+    inputs: list[Path], out_dir: Path, options: RenderOptions, session: SessionOptions | None = None,
+    allow_foreign_files: bool = False,
 ) -> RunReport:
+    """Render `inputs` into `out_dir` (`session`: where the units run; default a private local Ray)."""
+    session = session or SessionOptions()
     for path in inputs:
         if not path.is_file():
             raise FileNotFoundError(f"--input: no such file {path}")
@@ -272,7 +282,7 @@ def run_render(
         raise ValueError(f"--input: file names must differ (work units are named after them), got {stems}")
     plans = [render_plan(path, options) for path in inputs]
     units = [u for path in inputs for u in split_units(path, options, out_dir)]
-    return run_units(units, process_unit, out_dir, ray_address=ray_address, num_cpus=num_cpus,
+    return run_units(units, process_unit, out_dir, **session.model_dump(include=set(SESSION_KEYS)),
                      desc=f"render {options.task}", plan=plans, inputs=inputs, allow_foreign_files=allow_foreign_files,
                      give_up=give_up_unit)
 
@@ -296,15 +306,13 @@ def add_render_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="let image paths leave the JSONL file's folder tree (absolute paths, ..)")
     p.add_argument("--allow-foreign-files", action="store_true", default=None,
                    help="write into an --out that holds files vlforge did not write (they are never deleted)")
-    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: a private local Ray")
-    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
+    add_session_flags(p)
     return p
 
 
 def run_render_command(args: argparse.Namespace) -> int:
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "recipe") and v is not None}
     recipe = load_render_recipe(args.recipe, flags)
-    report = run_render(recipe.input, recipe.out, recipe.options(), recipe.ray_address, recipe.allow_foreign_files,
-                        recipe.num_cpus)
+    report = run_render(recipe.input, recipe.out, recipe.options(), recipe, recipe.allow_foreign_files)
     finish(report, recipe.out)
     return 0

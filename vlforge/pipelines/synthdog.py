@@ -16,10 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from vlforge.config import ConfigError, load_model
-from vlforge.pipelines.executor import RunReport, Unit, UnitStats, finish, give_up_rows, run_units
+from vlforge.pipelines.executor import (
+    SESSION_KEYS,
+    RunReport,
+    SessionOptions,
+    Unit,
+    UnitStats,
+    add_session_flags,
+    finish,
+    give_up_rows,
+    run_units,
+)
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.shards.outdir import Plan, claim_out_dir
 from vlforge.shards.writer import ShardWriter
@@ -33,7 +43,7 @@ log = logging.getLogger(__name__)
 DONUT_NAMES = ("donut", ".donut.tmp")  # export_donut's output and its temporary folder
 
 
-class Recipe(BaseModel):
+class Recipe(SessionOptions):
     """Every `vlforge synthdog` flag as a recipe key; `synthdog` holds the generator parameters."""
 
     model_config = ConfigDict(extra="forbid")
@@ -42,11 +52,9 @@ class Recipe(BaseModel):
     count: Annotated[int, Field(ge=0)] = 1000  # samples per language
     out: str | None = None
     seed: int = 0
-    fonts: list[str] = []
-    backgrounds: list[str] = []
-    corpus: list[str] = []  # FILE or LANG=FILE; the language of a bare FILE is guessed from its text
-    ray_address: str | None = None
-    num_cpus: Annotated[int, Field(ge=1)] | None = None
+    fonts: list[str] = Field(default_factory=list)
+    backgrounds: list[str] = Field(default_factory=list)
+    corpus: list[str] = Field(default_factory=list)  # FILE or LANG=FILE; a bare FILE: language from its text
     size: Annotated[int, Field(ge=32, le=8192)] | Literal["variable"] | None = None  # shorthand, see below
     format: Literal["webdataset", "donut"] = "webdataset"
     unit_size: Annotated[int, Field(ge=1)] = 200  # samples per work unit (and per tar)
@@ -71,7 +79,7 @@ def resolve(args: argparse.Namespace) -> Recipe:
     """Recipe file, then command-line flags on top (`vlforge.config.load_model`); errors name file and key."""
     flags = {"lang": args.lang.split(",") if args.lang else None, "count": args.count, "out": args.out,
              "seed": args.seed, "fonts": args.fonts, "backgrounds": args.backgrounds, "corpus": args.corpus,
-             "ray_address": args.ray_address, "num_cpus": args.num_cpus, "format": args.format,
+             **{key: getattr(args, key) for key in SESSION_KEYS}, "format": args.format,
              "unit_size": args.unit_size, "size": args.size, "allow_foreign_files": args.allow_foreign_files}
     recipe = load_model(args.recipe, Recipe, {k: v for k, v in flags.items() if v is not None})
     if recipe.out is None:
@@ -175,7 +183,7 @@ def synthesize_shards(recipe: Recipe, config: SynthConfig) -> tuple[RunReport, R
     with claim_out_dir(out, synthdog_plan(recipe, config, spec, corpora),
                        inputs=[*recipe.fonts, *recipe.backgrounds, *corpora],
                        allow_foreign_files=recipe.allow_foreign_files) as claim:
-        report = run_units(units, process_unit, out, ray_address=recipe.ray_address, num_cpus=recipe.num_cpus,
+        report = run_units(units, process_unit, out, **recipe.model_dump(include=set(SESSION_KEYS)),
                            desc="synthdog", claim=claim, give_up=give_up_unit)
         if recipe.format == "donut":
             export_donut(out, out / "donut")
@@ -228,8 +236,7 @@ def add_synthdog_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     parser.add_argument("--fonts", nargs="+", metavar="DIR", help="font files/directories (TTF/OTF/TTC/OTC)")
     parser.add_argument("--backgrounds", nargs="+", metavar="DIR", help="background image files/directories")
     parser.add_argument("--corpus", nargs="+", metavar="[LANG=]FILE", help="UTF-8 text files per language")
-    parser.add_argument("--ray-address", help="join a Ray cluster (auto or HOST:PORT); default: a private local Ray")
-    parser.add_argument("--num-cpus", type=int, help="CPUs for the local Ray (default: all)")
+    add_session_flags(parser)
     parser.add_argument("--format", choices=["webdataset", "donut"],
                         help="donut: also export Donut's layout (split/metadata.jsonl) under OUT/donut")
     parser.add_argument("--unit-size", type=int, help="samples per work unit and tar (default 200)")

@@ -34,7 +34,7 @@ from vlforge.pipelines.clean.keys import (
     write_keys,
 )
 from vlforge.pipelines.clean.recipe import CleanRecipe, RecipeError
-from vlforge.pipelines.executor import Unit, run_tasks
+from vlforge.pipelines.executor import SESSION_KEYS, Unit, run_tasks
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.shards.atomic import write_json
 from vlforge.shards.units import committed_units
@@ -111,7 +111,7 @@ def scan_file(job: CleanJob, f: InputFile) -> dict:
 def clean_fingerprint(recipe: CleanRecipe, files: list[InputFile]) -> dict[str, str]:
     """What decides the result: the recipe (minus operational knobs), which file feeds which source, and
     each input file's size and modification stamp (`fingerprint.plan_fingerprint`)."""
-    decisive = recipe.model_dump(mode="json", exclude={"num_cpus": True, "ray_address": True, "download": {
+    decisive = recipe.model_dump(mode="json", exclude={**dict.fromkeys(SESSION_KEYS, True), "download": {
         "thread_count", "timeout", "retries"}})
     options = {"recipe": decisive, "--input": [[f.source, f.path] for f in files]}
     return plan_fingerprint(options, [p for f in files for p in (f.path, f.companion) if p is not None])

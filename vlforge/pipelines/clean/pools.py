@@ -47,18 +47,19 @@ def actor_thresholds(recipe: CleanRecipe, step: Step) -> dict[str, float] | None
 
 
 def start_pools(recipe: CleanRecipe, sources: set[str]) -> dict[str, list]:
-    """An actor pool for each pooled step that some source of this run enables."""
+    """An actor pool for each pooled step that some source of this run enables. Waits for Ray only when there is
+    one, so without pools the driver goes on working while Ray starts."""
+    pooled = [step for step in recipe.steps() if step.actors and any(
+        s.name == step.name for source in sources for phase in ("before_download", "after_download")
+        for s in recipe.source_steps(source, phase))]
+    if not pooled:
+        return {}
     wait_for_ray()
     import ray
 
-    pools = {}
-    for step in recipe.steps():
-        used = any(s.name == step.name for source in sources for phase in ("before_download", "after_download")
-                   for s in recipe.source_steps(source, phase))
-        if step.actors and used:
-            actor = ray.remote(num_cpus=1, num_gpus=step.num_gpus)(FilterActor)
-            pools[step.name] = [actor.remote(step, actor_thresholds(recipe, step)) for _ in range(step.actors)]
-    return pools
+    actor = ray.remote(num_cpus=1)(FilterActor)
+    return {step.name: [actor.options(num_gpus=step.num_gpus).remote(step, actor_thresholds(recipe, step))
+                        for _ in range(step.actors)] for step in pooled}
 
 
 def stop_pools(pools: Mapping[str, list]) -> None:

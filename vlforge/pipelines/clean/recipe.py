@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from vlforge.config import ConfigError, field_errors, load_model
 from vlforge.filters.base import Filter
 from vlforge.filters.registry import needs_image, operators
+from vlforge.pipelines.executor import SessionOptions
 from vlforge.sources.download import DownloadOptions
 from vlforge.sources.dumps.schemas import FIELDS, SCHEMAS, ColumnOverrides
 
@@ -160,7 +161,7 @@ class ShardSpec(BaseModel):
     max_bytes: int | None = Field(default=1 << 30, ge=1)
 
 
-class CleanRecipe(BaseModel):
+class CleanRecipe(SessionOptions):
     """A whole cleaning run. CLI flags override the matching keys (`run.recipe_overrides`, dotted keys)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -168,8 +169,6 @@ class CleanRecipe(BaseModel):
     name: str
     description: str = ""
     rows_per_unit: int = Field(default=5000, ge=1)
-    num_cpus: int | None = Field(default=None, ge=1)
-    ray_address: str | None = None
     sources: dict[str, SourceSpec] = Field(min_length=1)
     before_download: list[Step] = Field(default_factory=list)
     after_download: list[Step] = Field(default_factory=list)

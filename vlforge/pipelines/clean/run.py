@@ -28,12 +28,13 @@ from vlforge.pipelines.clean.pools import start_pools, stop_pools
 from vlforge.pipelines.clean.recipe import CleanRecipe, RecipeError, load_recipe
 from vlforge.pipelines.clean.unit import process_unit
 from vlforge.pipelines.executor import (
+    SESSION_KEYS,
     RunReport,
     Unit,
     UnitStats,
+    add_session_flags,
     finish,
     give_up_rows,
-    ray_session,
     run_units,
 )
 from vlforge.shards.atomic import write_json
@@ -117,7 +118,7 @@ def clean(recipe: CleanRecipe, out_dir: str | Path, inputs: list[tuple[str, str]
                 fingerprint=clean_fingerprint(recipe, files))
     read = [p for _, p in pairs] + [p for f in files for p in (f.path, f.companion) if p is not None]
     with claim_out_dir(out, plan, inputs=read, allow_foreign_files=allow_foreign_files) as claim, \
-            ray_session(recipe.ray_address, recipe.num_cpus) as session:  # Ray boots while the driver plans
+            recipe.session() as session:  # Ray boots while the driver plans
         job, units = make_plan(recipe, out, files, plan.fingerprint)
         job = dataclasses.replace(job, pools=start_pools(recipe, {f.source for f in files}))
         try:  # a failed (uncommitted) unit raises: image dedup waits for the rerun that commits it
@@ -151,9 +152,7 @@ def add_clean_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--input", nargs="+", metavar="[SOURCE=]PATH",
                    help="input files, directories, globs or fsspec URLs (recipe: sources.<name>.inputs)")
     p.add_argument("--out", required=True, type=Path, help="output directory (shards, manifests, plan)")
-    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); recipe: ray_address; "
-                                         "default: a private local Ray")
-    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (recipe: num_cpus)")
+    add_session_flags(p)
     p.add_argument("--rows-per-unit", type=int, help="rows per resumable work unit (recipe: rows_per_unit)")
     p.add_argument("--allow-foreign-files", action="store_true",
                    help="write into an --out that holds files vlforge did not write (they are never deleted)")
@@ -169,7 +168,7 @@ def add_clean_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 def recipe_overrides(args: argparse.Namespace, source_names: Iterable[str]) -> dict[str, Any]:
     """Dotted recipe keys for the flags that were given."""
     overrides: dict[str, Any] = {}
-    for flag, key in (("ray_address", "ray_address"), ("num_cpus", "num_cpus"), ("rows_per_unit", "rows_per_unit"),
+    for flag, key in (*((k, k) for k in sorted(SESSION_KEYS)), ("rows_per_unit", "rows_per_unit"),
                       ("allow_loopback", "download.allow_loopback")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlforge.pipelines.executor import RunReport, Unit, finish, ray_session, run_tasks, run_units
+from vlforge.pipelines.executor import RunReport, Unit, executor_session, finish, run_tasks, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.pipelines.mix.dedup import find_duplicates, hash_unit
 from vlforge.pipelines.mix.images import eval_hashes
@@ -116,7 +116,7 @@ def build_mixture(recipe: MixRecipe, out: str | Path, allow_foreign_files: bool 
                            allow_foreign_files=allow_foreign_files) as claim:
             plan_dir = install_plan(staging, out, dict(out_plan.fingerprint))
             units = make_units(recipe, plan, out, plan_dir)
-            with ray_session(recipe.ray_address, recipe.num_cpus):
+            with executor_session(recipe.ray_address, recipe.num_cpus):
                 if recipe.drop_duplicates != "none":
                     run_tasks(hash_unit, [(u.id, u.payload, recipe.drop_duplicates) for u in units])
                     find_duplicates(plan_dir, recipe.drop_duplicates)

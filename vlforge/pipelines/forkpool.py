@@ -1,0 +1,119 @@
+"""`executor: processes`: calls run in worker processes forked from the driver, no Ray.
+
+On one machine this skips what a private local Ray costs a command (its daemons' start, about 3.5 CPU-seconds,
+and the shutdown). A pool is made for one function: its workers are forked when first needed and inherit the
+function, the driver's loaded modules and the fence, so nothing but each call's arguments and result is
+pickled; a worker serves calls one at a time until the pool closes (what it imports, it imports once). A worker
+that dies mid-call (the OOM killer, a decoder's crash) is seen for what it is: that call ends in `WorkerDied`,
+which the executor retries as it retries a Ray worker's death, and a new worker takes its place.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+_FORK = multiprocessing.get_context("fork")
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended in the middle of a call: killed (out of memory, say) or crashed."""
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+
+
+def _serve(conn: Connection, fn: Callable) -> None:
+    """A worker's loop: each message is one call's arguments; the reply is ("ok", result) or ("error", exc)."""
+    while True:
+        args = conn.recv()
+        if args is None:  # the pool closes (not EOF: workers forked later hold copies of the driver's end)
+            return
+        try:
+            outcome: tuple[str, Any] = ("ok", fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the driver, which decides
+            outcome = ("error", exc)
+        try:
+            conn.send(outcome)
+        except Exception as exc:  # noqa: BLE001 - a result or an exception that does not pickle
+            conn.send(("error", RuntimeError(f"{type(outcome[1]).__name__} could not be sent back: {exc}")))
+
+
+class ForkPool:
+    """Up to `workers` forked processes running `fn`; `start` hands one a call, `next_done` waits for any."""
+
+    def __init__(self, workers: int, fn: Callable) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.workers, self.fn = workers, fn
+        self._idle: list[_Worker] = []
+        self._busy: dict[Connection, tuple[_Worker, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._busy)
+
+    @property
+    def full(self) -> bool:
+        return len(self._busy) >= self.workers
+
+    def start(self, tag: Any, *args: object) -> None:
+        """Run fn(*args) in an idle worker (forked now if there is none); `tag` comes back with its outcome."""
+        worker = self._idle.pop() if self._idle else self._fork()
+        worker.conn.send(args)
+        self._busy[worker.conn] = (worker, tag)
+
+    def next_done(self) -> tuple[Any, Callable[[], object]]:
+        """(tag, outcome) of a finished call: `outcome()` returns its result or raises what it raised, or
+        WorkerDied when its worker ended without a reply."""
+        conn = wait(list(self._busy))[0]
+        worker, tag = self._busy.pop(conn)
+        try:
+            status, value = conn.recv()
+        except EOFError:
+            conn.close()
+            worker.process.join()
+            status = "error"
+            value = WorkerDied(f"worker process {worker.process.pid} {_how_it_ended(worker.process.exitcode)}")
+        else:
+            self._idle.append(worker)
+        return tag, lambda: _unwrap(status, value)
+
+    def close(self) -> None:
+        """Idle workers are told to end; busy ones (a failed command's leftovers) are killed, their commits
+        fenced anyway."""
+        for worker in self._idle:
+            worker.conn.send(None)
+        for worker, _ in self._busy.values():
+            worker.process.kill()
+        for worker in [*self._idle, *(w for w, _ in self._busy.values())]:
+            worker.process.join()
+            worker.conn.close()
+        self._idle.clear()
+        self._busy.clear()
+
+    def _fork(self) -> _Worker:
+        ours, theirs = _FORK.Pipe()
+        process = _FORK.Process(target=_serve, args=(theirs, self.fn), daemon=True, name="vlforge-worker")
+        process.start()
+        theirs.close()  # the worker's end lives in the worker only, so its death is an EOF here
+        return _Worker(process, ours)
+
+
+def _unwrap(status: str, value: object) -> object:
+    if status == "ok":
+        return value
+    raise value  # type: ignore[misc]  # an exception, always
+
+
+def _how_it_ended(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with status {code} mid-call"
