@@ -109,6 +109,15 @@ def test_same_recipe_and_seed_give_the_same_bytes_and_a_rerun_changes_nothing(mi
     assert rerun.report.stats == [] and len(rerun.report.skipped) == 4
 
 
+def test_executor_processes_mixes_the_same_bytes(mixed, tmp_path):
+    out, result, recipe = mixed
+    forked = build_mixture(recipe.model_copy(update={"executor": "processes"}), tmp_path / "forked")
+    digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.tar"))}
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((tmp_path / "forked").glob("*.tar"))
+            } == digest
+    assert forked.summary == result.summary
+
+
 def test_a_rerun_with_another_recipe_is_refused_naming_the_change(mixed):
     out, _, recipe = mixed
     with pytest.raises(ValueError, match=r"changed: .*recipe\.seed: 0 -> 1"):

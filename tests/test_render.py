@@ -8,7 +8,7 @@ from PIL import Image
 
 from vlforge.cli import main
 from vlforge.formats.tasks import TASKS
-from vlforge.pipelines.executor import UnitFailure
+from vlforge.pipelines.executor import SessionOptions, UnitFailure
 from vlforge.pipelines.export import export_qwenvl_json
 from vlforge.pipelines.render import RenderOptions, load_render_recipe, run_render
 from vlforge.shards.manifest import MANIFEST_DIR, read_manifests
@@ -190,6 +190,20 @@ def test_rerun_resumes_only_uncommitted_units(tmp_path):
     assert after["text-00000-000000.tar"] == before["text-00000-000000.tar"]
     texts = sorted(json.loads(s["json"])["segments"][0]["text"] for s in iter_samples(str(out)))
     assert texts == sorted(f"line {i}" for i in range(10))
+
+
+def test_executor_processes_renders_the_same_bytes_as_ray(tmp_path):
+    shutil.copytree(EXAMPLES / "images", tmp_path / "images")
+    jsonl = tmp_path / "caption.jsonl"
+    jsonl.write_text((EXAMPLES / "caption.jsonl").read_text() * 3)
+    digests = {}
+    for executor in ("ray", "processes"):
+        out = tmp_path / executor
+        report = run_render([jsonl], out, RenderOptions(task="caption", lines_per_unit=1),
+                            SessionOptions(executor=executor, num_cpus=2))
+        assert len(report.stats) > 1
+        digests[executor] = {p.name: p.read_bytes() for p in out.glob("*.tar")}
+    assert digests["ray"] == digests["processes"] and digests["ray"]
 
 
 def test_export_qwenvl_json_round_trips_chat(tmp_path):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vlforge.config import load_model
 from vlforge.formats.tasks import TASKS
+from vlforge.pipelines.executor import SessionOptions
 from vlforge.sources.annotations import ADAPTERS, AdapterOptionsUnion
 
 
@@ -54,7 +55,7 @@ class ShardSpec(_Strict):
     max_bytes: Annotated[int, Field(ge=1)] | None = 1 << 30
 
 
-class MixRecipe(_Strict):
+class MixRecipe(_Strict, SessionOptions):
     name: str
     description: str = ""
     seed: int = 0
@@ -63,10 +64,8 @@ class MixRecipe(_Strict):
     phash: bool = True  # perceptual hashes for near-duplicate reports and --exclude-eval
     # cross-source duplicates are always reported; sha256/phash also drops them from later-listed sources
     drop_duplicates: Literal["none", "sha256", "phash"] = "none"
-    exclude_eval: list[Path] = []
+    exclude_eval: list[Path] = Field(default_factory=list)
     allow_outside_paths: bool = False  # image files may lie outside their source's image folders (or JSONL's)
-    num_cpus: Annotated[int, Field(ge=1)] | None = None
-    ray_address: str | None = None
     images: ImageSpec = ImageSpec()
     shards: ShardSpec = ShardSpec()
     sources: list[MixSource] = Field(min_length=1)

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlforge.pipelines.executor import RunReport, Unit, executor_session, finish, run_tasks, run_units
+from vlforge.pipelines.executor import SESSION_KEYS, RunReport, Unit, add_session_flags, finish, run_tasks, run_units
 from vlforge.pipelines.fingerprint import plan_fingerprint
 from vlforge.pipelines.mix.dedup import find_duplicates, hash_unit
 from vlforge.pipelines.mix.images import eval_hashes
@@ -79,7 +79,7 @@ def make_units(recipe: MixRecipe, plan: Plan, out: Path, plan_dir: Path) -> list
 
 def fingerprint(recipe: MixRecipe, spilled: list[Spilled], evals: str, inputs: list[str]) -> dict[str, str]:
     options = {
-        "recipe": recipe.model_dump(mode="json", exclude={"ray_address", "num_cpus", "exclude_eval"}),
+        "recipe": recipe.model_dump(mode="json", exclude={*SESSION_KEYS, "exclude_eval"}),
         "records": {s.name: found.digest for s, found in zip(recipe.sources, spilled, strict=True)},
         "exclude_eval": evals,
     }
@@ -116,7 +116,7 @@ def build_mixture(recipe: MixRecipe, out: str | Path, allow_foreign_files: bool 
                            allow_foreign_files=allow_foreign_files) as claim:
             plan_dir = install_plan(staging, out, dict(out_plan.fingerprint))
             units = make_units(recipe, plan, out, plan_dir)
-            with executor_session(recipe.ray_address, recipe.num_cpus):
+            with recipe.session():
                 if recipe.drop_duplicates != "none":
                     run_tasks(hash_unit, [(u.id, u.payload, recipe.drop_duplicates) for u in units])
                     find_duplicates(plan_dir, recipe.drop_duplicates)
@@ -145,16 +145,14 @@ def add_mix_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
                         "(default: such a sample is dropped, reason image_outside_root)")
     p.add_argument("--allow-foreign-files", action="store_true",
                    help="write into an --out that holds files vlforge did not write (they are never deleted)")
-    p.add_argument("--ray-address", help="join a Ray cluster (auto|HOST:PORT); default: local Ray")
-    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray")
+    add_session_flags(p)
     return p
 
 
 def run_mix(args: argparse.Namespace) -> int:
     overrides = {"seed": args.seed, "total": args.total, "exclude_eval": args.exclude_eval,
                  "drop_duplicates": args.drop_duplicates,
-                 "allow_outside_paths": args.allow_outside_paths, "ray_address": args.ray_address,
-                 "num_cpus": args.num_cpus}
+                 "allow_outside_paths": args.allow_outside_paths, **{key: getattr(args, key) for key in SESSION_KEYS}}
     recipe = load_mix_recipe(args.recipe, overrides)
     result = build_mixture(recipe, args.out, allow_foreign_files=args.allow_foreign_files)
     print(format_summary(result.summary))
