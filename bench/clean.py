@@ -6,7 +6,8 @@
    truncated JPEGs. The same operations run three ways, each as a whole command in its own process
    session, alternating, median of `--repeats` runs:
    - `vlforge clean` with bench/clean-equivalent.yaml (caption cleanup, >= 2 words, 5-1000 characters,
-     decode validation, aspect <= 3, shorter side >= 200; no dedup, no language step) on 2 CPUs;
+     decode validation, aspect <= 3, shorter side >= 200; no dedup, no language step) on 2 CPUs, on its
+     default private local Ray and, as vlforge-processes, with --executor processes (no Ray);
    - Data-Juicer 1.6.1 (`dj-process`, default executor, np=2) with fix_unicode_mapper, clean_html_mapper,
      clean_links_mapper, whitespace_normalization_mapper, text_length_filter (5-1000),
      words_num_filter (>= 2), image_aspect_ratio_filter (1/3-3) and image_shape_filter (>= 200 both
@@ -279,9 +280,9 @@ def ensure_shards(data: Path, samples: int) -> Path:
     return shards
 
 
-def vlforge_argv(shards: Path, out: Path, cpus: int) -> list[str]:
+def vlforge_argv(shards: Path, out: Path, cpus: int, executor: str = "ray") -> list[str]:
     return [str(Path(sys.executable).parent / "vlforge"), "clean", "--recipe", str(EQUIVALENT),
-            "--input", f"bench={shards}", "--out", str(out), "--num-cpus", str(cpus)]
+            "--input", f"bench={shards}", "--out", str(out), "--num-cpus", str(cpus), "--executor", executor]
 
 
 def bench_end_to_end(tmp: Path, shards: Path, samples: int, repeats: int, dj_python: Path,
@@ -289,10 +290,11 @@ def bench_end_to_end(tmp: Path, shards: Path, samples: int, repeats: int, dj_pyt
     data = shards.parent
     tools = {
         "vlforge": lambda out: vlforge_argv(shards, out, 2),
+        "vlforge-processes": lambda out: vlforge_argv(shards, out, 2, "processes"),
         "loop": lambda out: [sys.executable, __file__, "--run-loop", str(shards), str(out)],
     }
     if before:  # another copy of the package, first on the path of the command and of its Ray workers
-        tools["vlforge-before"] = tools["vlforge"]
+        tools["vlforge-before"] = lambda out: vlforge_argv(shards, out, 2)[:-2]  # it may predate --executor
     if dj_python.exists():
         if not (data / "dj" / "input.jsonl").exists():
             make_dj_input(shards, data / "dj")
@@ -357,12 +359,16 @@ def bench_end_to_end(tmp: Path, shards: Path, samples: int, repeats: int, dj_pyt
         ours, theirs = kept["vlforge"], kept["data-juicer"]
         print(f"  kept by both {len(ours & theirs)}, only vlforge {len(ours - theirs)}, "
               f"only Data-Juicer {len(theirs - ours)} (the rules that differ on purpose: see this file's docstring)")
-    for name in runs:
-        if name == "vlforge":
-            continue
-        report("clean", f"end_to_end_samples_per_s_vs_{name.replace('-', '_')}", rate["vlforge"], "samples/s",
-               rate[name])
-        report("clean", f"end_to_end_peak_rss_gib_vs_{name.replace('-', '_')}", rss["vlforge"], "GiB", rss[name])
+    for ours in ("vlforge", "vlforge-processes"):
+        for name in runs:
+            if name.startswith("vlforge") and (ours != "vlforge" or name == "vlforge"):
+                continue  # each executor against the baselines; the default Ray one also against --before
+            prefix = "end_to_end" if ours == "vlforge" else "end_to_end_processes"
+            report("clean", f"{prefix}_samples_per_s_vs_{name.replace('-', '_')}", rate[ours], "samples/s",
+                   rate[name])
+            report("clean", f"{prefix}_peak_rss_gib_vs_{name.replace('-', '_')}", rss[ours], "GiB", rss[name])
+    report("clean", "end_to_end_processes_first_unit_s", first["vlforge-processes"], "s", first["vlforge"])
+    report("clean", "end_to_end_processes_exit_after_last_unit_s", last["vlforge-processes"], "s", last["vlforge"])
     if "vlforge-before" in first:  # a figure only against a baseline from the same run
         report("clean", "end_to_end_first_unit_s", first["vlforge"], "s", first["vlforge-before"])
         report("clean", "end_to_end_exit_after_last_unit_s", last["vlforge"], "s", last["vlforge-before"])
