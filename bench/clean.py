@@ -52,7 +52,8 @@ Run: .venv/bin/python bench/clean.py [--parts e2e,scale,workers,metadata] [--sam
          [--rows 1000000] [--scale 20000,200000,1000000] [--data DIR]
      (--parts defaults to e2e,metadata; --data keeps the generated shards in DIR and reuses them on the next
      run, and parts 3 and 4 read theirs from it; --rows 0 skips part 2; --before DIR measures the vlforge
-     package in DIR too, as vlforge-before, alternating with the others in part 1). For example:
+     package in DIR too (a checkout: `git worktree add DIR REV`), as vlforge-before, alternating with the
+     others in part 1, with DIR/bench/clean-equivalent.yaml when it has one). For example:
          .venv/bin/python bench/clean.py --parts scale --data /tmp/clean-bench-data
          .venv/bin/python bench/clean.py --parts workers --repeats 5 --data /tmp/clean-bench-data
      Part 3 needs the bench's temporary folder (TMPDIR) on the filesystem of --data, for the hard links.
@@ -284,9 +285,11 @@ def ensure_shards(data: Path, samples: int) -> Path:
     return shards
 
 
-def vlforge_argv(shards: Path, out: Path, cpus: int, executor: str = "ray") -> list[str]:
-    return [str(Path(sys.executable).parent / "vlforge"), "clean", "--recipe", str(EQUIVALENT),
-            "--input", f"bench={shards}", "--out", str(out), "--num-cpus", str(cpus), "--executor", executor]
+def vlforge_argv(shards: Path, out: Path, cpus: int, executor: str | None = "ray", recipe: Path = EQUIVALENT
+                 ) -> list[str]:
+    return [str(Path(sys.executable).parent / "vlforge"), "clean", "--recipe", str(recipe), "--input",
+            f"bench={shards}", "--out", str(out), "--num-cpus", str(cpus),
+            *(["--executor", executor] if executor else [])]
 
 
 def bench_end_to_end(tmp: Path, shards: Path, samples: int, repeats: int, dj_python: Path,
@@ -297,8 +300,11 @@ def bench_end_to_end(tmp: Path, shards: Path, samples: int, repeats: int, dj_pyt
         "vlforge-processes": lambda out: vlforge_argv(shards, out, 2, "processes"),
         "loop": lambda out: [sys.executable, __file__, "--run-loop", str(shards), str(out)],
     }
-    if before:  # another copy of the package, first on the path of the command and of its Ray workers
-        tools["vlforge-before"] = lambda out: vlforge_argv(shards, out, 2)[:-2]  # it may predate --executor
+    if before:  # another copy of the package, first on the path of the command and of its Ray workers; with its
+        # own bench recipe when it has one (it may predate ops and flags this one uses)
+        recipe = before / "bench" / EQUIVALENT.name
+        tools["vlforge-before"] = lambda out: vlforge_argv(shards, out, 2, None, recipe if recipe.exists()
+                                                           else EQUIVALENT)
     if dj_python.exists():
         if not (data / "dj" / "input.jsonl").exists():
             make_dj_input(shards, data / "dj")
@@ -543,7 +549,7 @@ def main() -> None:
     parser.add_argument("--dj-python", type=Path, default=Path("/tmp/djvenv/bin/python"),
                         help="the Python of a venv with py-data-juicer==1.6.1 (skipped when absent)")
     parser.add_argument("--before", type=Path, help="a folder holding another vlforge package (e.g. an older "
-                        "commit's vlforge/), measured as vlforge-before in the same run")
+                        "commit's checkout), measured as vlforge-before in the same run")
     parser.add_argument("--rows", type=int, default=1_000_000, help="metadata rows for the memory run (0: skip)")
     parser.add_argument("--scale", default="20000,200000,1000000",
                         help="sample counts of the scale part, smallest first (the baseline of the others)")
