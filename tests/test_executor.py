@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,48 @@ def test_executor_processes_fails_a_unit_that_raises_and_refuses_a_ray_address(t
     with pytest.raises(ValueError, match="joining a Ray cluster needs executor ray"):
         run_units([Unit("u-1", 1)], broken, tmp_path / "out2", desc="t", executor="processes",
                   ray_address="127.0.0.1:6379")
+
+
+FORKED_ORPHANS = """
+import os, sys, time
+from pathlib import Path
+from vlforge.pipelines.executor import Unit, UnitStats, run_units
+
+
+def work(unit):
+    Path(sys.argv[1], f"{unit.id}.pid").write_text(str(os.getpid()))
+    time.sleep(0 if unit.id == "u-0" else 60)  # u-0's worker goes idle, u-1's stays busy
+    return UnitStats(unit.id)
+
+
+run_units([Unit("u-0", 0), Unit("u-1", 1)], work, Path(sys.argv[1]) / "out", desc="t", num_cpus=2,
+          executor="processes")
+"""
+
+
+def test_executor_processes_workers_end_with_a_killed_driver(tmp_path: Path) -> None:
+    """SIGKILL to the driver: its busy worker and its idle one both exit (no orphan keeps running)."""
+    driver = subprocess.Popen([sys.executable, "-c", FORKED_ORPHANS, str(tmp_path)], cwd=tmp_path)
+    pids = [tmp_path / "u-0.pid", tmp_path / "u-1.pid"]
+    deadline = time.monotonic() + 60
+    while not all(p.exists() for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # u-0 has returned: its worker waits idle
+    workers = [int(p.read_text()) for p in pids]
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie, reaped by no one here, counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 @pytest.mark.slow

@@ -3,7 +3,9 @@
 On one machine this skips what a private local Ray costs a command (its daemons' start, about 3.5 CPU-seconds,
 and the shutdown). A pool is made for one function: its workers are forked when first needed and inherit the
 function, the driver's loaded modules and the fence, so nothing but each call's arguments and result is
-pickled; a worker serves calls one at a time until the pool closes (what it imports, it imports once). A worker
+pickled; a worker serves calls one at a time until the pool closes (what it imports, it imports once).
+Fork while the driver has done no threaded work: forked after the driver had itself read parquet files with
+pyarrow's thread pools, the clean bench's workers ran units half as fast (measured, cause not pinned down). A worker
 that dies mid-call (the OOM killer, a decoder's crash) is seen for what it is: that call ends in `WorkerDied`,
 which the executor retries as it retries a Ray worker's death, and a new worker takes its place.
 """
@@ -11,6 +13,7 @@ which the executor retries as it retries a Ray worker's death, and a new worker 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 _FORK = multiprocessing.get_context("fork")
+IDLE_POLL_S = 0.5  # how often an idle worker checks that its driver is still there
 
 
 class WorkerDied(RuntimeError):
@@ -31,10 +35,18 @@ class _Worker:
     conn: Connection
 
 
-def _serve(conn: Connection, fn: Callable) -> None:
-    """A worker's loop: each message is one call's arguments; the reply is ("ok", result) or ("error", exc)."""
+def _serve(conn: Connection, fn: Callable, parent: int) -> None:
+    """A worker's loop: each message is one call's arguments; the reply is ("ok", result) or ("error", exc).
+    An idle worker whose driver is gone exits at once, though a sibling forked later still holds a copy of
+    the driver's end of its pipe; a busy one exits through the call's own watch (`executor.run_fenced`)."""
     while True:
-        args = conn.recv()
+        while not conn.poll(IDLE_POLL_S):
+            if os.getppid() != parent:
+                return
+        try:
+            args = conn.recv()
+        except EOFError:
+            return
         if args is None:  # the pool closes (not EOF: workers forked later hold copies of the driver's end)
             return
         try:
@@ -101,7 +113,8 @@ class ForkPool:
 
     def _fork(self) -> _Worker:
         ours, theirs = _FORK.Pipe()
-        process = _FORK.Process(target=_serve, args=(theirs, self.fn), daemon=True, name="vlforge-worker")
+        process = _FORK.Process(target=_serve, args=(theirs, self.fn, os.getpid()), daemon=True,
+                                name="vlforge-worker")
         process.start()
         theirs.close()  # the worker's end lives in the worker only, so its death is an EOF here
         return _Worker(process, ours)
