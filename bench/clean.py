@@ -371,7 +371,7 @@ def bench_end_to_end(tmp: Path, shards: Path, samples: int, repeats: int, dj_pyt
               f"only Data-Juicer {len(theirs - ours)} (the rules that differ on purpose: see this file's docstring)")
     for ours in ("vlforge", "vlforge-processes"):
         for name in runs:
-            if name.startswith("vlforge") and (ours != "vlforge" or name == "vlforge"):
+            if name in ("vlforge", "vlforge-processes") or (name == "vlforge-before" and ours != "vlforge"):
                 continue  # each executor against the baselines; the default Ray one also against --before
             prefix = "end_to_end" if ours == "vlforge" else "end_to_end_processes"
             report("clean", f"{prefix}_samples_per_s_vs_{name.replace('-', '_')}", rate[ours], "samples/s",
