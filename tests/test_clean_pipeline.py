@@ -27,7 +27,7 @@ from test_clean_support import (
 )
 
 from vlforge.pipelines.clean.plan import PLAN_DIR, make_plan
-from vlforge.pipelines.clean.recipe import load_recipe
+from vlforge.pipelines.clean.recipe import RecipeError, load_recipe
 from vlforge.pipelines.clean.run import SUMMARY, clean, run_clean
 from vlforge.shards.verify import verify_dir
 from vlforge.sources.dumps.schemas import InputFile
@@ -192,7 +192,7 @@ def test_img2dataset_shards_are_cleaned_without_downloading(ray_local, tmp_path,
 NO_TORCH = """
 import json, os, sys
 from pathlib import Path
-from vlforge.pipelines.clean.recipe import load_recipe
+from vlforge.pipelines.clean.recipe import RecipeError, load_recipe
 from vlforge.pipelines.clean.run import clean
 from vlforge.pipelines.executor import executor_session
 
@@ -216,7 +216,8 @@ def ray_workers():
     return found
 
 
-with executor_session(num_cpus=1):
+with executor_session(num_cpus=1) as session:
+    session.wait()  # Ray up before the run: its units go to workers (else the driver takes them while Ray boots)
     report = clean(load_recipe(sys.argv[1]), sys.argv[2], [("web", sys.argv[3])])
     workers = ray_workers()  # the workers that ran the plan and the units, still alive
 heavy = sorted(m for m in ("torch", "webdataset", "open_clip", "transformers") if m in sys.modules)
@@ -307,12 +308,9 @@ def test_executor_processes_writes_what_ray_writes(ray_local, tmp_path) -> None:
 
 
 def test_executor_processes_refuses_a_step_on_ray_actors(tmp_path) -> None:
-    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", after_download=[{"op": "image", "actors": 1}],
-                                      executor="processes"))
-    dump = write_laion(tmp_path / "d.parquet", [{"SAMPLE_ID": 0, "URL": "http://127.0.0.1:9/0.jpg",
-                                                 "TEXT": ENGLISH.format("x")}])
-    with pytest.raises(RuntimeError, match="runs on Ray \\(actors\\): run the command with executor ray"):
-        clean(recipe, tmp_path / "out", [("web", str(dump))])
+    path = write_recipe(tmp_path / "r.yaml", after_download=[{"op": "image", "actors": 1}], executor="processes")
+    with pytest.raises(RecipeError, match=r"executor processes: steps \['image'\] run on Ray actors"):
+        load_recipe(path)
 
 
 def test_actor_pool_serves_a_step_and_is_stopped(ray_local, tmp_path) -> None:

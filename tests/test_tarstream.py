@@ -304,6 +304,27 @@ def test_garbage_is_an_error(garbage):
         ours(garbage)
 
 
+@pytest.mark.parametrize("records", [b"11 size=\xc2\xb2\n", b"34 size=" + b"9" * 25 + b"\n"])
+def test_a_pax_size_that_is_no_byte_count_is_an_error(records):
+    """Unicode digits and numbers past 2**63 were ValueErrors that failed a unit on every rerun."""
+    raw = bytearray(build([("é.txt", b"hello")]))
+    pax_size = int(raw[124:135], 8)
+    records = raw[512 : 512 + pax_size] + records
+    raw[124:136] = b"%011o\0" % len(records)
+    raw[512:1024] = records.ljust(512, b"\0")
+    fix_checksum(raw, 0)
+    with pytest.raises(tarfile.ReadError, match="invalid size"):
+        ours(bytes(raw))
+
+
+def test_a_base_256_size_past_2_63_is_an_error():
+    raw = bytearray(build([("a.txt", b"hello")], tarfile.GNU_FORMAT))
+    raw[124:136] = b"\x80" + (2**80).to_bytes(11, "big")
+    fix_checksum(raw)
+    with pytest.raises(tarfile.ReadError, match="invalid size"):
+        ours(bytes(raw))
+
+
 def test_a_negative_size_is_an_error():
     raw = bytearray(build([("a.txt", b"hello")], tarfile.GNU_FORMAT))
     raw[124:136] = b"\xff" * 12
@@ -313,7 +334,9 @@ def test_a_negative_size_is_an_error():
 
 
 @pytest.mark.parametrize(("old", "new"), [(b"15 path=", b"16 path="), (b"15 path=", b"1x path="),
-                                          (b"15 path=", b"15 path:"), (b"15 path=", b"14 path=")])
+                                          (b"15 path=", b"15 path:"), (b"15 path=", b"14 path="),
+                                          (b"15 path=", b"15_path="),  # no space: once an endless loop
+                                          (b"15 path=", b"\xc2\xb2 path=")])  # a digit, but not ASCII
 def test_a_malformed_pax_record_is_an_error(old, new):
     raw = build([("é.txt", b"x")])
     assert raw.count(old) == 1

@@ -174,7 +174,10 @@ class RaySession:
             else:
                 ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=True,
                          logging_level=logging.WARNING)
-                stop_autoscaler_monitor()
+                try:
+                    stop_autoscaler_monitor()
+                except Exception as exc:  # noqa: BLE001 - Ray's internals moved: a slower shutdown, no failure
+                    logging.getLogger(__name__).debug("autoscaler monitor left running: %r", exc)
         except BaseException as exc:  # noqa: BLE001 - handed to the driver by wait()
             self._error = exc
             return
@@ -287,7 +290,7 @@ def executor_session(address: str | None = None, num_cpus: int | None = None,
         if _SESSION is not None:
             yield None
             return
-        _SESSION = LocalSession(num_cpus or os.cpu_count() or 1)
+        _SESSION = LocalSession(num_cpus or len(os.sched_getaffinity(0)))  # the CPUs this process may use
         try:
             yield _SESSION
         finally:
@@ -346,14 +349,21 @@ def default_plan(desc: str, ids: list[str]) -> Plan:
 
 def _memory_or_crash(exc: BaseException) -> str | None:
     """A short cause when a unit's worker died or ran out of memory (worth retrying); None otherwise."""
-    from ray.exceptions import RayError, RayTaskError
-
     cause = getattr(exc, "cause", None) or exc
-    ray_crash = isinstance(exc, RayError) and not isinstance(exc, RayTaskError)
-    if isinstance(cause, (MemoryError, WorkerDied)) or ray_crash:
+    if isinstance(cause, (MemoryError, WorkerDied)) or _is_ray_crash(exc):
         first = (str(cause).strip().splitlines() or [""])[0][:200]
         return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
     return None
+
+
+def _is_ray_crash(exc: BaseException) -> bool:
+    """A Ray failure other than the task's own exception (a worker or node died). Without Ray loaded
+    (executor processes) there is none, and ray is not imported to find out."""
+    if "ray" not in sys.modules:
+        return False
+    from ray.exceptions import RayError, RayTaskError
+
+    return isinstance(exc, RayError) and not isinstance(exc, RayTaskError)
 
 
 @contextmanager
@@ -533,12 +543,12 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats], claim:
                 return
         progress.update(results[unit.id])
 
-    with executor_session(ray_address, num_cpus, executor) as session:
+    with executor_session(ray_address, num_cpus, executor):
         if isinstance(_SESSION, LocalSession):
             _run_forked(queue, process, claim.fence, _SESSION.workers, settle)
             queue.clear()
-        elif session is not None and claim.tokens == (claim.fence.token,):
-            while queue and session.starting:  # the first run in `out`: the driver works while Ray boots
+        elif isinstance(_SESSION, RaySession) and not _SESSION.address and claim.tokens == (claim.fence.token,):
+            while queue and _SESSION.starting:  # the first run in `out`: the driver works while a local Ray boots
                 settle(unit := queue.pop(), _run_in_driver, process, claim.fence, unit)
         if queue:
             wait_for_ray()

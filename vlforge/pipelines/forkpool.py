@@ -12,9 +12,14 @@ which the executor retries as it retries a Ray worker's death, and a new worker 
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import multiprocessing
 import os
+import pickle
 import signal
+import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -23,6 +28,7 @@ from typing import Any
 
 _FORK = multiprocessing.get_context("fork")
 IDLE_POLL_S = 0.5  # how often an idle worker checks that its driver is still there
+PRELOAD = ("pandas",)  # see _preload
 
 
 class WorkerDied(RuntimeError):
@@ -36,9 +42,12 @@ class _Worker:
 
 
 def _serve(conn: Connection, fn: Callable, parent: int) -> None:
-    """A worker's loop: each message is one call's arguments; the reply is ("ok", result) or ("error", exc).
-    An idle worker whose driver is gone exits at once, though a sibling forked later still holds a copy of
-    the driver's end of its pipe; a busy one exits through the call's own watch (`executor.run_fenced`)."""
+    """A worker's loop: each message is one call's arguments; the reply is ("ok", result) or ("error", exc),
+    the exception carrying the worker's traceback as a note. A call that ends the process instead (SystemExit,
+    a signal) is the worker's death to the driver, as on Ray. Ctrl-C is the driver's to handle: it kills its
+    workers. An idle worker whose driver is gone exits at once, though a sibling forked later still holds a
+    copy of the driver's end of its pipe; a busy one exits through the call's own watch (`run_fenced`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         while not conn.poll(IDLE_POLL_S):
             if os.getppid() != parent:
@@ -51,7 +60,8 @@ def _serve(conn: Connection, fn: Callable, parent: int) -> None:
             return
         try:
             outcome: tuple[str, Any] = ("ok", fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to the driver, which decides
+        except Exception as exc:  # noqa: BLE001 - handed to the driver, which decides
+            exc.add_note(f"in worker process {os.getpid()}:\n{traceback.format_exc()}")
             outcome = ("error", exc)
         try:
             conn.send(outcome)
@@ -78,8 +88,14 @@ class ForkPool:
 
     def start(self, tag: Any, *args: object) -> None:
         """Run fn(*args) in an idle worker (forked now if there is none); `tag` comes back with its outcome."""
-        worker = self._idle.pop() if self._idle else self._fork()
-        worker.conn.send(args)
+        while True:
+            worker = self._idle.pop() if self._idle else self._fork()
+            try:
+                worker.conn.send(args)
+                break
+            except OSError:  # an idle worker killed meanwhile (the OOM killer, say): another takes the call
+                worker.conn.close()
+                worker.process.join()
         self._busy[worker.conn] = (worker, tag)
 
     def next_done(self) -> tuple[Any, Callable[[], object]]:
@@ -88,21 +104,27 @@ class ForkPool:
         conn = wait(list(self._busy))[0]
         worker, tag = self._busy.pop(conn)
         try:
-            status, value = conn.recv()
+            reply = conn.recv_bytes()
         except EOFError:
             conn.close()
             worker.process.join()
-            status = "error"
-            value = WorkerDied(f"worker process {worker.process.pid} {_how_it_ended(worker.process.exitcode)}")
-        else:
-            self._idle.append(worker)
-        return tag, lambda: _unwrap(status, value)
+            return tag, _raiser(WorkerDied(f"worker process {worker.process.pid} "
+                                           f"{_how_it_ended(worker.process.exitcode)}"))
+        self._idle.append(worker)
+        try:
+            status, value = pickle.loads(reply)
+        except Exception as exc:  # noqa: BLE001 - e.g. an exception class whose __init__ takes other arguments
+            return tag, _raiser(RuntimeError(f"a worker's reply could not be read back: {exc!r}"))
+        return tag, (lambda: value) if status == "ok" else _raiser(value)
 
     def close(self) -> None:
         """Idle workers are told to end; busy ones (a failed command's leftovers) are killed, their commits
         fenced anyway."""
         for worker in self._idle:
-            worker.conn.send(None)
+            try:
+                worker.conn.send(None)
+            except OSError:  # already gone
+                worker.process.kill()
         for worker, _ in self._busy.values():
             worker.process.kill()
         for worker in [*self._idle, *(w for w, _ in self._busy.values())]:
@@ -112,6 +134,7 @@ class ForkPool:
         self._busy.clear()
 
     def _fork(self) -> _Worker:
+        _preload()
         ours, theirs = _FORK.Pipe()
         process = _FORK.Process(target=_serve, args=(theirs, self.fn, os.getpid()), daemon=True,
                                 name="vlforge-worker")
@@ -120,13 +143,24 @@ class ForkPool:
         return _Worker(process, ours)
 
 
-def _unwrap(status: str, value: object) -> object:
-    if status == "ok":
-        return value
-    raise value  # type: ignore[misc]  # an exception, always
+def _preload() -> None:
+    """Import in the driver, once, what every worker would import on its own: pyarrow imports pandas the first
+    time it converts Python values (half a second a worker). Importing starts no threads."""
+    for name in PRELOAD:
+        if name not in sys.modules and importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
+def _raiser(exc: BaseException) -> Callable[[], object]:
+    def outcome() -> object:
+        raise exc
+    return outcome
 
 
 def _how_it_ended(code: int | None) -> str:
     if code is not None and code < 0:
-        return f"was killed by {signal.Signals(-code).name}"
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:  # a real-time signal has no name
+            return f"was killed by signal {-code}"
     return f"exited with status {code} mid-call"

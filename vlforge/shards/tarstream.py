@@ -99,7 +99,10 @@ def _check_header(header: bytes, offset: int) -> tuple[int, int]:
 def _number(field: bytes, what: str) -> int:
     """A numeric header field: octal digits ended by NUL or space, or GNU's base-256 (first byte 0x80)."""
     if field[0] == 0x80:
-        return int.from_bytes(field[1:], "big")
+        value = int.from_bytes(field[1:], "big")
+        if value >= 1 << 63:
+            raise tarfile.ReadError(f"invalid {what}: {value} bytes")
+        return value
     try:
         value = int(field.split(b"\0", 1)[0].strip() or b"0", 8)
     except ValueError:
@@ -133,10 +136,10 @@ def _pax_records(data: bytes) -> dict[str, str]:
     pos = 0
     while pos < len(data):
         space = data.find(b" ", pos)
-        length = data[pos:space]
-        end = pos + int(length) if space > pos and length.isdigit() else 0
+        length = data[pos:space] if space > pos else b""
+        end = pos + int(length) if _is_count(length) else 0
         key, equals, value = data[space + 1 : end - 1].partition(b"=")
-        if end <= space or end > len(data) or data[end - 1] != 0x0A or not equals or not key:
+        if space <= pos or end <= space or end > len(data) or data[end - 1] != 0x0A or not equals or not key:
             raise tarfile.ReadError(f"malformed pax header record {data[pos : pos + 60]!r}")
         records[_text(key)] = _text(value)
         pos = end
@@ -176,9 +179,14 @@ def _header_name(header: bytes) -> str:
     return _text(name)
 
 
+def _is_count(digits: bytes | str) -> bool:
+    """Plain ASCII digits a byte count can be (at most 19 of them: under 2**63)."""
+    return 0 < len(digits) <= 19 and digits.isascii() and digits.isdigit()
+
+
 def _pax_size(value: str) -> int:
-    if not value.isdigit():
-        raise tarfile.ReadError(f"invalid size {value!r} in a pax header")
+    if not _is_count(value):
+        raise tarfile.ReadError(f"invalid size {value[:40]!r} in a pax header")
     return int(value)
 
 
@@ -201,7 +209,10 @@ def _read_exact(stream: BinaryIO, size: int, what: str) -> bytes:
 def _seek_past(stream: BinaryIO, size: int, name: str) -> None:
     """Pass over a member's bytes unread; its last byte is read, as a seek past the end would not fail."""
     if size:
-        stream.seek(size - 1, io.SEEK_CUR)
+        try:
+            stream.seek(size - 1, io.SEEK_CUR)
+        except (OSError, OverflowError, ValueError) as exc:
+            raise tarfile.ReadError(f"member {name!r} of {size} bytes cannot be passed over: {exc}") from None
         if not stream.read(1):
             raise tarfile.ReadError(f"member {name!r} cut off: fewer than its {size} bytes")
 

@@ -182,6 +182,9 @@ class CleanRecipe(SessionOptions):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"step names must be unique; repeated: {repeated} (give each a `name:`)")
+        pooled = [s.name for s in self.steps() if s.actors]
+        if pooled and self.executor == "processes":
+            raise ValueError(f"executor processes: steps {pooled} run on Ray actors (actors:); use executor ray")
         for i, step in enumerate(self.before_download):
             if step.op in NEEDS_IMAGE:
                 raise ValueError(f"before_download.{i} ({step.name}): op {step.op} needs the image; "
