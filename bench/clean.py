@@ -41,8 +41,10 @@
    the smallest size is the baseline of each figure, so the ratios show whether throughput holds and memory
    stays flat as the input grows. Each size's output is deleted once measured (about 30 GB at 1M), the
    links at the end.
-4. Workers (`--parts workers`): `vlforge clean` on `--data` with --num-cpus 1 and --num-cpus 2, alternating,
-   median of `--repeats` runs each. The unit phase is measured from the committed manifests' modification
+4. Workers (`--parts workers`): `vlforge clean --executor processes` on `--data` with --num-cpus 1 and
+   --num-cpus 2, alternating, median of `--repeats` runs each (not on Ray: there the driver also works on
+   units while Ray starts in a first run, a third process that blurs one worker against two). The unit
+   phase is measured from the committed manifests' modification
    times: the least-squares slope of input samples committed so far against commit time. It leaves out
    Ray's start and stop, planning, worker start-up and the first units' own work (fixed costs, reported
    by parts 1 and 3), and unlike units / (last commit - first commit) it does not depend on whether the two
@@ -396,9 +398,10 @@ class CleanRun:
     unit_rate: float | None  # input samples/s while units commit (measure.unit_rate)
 
 
-def clean_once(shards: Path, out: Path, cpus: int, cwd: Path, sample_memory: bool = True) -> CleanRun:
+def clean_once(shards: Path, out: Path, cpus: int, cwd: Path, sample_memory: bool = True,
+               executor: str = "ray") -> CleanRun:
     """One measured `vlforge clean` of the bench recipe; its output is deleted once read."""
-    run = run_measured(vlforge_argv(shards, out, cpus), cwd=cwd,  # not the checkout: Ray puts the driver's
+    run = run_measured(vlforge_argv(shards, out, cpus, executor), cwd=cwd,  # not the checkout: Ray puts the driver's
                        sample_memory=sample_memory)  # working directory on its workers' path
     first, last = fixed_cost(run, out)
     measured = CleanRun(shard_rows(shards), run, first, last, unit_rate(out))
@@ -455,7 +458,8 @@ def bench_workers(tmp: Path, shards: Path, repeats: int) -> None:
     runs: dict[int, list[CleanRun]] = {1: [], 2: []}
     for r in range(repeats):
         for cpus in (1, 2) if r % 2 == 0 else (2, 1):  # alternate who goes first
-            run = clean_once(shards, tmp / f"workers-{cpus}-{r}", cpus, tmp, sample_memory=False)
+            run = clean_once(shards, tmp / f"workers-{cpus}-{r}", cpus, tmp, sample_memory=False,
+                             executor="processes")
             if run.unit_rate is None:
                 raise SystemExit("workers: fewer than three units in a run, no unit-phase rate; use more --samples")
             runs[cpus].append(run)
