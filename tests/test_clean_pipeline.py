@@ -266,13 +266,17 @@ def test_top_fraction_threshold_is_computed_per_source(ray_local, tmp_path) -> N
     assert rows["d6"]["reason"].startswith("clip_score<0.36")
 
 
+def six_photos_and_an_html_page(server: ImageServer, path: Path, row_group_size: int | None = None) -> Path:
+    """A LAION dump of six distinct photos and a seventh URL that serves HTML, all on `server`."""
+    rows = [{"SAMPLE_ID": i, "URL": server.add(f"/{i}.jpg", data), "TEXT": ENGLISH.format(f"galaxy {i}")}
+            for i, data in enumerate(distinct_jpegs(6))]
+    rows.append({"SAMPLE_ID": 6, "URL": server.add("/html.jpg", b"<html>no</html>"), "TEXT": ENGLISH.format("x")})
+    return write_laion(path, rows, row_group_size=row_group_size)
+
+
 def test_pooled_step_runs_in_actors_with_the_same_result(ray_local, tmp_path) -> None:
-    images = distinct_jpegs(6)
     with ImageServer() as server:
-        rows = [{"SAMPLE_ID": i, "URL": server.add(f"/{i}.jpg", data), "TEXT": ENGLISH.format(f"galaxy {i}")}
-                for i, data in enumerate(images)]
-        rows.append({"SAMPLE_ID": 6, "URL": server.add("/html.jpg", b"<html>no</html>"), "TEXT": ENGLISH.format("x")})
-        dump = write_laion(tmp_path / "d.parquet", rows)
+        dump = six_photos_and_an_html_page(server, tmp_path / "d.parquet")
         outputs = {}
         for actors in (0, 1):
             steps = [{"op": "image", "actors": actors}]
@@ -287,12 +291,8 @@ def test_pooled_step_runs_in_actors_with_the_same_result(ray_local, tmp_path) ->
 
 def test_executor_processes_writes_what_ray_writes(ray_local, tmp_path) -> None:
     """The same dump cleaned on Ray and in forked processes (downloads included): the same manifests and tars."""
-    images = distinct_jpegs(6)
     with ImageServer() as server:
-        rows = [{"SAMPLE_ID": i, "URL": server.add(f"/{i}.jpg", data), "TEXT": ENGLISH.format(f"galaxy {i}")}
-                for i, data in enumerate(images)]
-        rows.append({"SAMPLE_ID": 6, "URL": server.add("/html.jpg", b"<html>no</html>"), "TEXT": ENGLISH.format("x")})
-        dump = write_laion(tmp_path / "d.parquet", rows, row_group_size=2)
+        dump = six_photos_and_an_html_page(server, tmp_path / "d.parquet", row_group_size=2)
         outputs, tars = {}, {}
         for executor in ("ray", "processes"):
             recipe = load_recipe(write_recipe(tmp_path / f"{executor}.yaml", rows_per_unit=2, executor=executor))
