@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, Field
 
@@ -44,7 +44,8 @@ UNIT_FAILED = "unit_failed"  # the manifest reason of the rows of a unit that wa
 UNIT_STAGE = "unit"  # their manifest stage
 
 
-EXECUTORS = ("ray", "processes")
+Executor = Literal["ray", "processes"]
+EXECUTORS: tuple[str, ...] = get_args(Executor)
 P = TypeVar("P")
 
 
@@ -240,7 +241,7 @@ class SessionOptions(BaseModel):
 
     ray_address: str | None = None  # join a Ray cluster (auto|HOST:PORT); default: a private local Ray
     num_cpus: Annotated[int, Field(ge=1)] | None = None  # processes at a time (the local Ray's CPUs); default: all
-    executor: Literal["ray", "processes"] = "ray"  # processes: forked from the driver, on this machine, no Ray
+    executor: Executor = "ray"  # processes: forked from the driver, on this machine, no Ray
 
     def session(self) -> AbstractContextManager[RaySession | LocalSession | None]:
         return executor_session(self.ray_address, self.num_cpus, self.executor)
@@ -420,14 +421,9 @@ def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], N
     if not calls:
         return
     if isinstance(_SESSION, LocalSession):
-        pool = ForkPool(_SESSION.workers, functools.partial(run_fenced, fn, fence))
-        try:
-            while calls or len(pool):
-                while calls and not pool.full:
-                    pool.start(None, *calls.pop(0))
-                finished(pool.next_done()[1]())
-        finally:
-            pool.close()
+        calls.reverse()  # _run_forked takes from the end
+        _run_forked(functools.partial(run_fenced, fn, fence), calls, _SESSION.workers,
+                    lambda call, outcome: finished(outcome()), args_of=tuple)
         return
     wait_for_ray()
     import ray
@@ -545,8 +541,7 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats], claim:
 
     with executor_session(ray_address, num_cpus, executor):
         if isinstance(_SESSION, LocalSession):
-            _run_forked(queue, process, claim.fence, _SESSION.workers, settle)
-            queue.clear()
+            _run_forked(functools.partial(run_fenced, process, claim.fence), queue, _SESSION.workers, settle)
         elif isinstance(_SESSION, RaySession) and not _SESSION.address and claim.tokens == (claim.fence.token,):
             while queue and _SESSION.starting:  # the first run in `out`: the driver works while a local Ray boots
                 settle(unit := queue.pop(), _run_in_driver, process, claim.fence, unit)
@@ -568,17 +563,17 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats], claim:
     return report
 
 
-def _run_forked(queue: list[Unit], process: Callable[[Unit], UnitStats], fence: Fence, workers: int,
-                settle: Callable[..., None]) -> None:
-    """Run the queue's units (last first) in forked processes, `workers` at a time; `settle` may requeue."""
-    pool = ForkPool(workers, functools.partial(run_fenced, process, fence))
+def _run_forked(fn: Callable, queue: list, workers: int, on_done: Callable[[Any, Callable[[], object]], None],
+                args_of: Callable[[Any], tuple] = lambda item: (item,)) -> None:
+    """fn(*args_of(item)) for the queue's items, last first, in forked workers, `workers` at a time;
+    `on_done(item, outcome)` gets each outcome (`ForkPool.next_done`) and may put items back on the queue."""
+    pool = ForkPool(workers, fn)
     try:
         while queue or len(pool):
             while queue and not pool.full:
-                unit = queue.pop()
-                pool.start(unit, unit)
-            unit, outcome = pool.next_done()
-            settle(unit, outcome)
+                item = queue.pop()
+                pool.start(item, *args_of(item))
+            on_done(*pool.next_done())
     finally:
         pool.close()
 

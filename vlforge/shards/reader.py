@@ -11,7 +11,7 @@ import fsspec
 from braceexpand import braceexpand
 
 from vlforge.shards.members import split_member
-from vlforge.shards.tarstream import Member, iter_members
+from vlforge.shards.tarstream import iter_members
 
 MAX_MEMBER_BYTES = 256 * 1024 * 1024  # one image or JSON member; vlforge's own writers stay far below
 
@@ -64,7 +64,7 @@ def iter_tar(url: str, max_member_bytes: int = MAX_MEMBER_BYTES) -> Iterator[dic
                 if not ext or key.endswith("/") or not key:
                     continue
                 if member.data is None:
-                    raise ShardReadError(f"{url}: {_unread(member, max_member_bytes)}")
+                    raise ShardReadError(f"{url}: {member.why_unread(max_member_bytes)}")
                 if sample is None or sample["__key__"] != key:
                     if sample is not None:
                         yield sample
@@ -77,13 +77,6 @@ def iter_tar(url: str, max_member_bytes: int = MAX_MEMBER_BYTES) -> Iterator[dic
         raise ShardReadError(f"{url}: unreadable or truncated tar ({exc})") from exc
     if sample is not None:
         yield sample
-
-
-def _unread(member: Member, max_bytes: int) -> str:
-    """Why a file member was not read: over the size limit, or sparse (its stored bytes are not its content)."""
-    if member.size > max_bytes:
-        return f"member {member.name} is {member.size} bytes, over the {max_bytes}-byte limit for one member; not read"
-    return f"member {member.name} is a GNU sparse file (its stored bytes are not its content); not read"
 
 
 def iter_samples(spec: str | Sequence[str]) -> Iterator[dict]:

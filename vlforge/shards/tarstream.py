@@ -33,6 +33,12 @@ class Member(NamedTuple):
     isfile: bool
     sparse: bool = False
 
+    def why_unread(self, max_bytes: int) -> str:
+        """Why a file member's `data` is None: over `max_bytes`, or sparse."""
+        if self.size > max_bytes:
+            return f"member {self.name} is {self.size} bytes, over the {max_bytes}-byte limit for one member; not read"
+        return f"member {self.name} is a GNU sparse file (its stored bytes are not its content); not read"
+
 
 def iter_members(stream: BinaryIO, max_bytes: int) -> Iterator[Member]:
     """The members of a tar on a buffered binary stream, in order. Ends at the first zero block or at the end of

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from vlforge.shards.members import is_image, split_member
 from vlforge.shards.reader import MAX_MEMBER_BYTES
-from vlforge.shards.tarstream import iter_members
+from vlforge.shards.tarstream import Member, iter_members
 from vlforge.sources.download import Fetched, reason_from_error
 from vlforge.sources.dumps.parquet import ParquetReader
 from vlforge.sources.dumps.schemas import InputFile
@@ -44,13 +44,13 @@ class Img2datasetReader(ParquetReader):
                    for s, e in zip(statuses, errors, strict=True)]
         position = {k: i for i, (k, s) in enumerate(zip(keys, statuses, strict=True)) if s == "success"}
         try:
-            for key, data in iter_shard_images(f.companion, list(position)):
+            for key, member in iter_shard_images(f.companion, list(position)):
                 row = fetched[position[key]]
-                if data is None:
-                    row.reason, row.error = "too_large", (f"tar member of {key} not read: over the size limit for "
-                                                          f"one member, or a sparse file")
+                if member.data is None:
+                    row.reason = "too_large" if member.size > MAX_MEMBER_BYTES else "image_corrupt"
+                    row.error = member.why_unread(MAX_MEMBER_BYTES)
                 else:
-                    row.keep(spill, data)
+                    row.keep(spill, member.data)
         except tarfile.ReadError as exc:  # a tar cut off (img2dataset killed) or damaged: the images before it count
             for i in position.values():
                 if not fetched[i].stored and fetched[i].reason is None:
@@ -59,10 +59,10 @@ class Img2datasetReader(ParquetReader):
 
 
 def iter_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBER_BYTES
-                      ) -> Iterator[tuple[str, bytes | None]]:
-    """(key, image bytes) of the given keys from an img2dataset tar (members `KEY.jpg`, `KEY.png`, ...), streamed
-    one member at a time, stopping once every key was found; None for a member over `max_bytes` (or a GNU sparse
-    one), never read. tarfile.ReadError for a tar cut off or corrupt before then."""
+                      ) -> Iterator[tuple[str, Member]]:
+    """(key, member) of the given keys from an img2dataset tar (members `KEY.jpg`, `KEY.png`, ...), streamed
+    one member at a time, stopping once every key was found; a member over `max_bytes` (or a GNU sparse one)
+    comes with `data` None, never read (`Member.why_unread`). tarfile.ReadError for a tar cut off or corrupt before then."""
     wanted = set(keys)
     if not wanted:
         return
@@ -70,7 +70,7 @@ def iter_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBE
         for member in iter_members(handle, max_bytes):
             key, ext = split_member(member.name)
             if key in wanted and member.isfile and is_image(ext):
-                yield key, member.data
+                yield key, member
                 wanted.discard(key)
                 if not wanted:
                     return
@@ -79,4 +79,4 @@ def iter_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBE
 def read_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBER_BYTES) -> dict[str, bytes | None]:
     """iter_shard_images as a mapping, every image held: not for the pipeline (its `fetch` streams), kept for
     bench/clean.py's one-process loop baseline and for tests."""
-    return dict(iter_shard_images(tar_path, keys, max_bytes))
+    return {key: member.data for key, member in iter_shard_images(tar_path, keys, max_bytes)}
