@@ -62,7 +62,8 @@ def iter_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBE
                       ) -> Iterator[tuple[str, Member]]:
     """(key, member) of the given keys from an img2dataset tar (members `KEY.jpg`, `KEY.png`, ...), streamed
     one member at a time, stopping once every key was found; a member over `max_bytes` (or a GNU sparse one)
-    comes with `data` None, never read (`Member.why_unread`). tarfile.ReadError for a tar cut off or corrupt before then."""
+    comes with `data` None, never read (`Member.why_unread`). tarfile.ReadError for a tar cut off or corrupt
+    before then."""
     wanted = set(keys)
     if not wanted:
         return
