@@ -62,10 +62,12 @@ with claim_out_dir(Path(sys.argv[1]), Plan(key="t", pipeline="t", units=r"u-\\d"
     run_tasks(pid_of, [(0,)], first.append)
     session.wait()
     import ray._private.worker
-    monitor = [i.process.poll() for i in ray._private.worker._global_node.all_processes.get("monitor", [])]
+    daemons = sorted(ray._private.worker._global_node.all_processes)
     run_tasks(pid_of, [(1,), (2,)], later.append)
+from ray._private.node import Node
+restored = [Node.start_monitor.__qualname__, Node.start_api_server.__qualname__]
 print(json.dumps({"starting": starting, "driver": os.getpid(), "first": first, "later": later,
-                  "start_s": session.start_s, "stop_s": session.stop_s, "monitor": monitor}))
+                  "start_s": session.start_s, "stop_s": session.stop_s, "daemons": daemons, "restored": restored}))
 """
 
 
@@ -73,7 +75,7 @@ print(json.dumps({"starting": starting, "driver": os.getpid(), "first": first, "
 def test_the_driver_plans_while_ray_starts_then_tasks_run_on_ray(tmp_path: Path) -> None:
     """In a fresh process (the test session's own Ray would be joined instead): the first call runs in the
     driver while Ray boots, later ones on Ray workers, each with a progress line; a local Ray runs no
-    autoscaler monitor."""
+    autoscaler monitor and no API server, and the next Ray started in this process has them again."""
     done = subprocess.run([sys.executable, "-c", DRIVER_WHILE_RAY_STARTS, str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -82,7 +84,8 @@ def test_the_driver_plans_while_ray_starts_then_tasks_run_on_ray(tmp_path: Path)
     assert sorted(n for n, _ in result["later"]) == [1, 2]
     assert all(pid != result["driver"] for _, pid in result["later"])
     assert result["start_s"] > 0 and result["stop_s"] > 0
-    assert result["monitor"] == [-9]  # the autoscaler monitor, killed once Ray is up (it held shutdown for 1 s)
+    assert result["daemons"] == ["gcs_server", "log_monitor", "raylet"]  # no "monitor", no "dashboard"
+    assert result["restored"] == ["Node.start_monitor", "Node.start_api_server"]
     assert "autoscaler" not in done.stderr.lower()
     err = done.stderr.splitlines()
     assert "[pid_of] tasks 1/1" in err and "[pid_of] tasks 2/2" in err  # the last one always shown
@@ -124,6 +127,47 @@ def test_the_driver_runs_units_while_ray_starts_in_the_first_run_only(tmp_path: 
     assert all(pid != rerun["driver"] for pid in rerun["pids"])
 
 
+BESIDE_THE_DRIVER = """
+import json, os, sys, time
+from pathlib import Path
+from vlforge.pipelines import executor
+from vlforge.pipelines.executor import Unit, UnitStats, run_units
+
+DRIVER, MARK = os.getpid(), Path(sys.argv[1]).parent / "a-ray-unit-started"
+
+
+def unit(u):
+    if os.getpid() != DRIVER:
+        MARK.touch()
+        return UnitStats(u.id, read=1)
+    end = time.monotonic() + 0.25
+    while executor._SESSION.starting and time.monotonic() < end:
+        time.sleep(0.01)
+    if executor._SESSION.starting:
+        return UnitStats(u.id, read=1, extra={"saw_ray_up": False})
+    deadline = time.monotonic() + 20  # Ray is up: does a Ray unit start while this driver unit still runs?
+    while not MARK.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return UnitStats(u.id, read=1, extra={"saw_ray_up": True, "ray_unit_started_meanwhile": MARK.exists()})
+
+
+report = run_units([Unit(f"u-{i}", i) for i in range(60)], unit, Path(sys.argv[1]), desc="t", num_cpus=2)
+print(json.dumps([s.extra for s in report.stats if s.extra]))
+"""
+
+
+@pytest.mark.slow
+def test_ray_units_start_beside_the_drivers_last_unit(tmp_path: Path) -> None:
+    """Once Ray is up, its workers take units at once: the unit the driver was running when Ray came up does
+    not hold them back."""
+    done = subprocess.run([sys.executable, "-c", BESIDE_THE_DRIVER, str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    in_driver = json.loads(done.stdout.strip().splitlines()[-1])
+    assert in_driver and not any(e["saw_ray_up"] for e in in_driver[:-1])
+    assert in_driver[-1] == {"saw_ray_up": True, "ray_unit_started_meanwhile": True}
+
+
 def test_executor_processes_runs_units_in_forked_workers_and_retries_a_killed_one(tmp_path: Path) -> None:
     """No Ray: each unit runs in a worker forked from the driver (closures need no pickling); a worker killed
     mid-unit, what the OOM killer does, is retried, then given up, and a new worker takes its place."""
@@ -149,6 +193,34 @@ def test_executor_processes_runs_units_in_forked_workers_and_retries_a_killed_on
     assert given_up == [("u-3", f"WorkerDied: worker process {given_up[0][1].split()[3]} was killed by SIGKILL "
                                 f"({MAX_ATTEMPTS} attempts)")]
     assert report.given_up == {"u-3": given_up[0][1]}
+
+
+def test_executor_processes_tries_a_task_again_when_its_worker_dies(tmp_path: Path) -> None:
+    """run_tasks on forked workers: a call whose worker is killed (the OOM killer) runs again, as Ray retries
+    its task; one that kills its worker every time ends the command after MAX_ATTEMPTS with WorkerDied."""
+    from vlforge.pipelines.executor import executor_session, run_tasks
+    from vlforge.pipelines.forkpool import WorkerDied
+    from vlforge.shards.outdir import Plan, claim_out_dir
+
+    tries = tmp_path / "tries"
+    tries.mkdir()
+
+    def square(n: int, deaths: int) -> int:
+        with (tries / str(n)).open("a") as log:
+            log.write("x")
+        if (tries / str(n)).stat().st_size <= deaths:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return n * n
+
+    results: list[int] = []
+    with claim_out_dir(tmp_path / "out", Plan(key="t", pipeline="t", units=r"u-\d")), \
+            executor_session(executor="processes", num_cpus=2):
+        run_tasks(square, [(1, 0), (2, 1), (3, 2)], results.append)
+        assert sorted(results) == [1, 4, 9]
+        assert {n: (tries / str(n)).read_text() for n in (1, 2, 3)} == {1: "x", 2: "xx", 3: "xxx"}
+        with pytest.raises(WorkerDied, match="was killed by SIGKILL"):
+            run_tasks(square, [(4, 99)])
+    assert (tries / "4").read_text() == "x" * MAX_ATTEMPTS
 
 
 def test_executor_processes_fails_a_unit_that_raises_and_refuses_a_ray_address(tmp_path: Path) -> None:

@@ -114,13 +114,14 @@ def test_image_paths_outside_their_source_folders_are_dropped_unless_allowed(tmp
     lines = [{"image": str(tmp_path / "outside.jpg"), "caption": "absolute"},
              {"image": "../../outside.jpg", "caption": "climbs out"},
              {"image": "images/link.jpg", "caption": "a link out"},
-             {"image": "images/a.jpg", "caption": "inside"}]
+             {"image": "images/a.jpg", "caption": "inside"},
+             {"image": "images/a.jpg\x00", "caption": "a NUL in the name, which no file has"}]
     captions = fx["chat"].parent / "captions.jsonl"
     captions.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
     gqa = _gqa(tmp_path / "gqa", ["../../outside", "/etc/passwd", "ok"])
     (tmp_path / "gqa" / "images" / "ok.jpg").write_bytes(photo)
     data = {"name": "confined", "sources": [
-        {"name": "captions", "task": "caption", "count": 4, "from": {"adapter": "jsonl", "path": str(captions)}},
+        {"name": "captions", "task": "caption", "count": 5, "from": {"adapter": "jsonl", "path": str(captions)}},
         {"name": "gqa", "task": "vqa", "count": 3, "from": gqa}]}
     path = write_recipe(tmp_path / "mix.yaml", data)
     build_mixture(load_mix_recipe(path), tmp_path / "out")
@@ -128,10 +129,12 @@ def test_image_paths_outside_their_source_folders_are_dropped_unless_allowed(tmp
     outside = ("dropped", "image_outside_root")
     assert rows == {("captions", "captions:1"): outside, ("captions", "captions:2"): outside,
                     ("captions", "captions:3"): outside, ("captions", "captions:4"): ("kept", None),
+                    ("captions", "captions:5"): ("dropped", "image_missing"),
                     ("gqa", "gqa:q0"): outside, ("gqa", "gqa:q1"): outside, ("gqa", "gqa:q2"): ("kept", None)}
     assert cli(["mix", "--recipe", str(path), "--out", str(tmp_path / "allowed"), "--allow-outside-paths"]) == 0
     allowed = json.loads((tmp_path / "allowed" / "mix.json").read_text(encoding="utf-8"))
     assert allowed["recipe"]["allow_outside_paths"] is True
     assert allowed["sources"]["captions"]["kept"] == 4
+    assert allowed["sources"]["captions"]["reasons"] == {"image_missing": 1}  # the NUL name
     assert allowed["sources"]["gqa"]["reasons"] == {"image_missing": 1}  # /etc/passwd.jpg: no such file
 

@@ -56,6 +56,60 @@ def test_a_second_run_is_refused_while_the_first_lives_and_allowed_once_it_died(
         pass
 
 
+ORPHAN = f"""
+import os, sys, time
+from vlforge.shards.outdir import Plan, claim_out_dir
+with claim_out_dir(sys.argv[1], Plan(key="p", pipeline="test", units={PLAN.units!r})):
+    child = os.fork()  # a forked worker: it shares the driver's open lock file
+    if child == 0:
+        for fd in (1, 2):  # the test reads the driver's output to its end
+            os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+        time.sleep(1.5)
+        os._exit(0)
+    print(child, flush=True)
+    os._exit(0)  # the driver dies; its worker lives on for a moment
+"""
+
+
+def ended(pid: int) -> bool:
+    """Whether the process has exited (gone, or a zombie nobody reaped yet: its files are closed)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_dead_runs_lingering_worker_is_waited_for_a_live_run_is_not(tmp_path):
+    """A rerun right after a driver died finds its lock still held by a forked worker, which exits within a
+    second: the rerun waits for it instead of refusing. A live holder is refused at once, a dead one whose
+    processes never let go after ORPHAN_WAIT_S."""
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", ORPHAN, str(out)], capture_output=True, text=True, timeout=60)
+    child = int(done.stdout)
+    assert not ended(child)  # still holding the lock
+    with claim_out_dir(out, PLAN):
+        assert ended(child)  # the claim waited for it
+    assert (out / "__vlforge" / "run.lock").read_text() == f"{os.getpid()}\n"
+
+
+def test_a_dead_runs_lock_that_is_never_released_is_refused_with_why(tmp_path, monkeypatch):
+    import vlforge.shards.outdir as outdir
+
+    monkeypatch.setattr(outdir, "ORPHAN_WAIT_S", 0.2)
+    out = tmp_path / "out"
+    keeper = subprocess.Popen([sys.executable, "-c", ORPHAN.replace("time.sleep(1.5)", "time.sleep(600)"),
+                               str(out)], stdout=subprocess.PIPE, text=True)
+    child = int(keeper.stdout.readline())
+    keeper.stdout.close()
+    keeper.wait()
+    try:
+        with pytest.raises(OutDirError, match=rf"still locked by processes of a vlforge run whose driver "
+                                              rf"\(pid {keeper.pid}\) has ended"), claim_out_dir(out, PLAN):
+            pass
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
 def test_commits_of_a_replaced_run_are_refused(tmp_path):
     out = tmp_path / "out"
     with claim_out_dir(out, PLAN) as killed:

@@ -80,6 +80,18 @@ def test_image_paths_outside_the_jsonl_folder_are_refused_unless_allowed(tmp_pat
     assert sum(s["0.jpg"] == rocket for s in iter_samples(str(tmp_path / "out"))) == 3
 
 
+def test_an_image_name_with_a_nul_character_is_a_field_error_not_a_crash(tmp_path):
+    """Found by the fuzz test: resolving such a name raised ValueError out of the unit."""
+    rocket = str(folder(tmp_path) / "images" / "rocket.jpg")
+    nul = {"image": "images/rocket.jpg\x00", "caption": "x"}
+    for allow, error in ((False, f"'{rocket}\\x00': no file name holds a NUL character"),
+                         (True, f"no such image file: {rocket}\x00")):
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        rows = rows_of(tmp_path, "caption", [nul, GOOD], allow_outside_paths=allow)
+        assert [(r["status"], r["reason"]) for r in rows] == [("dropped", "bad_field:image"), ("kept", None)]
+        assert rows[0]["error"] == error
+
+
 def test_only_allowed_image_formats_are_opened(tmp_path):
     src = folder(tmp_path)
     Image.new("RGB", (16, 16), (200, 10, 10)).save(src / "images/red.tga")

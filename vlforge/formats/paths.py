@@ -9,6 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
+class ImpossiblePath(ValueError):
+    """A name no file can have: it holds a NUL character (the OS refuses it before looking)."""
+
+
 def inside(root: str | Path, path: str | Path) -> bool:
-    """Whether `path` lies in `root`'s folder tree once both are resolved (symlinks, `..`, absolute names)."""
+    """Whether `path` lies in `root`'s folder tree once both are resolved (symlinks, `..`, absolute names);
+    ImpossiblePath for a name with a NUL character, which no file has."""
+    if "\x00" in str(path):
+        raise ImpossiblePath(f"{str(path)!r}: no file name holds a NUL character")
     return Path(root).resolve() in Path(path).resolve().parents

@@ -33,7 +33,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, Field
 
-from vlforge.pipelines.forkpool import ForkPool, WorkerDied
+from vlforge.pipelines.forkpool import ForkPool, WorkerDied, raiser
 from vlforge.shards.fence import Fence, active_fence
 from vlforge.shards.outdir import Claim, Plan, claim_out_dir
 from vlforge.shards.units import cleanup_uncommitted, committed_units
@@ -173,12 +173,9 @@ class RaySession:
             if self.address:
                 ray.init(address=self.address, log_to_driver=True, logging_level=logging.WARNING)
             else:
-                ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=True,
-                         logging_level=logging.WARNING)
-                try:
-                    stop_autoscaler_monitor()
-                except Exception as exc:  # noqa: BLE001 - Ray's internals moved: a slower shutdown, no failure
-                    logging.getLogger(__name__).debug("autoscaler monitor left running: %r", exc)
+                with without_head_extras():
+                    ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=True,
+                             logging_level=logging.WARNING)
         except BaseException as exc:  # noqa: BLE001 - handed to the driver by wait()
             self._error = exc
             return
@@ -205,22 +202,29 @@ class RaySession:
         self._thread.join()
 
 
-def stop_autoscaler_monitor() -> bool:
-    """Stop the autoscaler monitor of the local Ray this process started; True if there was one.
+@contextmanager
+def without_head_extras() -> Iterator[None]:
+    """While `ray.init` starts a private local Ray: no autoscaler monitor and no API server (the dashboard head).
 
-    A private local Ray has nothing to autoscale, and its monitor cost every command a second at exit:
-    ray.shutdown stops the GCS first, then the monitor, whose SIGTERM handler reports to the stopped GCS until
-    shutdown kills it a second later (Ray 2.60). SIGKILL runs no handler. The monitor is found through Ray's
-    private node handle; a Ray without one keeps its monitor, and only the second is lost.
+    One machine has nothing to autoscale and nobody to serve a dashboard or job API to. The two cost 1.4 CPU-s of
+    Ray's ~5 at start, and the monitor held shutdown for a second (its SIGTERM handler reports to the GCS that
+    shutdown has already stopped). Ray has no public switch for them (ray.init builds its RayParams itself; Ray
+    starts without an API server on its own when the server's dependencies are missing), so Node's two starters
+    do nothing while ray.init runs. A Ray whose Node lacks them starts both, and is only slower.
     """
-    import ray._private.worker
+    from ray._private.node import Node
 
-    node = getattr(ray._private.worker, "_global_node", None)
-    monitors = getattr(node, "all_processes", {}).get("monitor", [])
-    for info in monitors:
-        info.process.kill()
-        info.process.wait()
-    return bool(monitors)
+    starters = {name: getattr(Node, name, None) for name in ("start_monitor", "start_api_server")}
+    if None in starters.values():
+        yield
+        return
+    for name in starters:
+        setattr(Node, name, lambda self, **_: None)
+    try:
+        yield
+    finally:
+        for name, starter in starters.items():
+            setattr(Node, name, starter)
 
 
 @dataclass
@@ -398,8 +402,10 @@ def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], N
     """Run fn(*args) for every args tuple, handing each result to `on_result` as it arrives.
 
     While this command's Ray is still starting, the driver runs the calls itself, one after another; the
-    rest become Ray tasks. Either way they carry the caller's fence (`shards.fence`), so their commits are
-    refused once a newer run owns the output directory; Ray tasks die with their raylet, as unit tasks do.
+    rest become Ray tasks (or, with executor processes, calls in forked workers). A call whose worker dies is
+    tried again: by Ray's task retries, or up to MAX_ATTEMPTS times in all on processes. Either way the calls
+    carry the caller's fence (`shards.fence`), so their commits are refused once a newer run owns the output
+    directory; Ray tasks die with their raylet, as unit tasks do.
     Progress goes to stderr: `[fn] tasks done/total`, at most once a second and when the last one is done.
     """
     fence = active_fence()
@@ -421,9 +427,22 @@ def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], N
     if not calls:
         return
     if isinstance(_SESSION, LocalSession):
-        calls.reverse()  # _run_forked takes from the end
-        _run_forked(functools.partial(run_fenced, fn, fence), calls, _SESSION.workers,
-                    lambda call, outcome: finished(outcome()), args_of=tuple)
+        queue = list(reversed(list(enumerate(calls))))  # _run_forked takes from the end
+        deaths: Counter = Counter()
+
+        def settle(call: tuple[int, tuple], outcome: Callable[[], object]) -> None:
+            try:
+                result = outcome()
+            except WorkerDied:  # the OOM killer, say: tried again, as Ray retries a task whose worker died
+                deaths[call[0]] += 1
+                if deaths[call[0]] >= MAX_ATTEMPTS:
+                    raise
+                queue.append(call)
+                return
+            finished(result)
+
+        _run_forked(functools.partial(run_fenced, fn, fence), queue, _SESSION.workers, settle,
+                    args_of=lambda call: call[1])
         return
     wait_for_ray()
     import ray
@@ -542,25 +561,70 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats], claim:
     with executor_session(ray_address, num_cpus, executor):
         if isinstance(_SESSION, LocalSession):
             _run_forked(functools.partial(run_fenced, process, claim.fence), queue, _SESSION.workers, settle)
-        elif isinstance(_SESSION, RaySession) and not _SESSION.address and claim.tokens == (claim.fence.token,):
-            while queue and _SESSION.starting:  # the first run in `out`: the driver works while a local Ray boots
-                settle(unit := queue.pop(), _run_in_driver, process, claim.fence, unit)
-        if queue:
-            wait_for_ray()
-            import ray  # after executor_session has set Ray's environment
-
-            task = ray.remote(num_cpus=1, max_retries=0)(run_fenced).options(  # retries counted here, see above
-                name=getattr(process, "__name__", "unit"))
-            width = max(1, 2 * int(ray.available_resources().get("CPU", 1)))
-            pending: dict = {}
-            while queue or pending:
-                while queue and len(pending) < width:
-                    unit = queue.pop()
-                    pending[task.remote(process, claim.fence, unit)] = unit
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                settle(pending.pop(ready[0]), ray.get, ready[0])
+        else:
+            first_local_run = (isinstance(_SESSION, RaySession) and not _SESSION.address
+                               and claim.tokens == (claim.fence.token,))
+            _run_on_ray(process, claim.fence, queue, settle, driver_while_starting=first_local_run)
     report.stats = [results[u.id] for u in todo if u.id in results]
     return report
+
+
+def _run_on_ray(process: Callable[[Unit], UnitStats], fence: Fence, queue: list[Unit],
+                settle: Callable[..., None], driver_while_starting: bool) -> None:
+    """The queue's units as Ray tasks, last first, two per CPU in flight; `settle(unit, outcome, *args)` takes
+    each outcome and may put the unit back on the queue.
+
+    With `driver_while_starting`, a thread of the driver runs units one after another while Ray boots and stops
+    once Ray is up; the tasks start as soon as Ray is, beside the driver's last unit, not after it.
+    """
+    lock = threading.Lock()  # the queue and settle, shared with the driver's thread
+
+    def drive() -> None:
+        while _SESSION is not None and _SESSION.starting:
+            with lock:
+                if not queue:
+                    return
+                unit = queue.pop()
+            outcome = _outcome(_run_in_driver, process, fence, unit)
+            with lock:
+                settle(unit, outcome)
+
+    driver = threading.Thread(target=drive, name="vlforge-driver-units", daemon=True)
+    if driver_while_starting:
+        driver.start()
+    try:
+        wait_for_ray()
+        import ray  # after executor_session has set Ray's environment
+
+        task = ray.remote(num_cpus=1, max_retries=0)(run_fenced).options(  # retries counted by settle
+            name=getattr(process, "__name__", "unit"))
+        width = max(1, 2 * int(ray.available_resources().get("CPU", 1)))
+        pending: dict = {}
+        while True:
+            with lock:
+                while queue and len(pending) < width:
+                    unit = queue.pop()
+                    pending[task.remote(process, fence, unit)] = unit
+            if pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                with lock:
+                    settle(pending.pop(ready[0]), ray.get, ready[0])
+            elif driver.is_alive():
+                driver.join()  # its last unit; a crash puts it back on the queue
+            else:
+                return
+    finally:
+        if driver.is_alive():
+            driver.join()
+
+
+def _outcome(fn: Callable, *args: object) -> Callable[[], object]:
+    """fn(*args) now; a callable that returns its result or raises what it raised."""
+    try:
+        value = fn(*args)
+    except Exception as exc:  # noqa: BLE001 - raised again by the outcome
+        return raiser(exc)
+    return lambda: value
 
 
 def _run_forked(fn: Callable, queue: list, workers: int, on_done: Callable[[Any, Callable[[], object]], None],

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vlforge.config import ConfigError, field_errors, load_model
 from vlforge.formats.errors import FieldError
 from vlforge.formats.jsontext import JsonTextError, parse_json
-from vlforge.formats.paths import inside
+from vlforge.formats.paths import ImpossiblePath, inside
 from vlforge.formats.tasks import TASKS, image_fields, references, render
 from vlforge.pipelines.executor import (
     SESSION_KEYS,
@@ -132,8 +132,12 @@ def load_image(path: Path) -> tuple[bytes, tuple[int, int]]:
 def image_file(base: Path, rel: str, allow_outside: bool) -> Path:
     """The image a record names, confined to `base`'s folder tree (symlinks resolved) unless allowed."""
     path = base / rel
-    if not allow_outside and not inside(base, path):
-        raise FieldError("image", f"{rel}: outside the JSONL file's folder {base.resolve()} (--allow-outside-paths)")
+    try:
+        if not allow_outside and not inside(base, path):
+            raise FieldError("image", f"{rel}: outside the JSONL file's folder {base.resolve()} "
+                                      "(--allow-outside-paths)")
+    except ImpossiblePath as exc:
+        raise FieldError("image", str(exc)) from None
     return path
 
 

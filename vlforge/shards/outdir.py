@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ MARKER = f"{STATE_DIR}/run.json"
 LOCK_FILE = f"{STATE_DIR}/run.lock"
 OWN_FILES = (MARKER, LOCK_FILE, FENCE_FILE)
 MARKER_FORMAT = 1
+ORPHAN_WAIT_S = 5.0  # how long the lock of a run whose driver died is waited for (see _take_lock)
 
 
 class OutDirError(ValueError):
@@ -155,19 +157,45 @@ def _run_lock(out: Path) -> Iterator[None]:
     """An exclusive flock for the life of this run; the kernel drops it when the process dies."""
     fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise OutDirError(f"--out {out}: in use by another vlforge run (pid {holder}); wait for it to end "
-                              "or use another directory") from None
+        _take_lock(fd, out)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def _take_lock(fd: int, out: Path) -> None:
+    """Lock `fd`, or refuse while another run lives. A run whose driver has died may still hold the lock for a
+    moment: its forked workers share the driver's open lock file and exit within a second of its death
+    (`executor.exit_with_parent`), so the lock is waited for, up to ORPHAN_WAIT_S, while its pid is gone."""
+    deadline = time.monotonic() + ORPHAN_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        if _alive(holder):
+            raise OutDirError(f"--out {out}: in use by another vlforge run (pid {holder}); wait for it to end "
+                              "or use another directory") from None
+        if time.monotonic() > deadline:
+            raise OutDirError(f"--out {out}: still locked by processes of a vlforge run whose driver (pid {holder}) "
+                              "has ended; wait for them to exit or use another directory") from None
+        time.sleep(0.05)
+
+
+def _alive(pid: str) -> bool:
+    """Whether a process with this pid exists (an unreadable pid counts as alive: refuse, do not wait)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, OverflowError, PermissionError):
+        return True
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @contextlib.contextmanager

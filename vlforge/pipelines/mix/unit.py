@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from vlforge.formats.errors import FieldError
-from vlforge.formats.paths import inside
+from vlforge.formats.paths import ImpossiblePath, inside
 from vlforge.formats.segments import IMAGE_SLOT, join_text
 from vlforge.formats.tasks import image_fields, render
 from vlforge.pipelines.executor import Unit, UnitStats, give_up_rows
@@ -41,9 +41,14 @@ def _with_lang(record: dict, lang: str) -> dict:
 
 def _confined(ref: ImageRef, roots: list[str] | None) -> None:
     """A file the record names must lie in one of its source's image folders (roots None: any file)."""
-    if roots is not None and not isinstance(ref, ShardMember) and not any(inside(root, ref) for root in roots):
-        raise Drop("image_outside_root", f"{ref}: outside the source's image folders {roots} "
-                                         "(allow_outside_paths / --allow-outside-paths)")
+    if roots is None or isinstance(ref, ShardMember):
+        return
+    try:
+        if not any(inside(root, ref) for root in roots):
+            raise Drop("image_outside_root", f"{ref}: outside the source's image folders {roots} "
+                                             "(allow_outside_paths / --allow-outside-paths)")
+    except ImpossiblePath as exc:
+        raise Drop("image_missing", str(exc)) from None
 
 
 def _images(item: Item, options: ImageOptions, tars: TarReader, evals: EvalSet | None,
