@@ -127,47 +127,6 @@ def test_the_driver_runs_units_while_ray_starts_in_the_first_run_only(tmp_path: 
     assert all(pid != rerun["driver"] for pid in rerun["pids"])
 
 
-BESIDE_THE_DRIVER = """
-import json, os, sys, time
-from pathlib import Path
-from vlforge.pipelines import executor
-from vlforge.pipelines.executor import Unit, UnitStats, run_units
-
-DRIVER, MARK = os.getpid(), Path(sys.argv[1]).parent / "a-ray-unit-started"
-
-
-def unit(u):
-    if os.getpid() != DRIVER:
-        MARK.touch()
-        return UnitStats(u.id, read=1)
-    end = time.monotonic() + 0.25
-    while executor._SESSION.starting and time.monotonic() < end:
-        time.sleep(0.01)
-    if executor._SESSION.starting:
-        return UnitStats(u.id, read=1, extra={"saw_ray_up": False})
-    deadline = time.monotonic() + 20  # Ray is up: does a Ray unit start while this driver unit still runs?
-    while not MARK.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return UnitStats(u.id, read=1, extra={"saw_ray_up": True, "ray_unit_started_meanwhile": MARK.exists()})
-
-
-report = run_units([Unit(f"u-{i}", i) for i in range(60)], unit, Path(sys.argv[1]), desc="t", num_cpus=2)
-print(json.dumps([s.extra for s in report.stats if s.extra]))
-"""
-
-
-@pytest.mark.slow
-def test_ray_units_start_beside_the_drivers_last_unit(tmp_path: Path) -> None:
-    """Once Ray is up, its workers take units at once: the unit the driver was running when Ray came up does
-    not hold them back."""
-    done = subprocess.run([sys.executable, "-c", BESIDE_THE_DRIVER, str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    in_driver = json.loads(done.stdout.strip().splitlines()[-1])
-    assert in_driver and not any(e["saw_ray_up"] for e in in_driver[:-1])
-    assert in_driver[-1] == {"saw_ray_up": True, "ray_unit_started_meanwhile": True}
-
-
 def test_executor_processes_runs_units_in_forked_workers_and_retries_a_killed_one(tmp_path: Path) -> None:
     """No Ray: each unit runs in a worker forked from the driver (closures need no pickling); a worker killed
     mid-unit, what the OOM killer does, is retried, then given up, and a new worker takes its place."""

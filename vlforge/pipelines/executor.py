@@ -33,7 +33,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, Field
 
-from vlforge.pipelines.forkpool import ForkPool, WorkerDied, raiser
+from vlforge.pipelines.forkpool import ForkPool, WorkerDied
 from vlforge.shards.fence import Fence, active_fence
 from vlforge.shards.outdir import Claim, Plan, claim_out_dir
 from vlforge.shards.units import cleanup_uncommitted, committed_units
@@ -561,70 +561,25 @@ def _run_claimed(units: list[Unit], process: Callable[[Unit], UnitStats], claim:
     with executor_session(ray_address, num_cpus, executor):
         if isinstance(_SESSION, LocalSession):
             _run_forked(functools.partial(run_fenced, process, claim.fence), queue, _SESSION.workers, settle)
-        else:
-            first_local_run = (isinstance(_SESSION, RaySession) and not _SESSION.address
-                               and claim.tokens == (claim.fence.token,))
-            _run_on_ray(process, claim.fence, queue, settle, driver_while_starting=first_local_run)
-    report.stats = [results[u.id] for u in todo if u.id in results]
-    return report
+        elif isinstance(_SESSION, RaySession) and not _SESSION.address and claim.tokens == (claim.fence.token,):
+            while queue and _SESSION.starting:  # the first run in `out`: the driver works while a local Ray boots
+                settle(unit := queue.pop(), _run_in_driver, process, claim.fence, unit)
+        if queue:
+            wait_for_ray()
+            import ray  # after executor_session has set Ray's environment
 
-
-def _run_on_ray(process: Callable[[Unit], UnitStats], fence: Fence, queue: list[Unit],
-                settle: Callable[..., None], driver_while_starting: bool) -> None:
-    """The queue's units as Ray tasks, last first, two per CPU in flight; `settle(unit, outcome, *args)` takes
-    each outcome and may put the unit back on the queue.
-
-    With `driver_while_starting`, a thread of the driver runs units one after another while Ray boots and stops
-    once Ray is up; the tasks start as soon as Ray is, beside the driver's last unit, not after it.
-    """
-    lock = threading.Lock()  # the queue and settle, shared with the driver's thread
-
-    def drive() -> None:
-        while _SESSION is not None and _SESSION.starting:
-            with lock:
-                if not queue:
-                    return
-                unit = queue.pop()
-            outcome = _outcome(_run_in_driver, process, fence, unit)
-            with lock:
-                settle(unit, outcome)
-
-    driver = threading.Thread(target=drive, name="vlforge-driver-units", daemon=True)
-    if driver_while_starting:
-        driver.start()
-    try:
-        wait_for_ray()
-        import ray  # after executor_session has set Ray's environment
-
-        task = ray.remote(num_cpus=1, max_retries=0)(run_fenced).options(  # retries counted by settle
-            name=getattr(process, "__name__", "unit"))
-        width = max(1, 2 * int(ray.available_resources().get("CPU", 1)))
-        pending: dict = {}
-        while True:
-            with lock:
+            task = ray.remote(num_cpus=1, max_retries=0)(run_fenced).options(  # retries counted here, see above
+                name=getattr(process, "__name__", "unit"))
+            width = max(1, 2 * int(ray.available_resources().get("CPU", 1)))
+            pending: dict = {}
+            while queue or pending:
                 while queue and len(pending) < width:
                     unit = queue.pop()
-                    pending[task.remote(process, fence, unit)] = unit
-            if pending:
+                    pending[task.remote(process, claim.fence, unit)] = unit
                 ready, _ = ray.wait(list(pending), num_returns=1)
-                with lock:
-                    settle(pending.pop(ready[0]), ray.get, ready[0])
-            elif driver.is_alive():
-                driver.join()  # its last unit; a crash puts it back on the queue
-            else:
-                return
-    finally:
-        if driver.is_alive():
-            driver.join()
-
-
-def _outcome(fn: Callable, *args: object) -> Callable[[], object]:
-    """fn(*args) now; a callable that returns its result or raises what it raised."""
-    try:
-        value = fn(*args)
-    except Exception as exc:  # noqa: BLE001 - raised again by the outcome
-        return raiser(exc)
-    return lambda: value
+                settle(pending.pop(ready[0]), ray.get, ready[0])
+    report.stats = [results[u.id] for u in todo if u.id in results]
+    return report
 
 
 def _run_forked(fn: Callable, queue: list, workers: int, on_done: Callable[[Any, Callable[[], object]], None],

@@ -108,14 +108,14 @@ class ForkPool:
         except EOFError:
             conn.close()
             worker.process.join()
-            return tag, raiser(WorkerDied(f"worker process {worker.process.pid} "
+            return tag, _raiser(WorkerDied(f"worker process {worker.process.pid} "
                                            f"{_how_it_ended(worker.process.exitcode)}"))
         self._idle.append(worker)
         try:
             status, value = pickle.loads(reply)
         except Exception as exc:  # noqa: BLE001 - e.g. an exception class whose __init__ takes other arguments
-            return tag, raiser(RuntimeError(f"a worker's reply could not be read back: {exc!r}"))
-        return tag, (lambda: value) if status == "ok" else raiser(value)
+            return tag, _raiser(RuntimeError(f"a worker's reply could not be read back: {exc!r}"))
+        return tag, (lambda: value) if status == "ok" else _raiser(value)
 
     def close(self) -> None:
         """Idle workers are told to end; busy ones (a failed command's leftovers) are killed, their commits
@@ -151,8 +151,7 @@ def _preload() -> None:
             importlib.import_module(name)
 
 
-def raiser(exc: BaseException) -> Callable[[], object]:
-    """An outcome that raises `exc`."""
+def _raiser(exc: BaseException) -> Callable[[], object]:
     def outcome() -> object:
         raise exc
     return outcome
