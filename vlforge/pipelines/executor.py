@@ -210,16 +210,19 @@ def without_head_extras() -> Iterator[None]:
     Ray's ~5 at start, and the monitor held shutdown for a second (its SIGTERM handler reports to the GCS that
     shutdown has already stopped). Ray has no public switch for them (ray.init builds its RayParams itself; Ray
     starts without an API server on its own when the server's dependencies are missing), so Node's two starters
-    do nothing while ray.init runs. A Ray whose Node lacks them starts both, and is only slower.
+    do nothing while ray.init runs: class-wide, but this process starts no other Ray meanwhile (one session at a
+    time). A Ray without that module or those methods starts both, and is only slower.
     """
-    from ray._private.node import Node
-
+    try:
+        from ray._private.node import Node
+    except ImportError:
+        Node = None  # Ray moved it: both start
     starters = {name: getattr(Node, name, None) for name in ("start_monitor", "start_api_server")}
     if None in starters.values():
         yield
         return
     for name in starters:
-        setattr(Node, name, lambda self, **_: None)
+        setattr(Node, name, lambda *_, **__: None)
     try:
         yield
     finally:
@@ -403,7 +406,7 @@ def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], N
 
     While this command's Ray is still starting, the driver runs the calls itself, one after another; the
     rest become Ray tasks (or, with executor processes, calls in forked workers). A call whose worker dies is
-    tried again: by Ray's task retries, or up to MAX_ATTEMPTS times in all on processes. Either way the calls
+    tried again, up to MAX_ATTEMPTS times in all (Ray's task retries, or here on processes). Either way the calls
     carry the caller's fence (`shards.fence`), so their commits are refused once a newer run owns the output
     directory; Ray tasks die with their raylet, as unit tasks do.
     Progress goes to stderr: `[fn] tasks done/total`, at most once a second and when the last one is done.
@@ -433,10 +436,10 @@ def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], N
         def settle(call: tuple[int, tuple], outcome: Callable[[], object]) -> None:
             try:
                 result = outcome()
-            except WorkerDied:  # the OOM killer, say: tried again, as Ray retries a task whose worker died
+            except WorkerDied as exc:  # the OOM killer, say: tried again, as Ray retries a task whose worker died
                 deaths[call[0]] += 1
                 if deaths[call[0]] >= MAX_ATTEMPTS:
-                    raise
+                    raise WorkerDied(f"{fn.__name__}: {exc} ({MAX_ATTEMPTS} attempts)") from None
                 queue.append(call)
                 return
             finished(result)
@@ -447,7 +450,7 @@ def run_tasks(fn: Callable, calls: Iterable[tuple], on_result: Callable[[Any], N
     wait_for_ray()
     import ray
 
-    task = ray.remote(num_cpus=1)(run_fenced).options(name=fn.__name__)
+    task = ray.remote(num_cpus=1, max_retries=MAX_ATTEMPTS - 1)(run_fenced).options(name=fn.__name__)
     pending = [task.remote(fn, fence, *args) for args in calls]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)

@@ -133,11 +133,11 @@ def image_file(base: Path, rel: str, allow_outside: bool) -> Path:
     """The image a record names, confined to `base`'s folder tree (symlinks resolved) unless allowed."""
     path = base / rel
     try:
-        if not allow_outside and not inside(base, path):
-            raise FieldError("image", f"{rel}: outside the JSONL file's folder {base.resolve()} "
-                                      "(--allow-outside-paths)")
+        outside = not allow_outside and not inside(base, path)
     except ImpossiblePath as exc:
         raise FieldError("image", str(exc)) from None
+    if outside:
+        raise FieldError("image", f"{rel}: outside the JSONL file's folder {base.resolve()} (--allow-outside-paths)")
     return path
 
 

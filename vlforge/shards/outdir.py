@@ -154,7 +154,8 @@ def _plan_files(out: Path, plan: Plan) -> bool:
 
 @contextlib.contextmanager
 def _run_lock(out: Path) -> Iterator[None]:
-    """An exclusive flock for the life of this run; the kernel drops it when the process dies."""
+    """An exclusive flock for the life of this run; the kernel drops it once every process that shares the open
+    lock file has ended: the driver and the workers it forked (`_take_lock`)."""
     fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         _take_lock(fd, out)
@@ -182,20 +183,24 @@ def _take_lock(fd: int, out: Path) -> None:
             raise OutDirError(f"--out {out}: in use by another vlforge run (pid {holder}); wait for it to end "
                               "or use another directory") from None
         if time.monotonic() > deadline:
-            raise OutDirError(f"--out {out}: still locked by processes of a vlforge run whose driver (pid {holder}) "
-                              "has ended; wait for them to exit or use another directory") from None
+            raise OutDirError(f"--out {out}: still locked, by processes of a vlforge run whose driver (pid {holder}) "
+                              "has ended or runs where this machine cannot see it; wait for them to exit or use "
+                              "another directory") from None
         time.sleep(0.05)
 
 
 def _alive(pid: str) -> bool:
-    """Whether a process with this pid exists (an unreadable pid counts as alive: refuse, do not wait)."""
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, OverflowError, PermissionError):
+    """Whether a process with this pid runs here: not gone, not a zombie its parent has yet to reap (its files are
+    closed). An unreadable pid counts as alive: refuse, do not wait."""
+    if not pid.isdigit():
         return True
-    except ProcessLookupError:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"  # the state follows the command name, which may hold ")"
 
 
 @contextlib.contextmanager

@@ -44,11 +44,12 @@ def _confined(ref: ImageRef, roots: list[str] | None) -> None:
     if roots is None or isinstance(ref, ShardMember):
         return
     try:
-        if not any(inside(root, ref) for root in roots):
-            raise Drop("image_outside_root", f"{ref}: outside the source's image folders {roots} "
-                                             "(allow_outside_paths / --allow-outside-paths)")
+        outside = not any(inside(root, ref) for root in roots)
     except ImpossiblePath as exc:
-        raise Drop("image_missing", str(exc)) from None
+        raise Drop("image_missing", str(exc)) from None  # what reading it would say: there is no such file
+    if outside:
+        raise Drop("image_outside_root", f"{ref}: outside the source's image folders {roots} "
+                                         "(allow_outside_paths / --allow-outside-paths)")
 
 
 def _images(item: Item, options: ImageOptions, tars: TarReader, evals: EvalSet | None,
