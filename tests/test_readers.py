@@ -232,13 +232,16 @@ def test_img2dataset_tar_cut_off_keeps_the_images_before_the_cut_and_names_the_r
             info = tarfile.TarInfo(f"{key}.jpg")
             info.size = 2000
             tar.addfile(info, io.BytesIO(key.encode() * 222 + b"xx"))
-    (tmp_path / "00000.tar").write_bytes(buffer.getvalue()[: 512 + 2048 + 512 + 1000])  # inside the second image
-    f = _one(list_inputs([("s", str(tmp_path))], {}))
-    with Spill(tmp_path) as spill:
-        fetched = reader_of(f).fetch(f, _read_all(f), spill)
-        assert fetched[0].read() == keys[0].encode() * 222 + b"xx"
-    assert [(r.stored, r.reason) for r in fetched] == [(True, None), (False, "image_missing"), (False, "image_missing")]
-    assert "00000.tar: member '000000001.jpg' cut off: 1000 of 2000 bytes" in fetched[1].error
+    for cut, why in ((512 + 2048 + 512 + 1000, "member '000000001.jpg' cut off: 1000 of 2000 bytes"),
+                     (512 + 2048, "tar cut off between two members: no end-of-archive block at byte 2560")):
+        (tmp_path / "00000.tar").write_bytes(buffer.getvalue()[:cut])  # inside the second image, or right before it
+        f = _one(list_inputs([("s", str(tmp_path))], {}))
+        with Spill(tmp_path) as spill:
+            fetched = reader_of(f).fetch(f, _read_all(f), spill)
+            assert fetched[0].read() == keys[0].encode() * 222 + b"xx"
+        assert [(r.stored, r.reason) for r in fetched] == [(True, None), (False, "image_missing"),
+                                                           (False, "image_missing")]
+        assert fetched[1].error == fetched[2].error == f"{f.companion}: {why}"
 
 
 def test_overlong_url_is_a_read_error(tmp_path: Path) -> None:

@@ -239,10 +239,15 @@ def test_only_zero_blocks_is_an_empty_archive_and_an_empty_stream_an_error():
         ours(b"")
 
 
-def test_the_end_of_the_stream_between_two_members_ends_it():
+def test_the_end_of_the_stream_between_two_members_ends_it_unless_the_end_block_is_required():
     raw = build([("a.txt", b"abc"), ("b.txt", b"d")])
     end = raw.rindex(b"d") + 512 - (raw.rindex(b"d") % 512)  # right after b.txt's padding: no zero blocks
     assert ours(raw[:end]) == [("a.txt", b"abc"), ("b.txt", b"d")]
+    read = []
+    with pytest.raises(tarfile.ReadError, match=rf"cut off between two members: no end-of-archive block at byte {end}"):
+        read.extend(m.name for m in iter_members(io.BytesIO(raw[:end]), MiB, require_end=True))
+    assert read == ["a.txt", "b.txt"]  # what came before the end is read all the same
+    assert [m.name for m in iter_members(io.BytesIO(raw), MiB, require_end=True)] == ["a.txt", "b.txt"]
 
 
 def test_the_first_zero_block_ends_it_as_in_tarfile():

@@ -40,10 +40,11 @@ class Member(NamedTuple):
         return f"member {self.name} is a GNU sparse file (its stored bytes are not its content); not read"
 
 
-def iter_members(stream: BinaryIO, max_bytes: int) -> Iterator[Member]:
-    """The members of a tar on a buffered binary stream, in order. Ends at the first zero block or at the end of
-    the stream between two members; tarfile.ReadError for an empty stream (as tarfile), a bad header checksum, a
-    member or header cut off, a malformed pax header."""
+def iter_members(stream: BinaryIO, max_bytes: int, require_end: bool = False) -> Iterator[Member]:
+    """The members of a tar on a buffered binary stream, in order. Ends at the first zero block or, unless
+    `require_end`, at the end of the stream between two members (as tarfile); tarfile.ReadError for an empty
+    stream, a bad header checksum, a member or header cut off, a malformed pax header, and with `require_end` a
+    stream that ends without the end-of-archive block (cut off between two members)."""
     skip = _seek_past if stream.seekable() else _read_past
     meta: dict[str, str] = {}  # pax records and GNU long name for the next member
     offset, pad = 0, 0  # where the next header starts; the previous member's padding, read with that header
@@ -52,7 +53,7 @@ def iter_members(stream: BinaryIO, max_bytes: int) -> Iterator[Member]:
         header = block[pad:]
         offset += pad
         if len(header) < BLOCK:
-            _check_end(len(block) - pad, offset, meta)
+            _check_end(len(block) - pad, offset, meta, require_end)
             return
         if header == ZERO_BLOCK:
             _check_no_meta(meta, offset)
@@ -71,8 +72,8 @@ def iter_members(stream: BinaryIO, max_bytes: int) -> Iterator[Member]:
         pad = -size % BLOCK
 
 
-def _check_end(header_bytes: int, offset: int, meta: dict[str, str]) -> None:
-    """At the end of the archive: cut off unless it falls between two members."""
+def _check_end(header_bytes: int, offset: int, meta: dict[str, str], require_end: bool) -> None:
+    """At the end of the stream: cut off unless it falls between two members (and, if `require_end`, never)."""
     if header_bytes < 0:
         raise tarfile.ReadError(f"tar cut off in the padding before byte {offset}")
     if header_bytes:
@@ -80,6 +81,8 @@ def _check_end(header_bytes: int, offset: int, meta: dict[str, str]) -> None:
     _check_no_meta(meta, offset)
     if not offset:
         raise tarfile.ReadError("empty file")
+    if require_end:
+        raise tarfile.ReadError(f"tar cut off between two members: no end-of-archive block at byte {offset}")
 
 
 def _check_no_meta(meta: dict[str, str], offset: int) -> None:

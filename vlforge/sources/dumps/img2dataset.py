@@ -68,7 +68,7 @@ def iter_shard_images(tar_path: str, keys: list[str], max_bytes: int = MAX_MEMBE
     if not wanted:
         return
     with fsspec.open(tar_path, "rb") as handle:
-        for member in iter_members(handle, max_bytes):
+        for member in iter_members(handle, max_bytes, require_end=True):  # img2dataset ends every tar it finished
             key, ext = split_member(member.name)
             if key in wanted and member.isfile and is_image(ext):
                 yield key, member
