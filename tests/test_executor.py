@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import running
 
 from vlforge.pipelines.executor import MAX_ATTEMPTS, RunReport, Unit, UnitFailure, UnitStats, run_units
 
@@ -224,17 +225,9 @@ def test_executor_processes_workers_end_with_a_killed_driver(tmp_path: Path) -> 
     driver.kill()
     driver.wait()
     deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_alive(pid) for pid in workers)
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie, reaped by no one here, counts as gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    assert not any(running(pid) for pid in workers)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from processes import kill_session, session_pids
+from processes import kill_session, running, session_pids
 
 from vlforge.cli import main
 from vlforge.shards.fence import FencedOut
@@ -71,14 +71,6 @@ with claim_out_dir(sys.argv[1], Plan(key="p", pipeline="test", units={PLAN.units
 """
 
 
-def ended(pid: int) -> bool:
-    """Whether the process has exited (gone, or a zombie nobody reaped yet: its files are closed)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 def test_a_rerun_waits_for_the_lingering_worker_of_a_dead_driver(tmp_path):
     """A rerun right after a driver died finds its lock still held by a forked worker, which exits within a
     second: the rerun waits for it instead of refusing, also while the dead driver is a zombie its parent has
@@ -87,12 +79,12 @@ def test_a_rerun_waits_for_the_lingering_worker_of_a_dead_driver(tmp_path):
     driver = subprocess.Popen([sys.executable, "-c", ORPHAN, str(out)], stdout=subprocess.PIPE, text=True)
     child = int(driver.stdout.readline())
     driver.stdout.close()
-    while not ended(driver.pid):  # a zombie: this test is its parent and reaps it only below
+    while running(driver.pid):  # a zombie: this test is its parent and reaps it only below
         time.sleep(0.01)
-    assert not ended(child)  # still holding the lock
+    assert running(child)  # still holding the lock
     try:
         with claim_out_dir(out, PLAN):
-            assert ended(child)  # the claim waited for it
+            assert not running(child)  # the claim waited for it
     finally:
         driver.wait()
     assert (out / "__vlforge" / "run.lock").read_text() == f"{os.getpid()}\n"
